@@ -1,0 +1,3 @@
+using MoeLab.Harness.Cli;
+
+return CommandLine.Run(args);

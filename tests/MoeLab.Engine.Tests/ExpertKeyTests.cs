@@ -1,0 +1,1 @@
+namespace MoeLab.Engine.Tests; public class Smoke { [Fact] public void ExpertKeyPacks() { var k = new MoeLab.Engine.Policies.ExpertKey(3, 511); Assert.Equal(k, MoeLab.Engine.Policies.ExpertKey.FromPacked(k.Packed)); } }
