@@ -1,0 +1,30 @@
+using MoeLab.Engine.Kernels;
+
+namespace MoeLab.Engine.Experts;
+
+/// <summary>The three matrices of one routed expert: down(silu(gate·x) * (up·x)).</summary>
+public readonly struct ExpertWeights(WeightMatrix gate, WeightMatrix up, WeightMatrix down)
+{
+    public WeightMatrix Gate { get; } = gate;
+
+    public WeightMatrix Up { get; } = up;
+
+    public WeightMatrix Down { get; } = down;
+}
+
+/// <summary>
+/// Where the model's MoE blocks get routed experts from: all resident (the in-RAM baseline) or streamed from SSD
+/// under a RAM budget. Per layer per token the model calls <see cref="Request"/> once with the routed experts (so a
+/// streaming source can issue every read at once and overlap them with compute), then <see cref="Acquire"/> and
+/// <see cref="Release"/> for each expert in turn.
+/// </summary>
+public interface IExpertSource
+{
+    /// <summary>The experts <paramref name="layer"/> needs now for token position <paramref name="token"/>.</summary>
+    void Request(int token, int layer, ReadOnlySpan<int> experts, ReadOnlySpan<float> weights);
+
+    /// <summary>Blocks until the expert's weights are in RAM and returns them; valid until <see cref="Release"/>.</summary>
+    ExpertWeights Acquire(int layer, int expert);
+
+    void Release(int layer, int expert);
+}
