@@ -1,4 +1,5 @@
 using MoeLab.Engine.Kernels;
+using MoeLab.Engine.Policies;
 
 namespace MoeLab.Engine.Experts;
 
@@ -20,8 +21,11 @@ public readonly struct ExpertWeights(WeightMatrix gate, WeightMatrix up, WeightM
 /// </summary>
 public interface IExpertSource
 {
-    /// <summary>The experts <paramref name="layer"/> needs now for token position <paramref name="token"/>.</summary>
-    void Request(int token, int layer, ReadOnlySpan<int> experts, ReadOnlySpan<float> weights);
+    /// <summary>
+    /// The experts a layer needs now for one token (after any routing policy), with the hidden state the router saw
+    /// (so a streaming source can hand the same observation to its prefetcher).
+    /// </summary>
+    void Request(in RoutingObservation observed);
 
     /// <summary>Blocks until the expert's weights are in RAM and returns them; valid until <see cref="Release"/>.</summary>
     ExpertWeights Acquire(int layer, int expert);
