@@ -1,0 +1,33 @@
+using System.Globalization;
+
+namespace MoeLab.DeviceAgent.Telemetry;
+
+/// <summary>Reads "Key:  value unit" lines of Linux /proc files (status, meminfo, io) without regexes.</summary>
+internal static class ProcFiles
+{
+    /// <summary>The numeric value of <paramref name="key"/> in a /proc key-value file, in the file's own unit; null if absent.</summary>
+    public static long? ReadValue(string path, string key)
+    {
+        try
+        {
+            foreach (string line in File.ReadLines(path))
+            {
+                if (!line.StartsWith(key, StringComparison.Ordinal) || line.Length <= key.Length || line[key.Length] != ':') continue;
+                ReadOnlySpan<char> rest = line.AsSpan(key.Length + 1).Trim();
+                int space = rest.IndexOf(' ');
+                if (space >= 0) rest = rest[..space];
+                return long.TryParse(rest, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) ? v : null;
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        return null;
+    }
+
+    public static bool Exists(string path) => File.Exists(path);
+}
