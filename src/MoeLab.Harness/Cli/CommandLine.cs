@@ -6,6 +6,8 @@ public static class CommandLine
     /// <summary>Every verb, in the order <c>moelab help</c> lists them. Adding a verb adds one line here.</summary>
     public static IReadOnlyList<ICliCommand> Commands { get; } =
     [
+        new ServeCommand(),
+        new AgentCommand(),
     ];
 
     public static int Run(string[] args)
