@@ -92,8 +92,19 @@ public sealed class CoordinatorProtocolTests : IAsyncLifetime
     {
         string session = await RegisterAsync();
         var big = "{\"attempt\":1,\"sequence\":0,\"tokens\":[],\"telemetry\":[],\"pad\":\"" + new string('x', AgentApi.MaxBodyBytes + 10) + "\"}";
-        var status = await SendAsync(HttpMethod.Post, AgentApi.Events("c1"), session, big);
-        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+        try
+        {
+            var status = await SendAsync(HttpMethod.Post, AgentApi.Events("c1"), session, big);
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+        }
+        catch (HttpRequestException)
+        {
+            // Kestrel answers 413 from the Content-Length header and may close the socket before the client has
+            // finished sending: the refusal then shows as a broken pipe on our side. Either way it was refused.
+        }
+
+        // The coordinator survived it.
+        Assert.Equal(HttpStatusCode.NoContent, await SendAsync(HttpMethod.Get, AgentApi.Work + "?wait=0", await RegisterAsync(), null));
     }
 
     [Fact]
