@@ -26,32 +26,16 @@ public static class DeviceInfo
     /// <summary>Memory this process may still use: the tighter of the OS's available memory and the cgroup's headroom.</summary>
     public static long AvailableMemory()
     {
-        double best = double.NaN;
         var memory = new MemorySource();
         var values = new double[memory.Metrics.Count];
         memory.Sample(values, 0);
-        best = values[2];
-        if (double.IsNaN(best)) best = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        return (long)best;
+        double available = values[2];
+        return double.IsNaN(available) ? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes : (long)available;
     }
 
-    private static long TotalMemory()
-    {
-        long? kib = OperatingSystem.IsLinux() ? ProcFilesTotal() : null;
-        return kib ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-    }
-
-    private static long? ProcFilesTotal()
-    {
-        foreach (string line in File.ReadLines("/proc/meminfo"))
-        {
-            if (!line.StartsWith("MemTotal:", StringComparison.Ordinal)) continue;
-            string[] parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            return long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
-        }
-
-        return null;
-    }
+    private static long TotalMemory() =>
+        (OperatingSystem.IsLinux() ? ProcFiles.ReadValue("/proc/meminfo", "MemTotal") * 1024 : null)
+        ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
 
     private static string CpuModel()
     {

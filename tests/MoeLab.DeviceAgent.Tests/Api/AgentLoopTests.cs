@@ -13,7 +13,7 @@ namespace MoeLab.DeviceAgent.Tests.Api;
 /// </summary>
 public sealed class AgentLoopTests : IDisposable
 {
-    private const string Enrolment = "0123456789abcdef0123456789abcdef-test-enrolment";
+    private const string Enrolment = CoordinatorProtocolTests.Enrolment;
     private readonly string _models = Directory.CreateTempSubdirectory("moelab-agent-models-").FullName;
 
     public void Dispose() => Directory.Delete(_models, true);

@@ -11,7 +11,7 @@ namespace MoeLab.DeviceAgent.Tests.Api;
 /// <summary>The coordinator on a real loopback socket, spoken to over HTTP as an agent (or an attacker) would.</summary>
 public sealed class CoordinatorProtocolTests : IAsyncLifetime
 {
-    private const string Enrolment = "0123456789abcdef0123456789abcdef-test-enrolment";
+    internal const string Enrolment = "0123456789abcdef0123456789abcdef-test-enrolment";
     private CoordinatorServer _server = null!;
     private HttpClient _http = null!;
 
