@@ -1,0 +1,122 @@
+using System.Text.Json.Serialization;
+
+namespace MoeLab.DeviceAgent.Api;
+
+/// <summary>
+/// One fully resolved cell of an experiment matrix: everything needed to run it on any target (local engine, a
+/// device agent, or the trace simulator) and nothing that depends on where the harness runs. The harness expands
+/// YAML into cells; targets execute them and answer with a <see cref="CellResult"/>.
+/// Strategy fields hold registry specs (<c>name</c> or <c>name:param=value,...</c>, see StrategySpec).
+/// </summary>
+public sealed record RunCell
+{
+    /// <summary>Stable id derived from the cell's parameters: a resumed run recognises finished cells by it.</summary>
+    public required string CellId { get; init; }
+
+    public required string Experiment { get; init; }
+
+    /// <summary>The model: a file name inside the agent's model directory, or a path for the local target.</summary>
+    public required string Model { get; init; }
+
+    public required string[] Prompts { get; init; }
+
+    public int GenerateTokens { get; init; } = 32;
+
+    /// <summary>Tokens generated and discarded before measuring each repetition (caches warm, threads spun up).</summary>
+    public int WarmupTokens { get; init; }
+
+    public int Repetitions { get; init; } = 1;
+
+    public long Seed { get; init; } = 42;
+
+    /// <summary>0 = greedy.</summary>
+    public double Temperature { get; init; }
+
+    public int TopK { get; init; }
+
+    public double TopP { get; init; } = 1.0;
+
+    public int Threads { get; init; }
+
+    /// <summary>RAM for cached routed experts, bytes; null = every expert resident (the in-RAM baseline).</summary>
+    public long? BudgetBytes { get; init; }
+
+    public string Cache { get; init; } = "lru";
+
+    public string Prefetch { get; init; } = "none";
+
+    public string Precision { get; init; } = "native";
+
+    public string Routing { get; init; } = "unchanged";
+
+    /// <summary>I/O scheduler spec (ordering, queue depth, cancellation), e.g. <c>fifo:queue_depth=8</c>.</summary>
+    public string Io { get; init; } = "fifo";
+
+    /// <summary><c>direct</c> (O_DIRECT) or <c>buffered</c> (page cache).</summary>
+    public string IoMode { get; init; } = "direct";
+
+    /// <summary>Record every token's routing into the result (for traces and simulator calibration).</summary>
+    public bool RecordTrace { get; init; }
+
+    /// <summary>Compute next-token KL / top-1 agreement against the exact model (lossy strategies).</summary>
+    public bool MeasureQuality { get; init; }
+}
+
+/// <summary>What a target reports for a cell: totals plus the per-token rows (also streamed as <see cref="TokenEvent"/>s).</summary>
+public sealed record CellResult
+{
+    public required string CellId { get; init; }
+
+    public required string IoMode { get; init; }
+
+    public long? BudgetBytes { get; init; }
+
+    public int Tokens { get; init; }
+
+    public double Seconds { get; init; }
+
+    public double TokensPerSecond { get; init; }
+
+    public long BytesRead { get; init; }
+
+    public long ExpertHits { get; init; }
+
+    public long ExpertMisses { get; init; }
+
+    public long PrefetchHits { get; init; }
+
+    public double IoSeconds { get; init; }
+
+    public double ComputeSeconds { get; init; }
+
+    public double StallSeconds { get; init; }
+
+    public long PeakRssBytes { get; init; }
+
+    /// <summary>Of the experts the prefetcher read ahead, the fraction the router then used (null without prefetch).</summary>
+    public double? PrefetchPrecision { get; init; }
+
+    /// <summary>Of the experts the router used, the fraction the prefetcher had predicted (null without prefetch).</summary>
+    public double? PrefetchRecall { get; init; }
+
+    /// <summary>Mean KL(exact ‖ this) of the next-token distribution, when measured.</summary>
+    public double? MeanKlDivergence { get; init; }
+
+    public double? Top1Agreement { get; init; }
+
+    /// <summary>Generated text per repetition.</summary>
+    public string[] Texts { get; init; } = [];
+
+    public TokenEvent[] TokenEvents { get; init; } = [];
+
+    /// <summary>Routing trace (token-major, layer, k experts) in the moelab binary trace format, base64; when recorded.</summary>
+    public string? TraceBase64 { get; init; }
+
+    /// <summary>How the result was produced: "engine" or "simulator:&lt;profile&gt;".</summary>
+    public string Source { get; init; } = "engine";
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = false)]
+[JsonSerializable(typeof(RunCell))]
+[JsonSerializable(typeof(CellResult))]
+public sealed partial class RunCellJson : JsonSerializerContext;
