@@ -58,6 +58,14 @@ public sealed record RunCell
     /// <summary>Record every token's routing into the result (for traces and simulator calibration).</summary>
     public bool RecordTrace { get; init; }
 
+    /// <summary>For <c>sim:</c> targets: the routing trace to replay (path) and its format (moelab, jsonl, lines).</summary>
+    public string? Trace { get; init; }
+
+    public string? TraceFormat { get; init; }
+
+    /// <summary>For <c>sim:</c> targets: the full-size model shape to predict for (a ModelPreset name), when not the file's own.</summary>
+    public string? ModelPreset { get; init; }
+
     /// <summary>Compute next-token KL / top-1 agreement against the exact model (lossy strategies).</summary>
     public bool MeasureQuality { get; init; }
 }
