@@ -162,6 +162,47 @@ public sealed record StrategyDescriptor(
     params string[] Aliases);
 
 /// <summary>
+/// Builds cache descriptors so that scope (global / per-layer) and admission (always / second-hit / bypass) are
+/// handled here once, for every replacement policy, with the same parameters.
+/// </summary>
+public static class CacheCatalog
+{
+    public static readonly IReadOnlyList<string> AdmissionNames = ["always", "second-hit", "bypass"];
+
+    public static readonly IReadOnlyList<ParameterInfo> CommonParameters =
+    [
+        new("admission", "string", "always", "which fetched experts are inserted: always, second-hit (only experts missed before, within the window), bypass (none: compute from a transient buffer)", AdmissionNames),
+        new("second_hit_window", "int", "experts in the model", "how many recent misses second-hit admission remembers"),
+    ];
+
+    /// <summary>
+    /// A cache descriptor whose factory builds the policy for a given capacity; scope and admission are applied
+    /// around it. With <paramref name="scoped"/> false the factory handles layers itself (layered-lru).
+    /// </summary>
+    public static StrategyDescriptor Describe(string name, string summary, IReadOnlyList<ParameterInfo> parameters,
+        Func<StrategyParameters, StrategyContext, long, Engine.Policies.ICachePolicy> create, bool scoped = true, params string[] aliases) =>
+        new(StrategyKind.Cache, name, summary, [.. parameters, .. CommonParameters], (p, ctx) => Build(p, ctx, create, scoped), aliases);
+
+    private static Engine.Policies.ICachePolicy Build(StrategyParameters p, StrategyContext ctx,
+        Func<StrategyParameters, StrategyContext, long, Engine.Policies.ICachePolicy> create, bool scoped)
+    {
+        if (ctx.Capacity < 0) throw new StrategyException(p.Policy, "capacity", $"{ctx.Capacity} is negative");
+        string admissionName = p.String("admission", "always", AdmissionNames);
+        int window = p.Int("second_hit_window", Math.Max(1, ctx.Shape.ExpertCount), min: 1);
+        Engine.Policies.ICachePolicy cache = scoped && ctx.Scope == CacheScope.PerLayer
+            ? Cache.PerLayerCache.Equal(ctx.Shape.Layers, ctx.Capacity, quota => create(p, ctx, quota))
+            : create(p, ctx, ctx.Capacity);
+        var admission = admissionName switch
+        {
+            "second-hit" => Cache.CacheAdmission.SecondHit,
+            "bypass" => Cache.CacheAdmission.Bypass,
+            _ => Cache.CacheAdmission.Always,
+        };
+        return admission == Cache.CacheAdmission.Always ? cache : new Cache.AdmissionFilter(cache, admission, window);
+    }
+}
+
+/// <summary>
 /// The one table of every strategy a user can name (libCacheSim's cache_init.h). No assembly scanning: AOT-safe.
 /// Adding a strategy adds one line here and one file with its class.
 /// </summary>
@@ -170,6 +211,8 @@ public static class StrategyCatalog
     public static IReadOnlyList<StrategyDescriptor> All { get; } =
     [
         Cache.Lru.Descriptor,
+        Cache.Fifo.Descriptor,
+        Cache.Lfu.Descriptor,
     ];
 
     public static StrategyDescriptor Find(StrategyKind kind, string name)

@@ -3,56 +3,24 @@ using MoeLab.Engine.Policies;
 namespace MoeLab.Strategies.Cache;
 
 /// <summary>Least recently used: evicts the expert whose last request is oldest.</summary>
-public sealed class Lru : ICachePolicy
+public sealed class Lru : CachePolicy
 {
-    public static readonly StrategyDescriptor Descriptor = new(
-        StrategyKind.Cache, "lru", "least recently used", [], (_, ctx) => new Lru(ctx.Capacity));
+    public static readonly StrategyDescriptor Descriptor = CacheCatalog.Describe(
+        "lru", "least recently used", [], (_, ctx, capacity) => new Lru(capacity, ctx.ExpertSize));
 
-    private readonly Dictionary<long, LinkedListNode<(ExpertKey Key, long Size)>> _index = new();
-    private readonly LinkedList<(ExpertKey Key, long Size)> _order = new(); // front = most recent
+    private readonly SlotLinks _links;
+    private SlotList _order = SlotList.Empty; // front = most recent
 
-    public Lru(long capacity) => Capacity = capacity;
+    public Lru(long capacity, long expertSize = 1)
+        : base("lru", capacity, ExpectedExperts(capacity, expertSize)) => _links = new SlotLinks(SlotCapacity);
 
-    public string Name => "lru";
+    protected override int Victim() => _order.Tail;
 
-    public long Capacity { get; }
+    protected override void OnHit(int slot, long time) => _links.MoveToFront(ref _order, slot);
 
-    public long Used { get; private set; }
+    protected override void OnInsert(int slot, long time) => _links.PushFront(ref _order, slot, SizeOf(slot));
 
-    public int Count => _index.Count;
+    protected override void OnLeave(int slot, bool evicted) => _links.Unlink(ref _order, slot, SizeOf(slot));
 
-    public bool Contains(ExpertKey key) => _index.ContainsKey(key.Packed);
-
-    public bool Access(ExpertKey key, long size, long time)
-    {
-        if (!_index.TryGetValue(key.Packed, out var node)) return false;
-        _order.Remove(node);
-        _order.AddFirst(node);
-        return true;
-    }
-
-    public bool Admit(ExpertKey key, long size, long time, IEvictionSink? evicted)
-    {
-        if (_index.ContainsKey(key.Packed)) return true;
-        if (size > Capacity) return false;
-        while (Used + size > Capacity)
-        {
-            var last = _order.Last!;
-            _order.RemoveLast();
-            _index.Remove(last.Value.Key.Packed);
-            Used -= last.Value.Size;
-            evicted?.OnEvicted(last.Value.Key, last.Value.Size);
-        }
-
-        _index[key.Packed] = _order.AddFirst((key, size));
-        Used += size;
-        return true;
-    }
-
-    public void Remove(ExpertKey key)
-    {
-        if (!_index.Remove(key.Packed, out var node)) return;
-        _order.Remove(node);
-        Used -= node.Value.Size;
-    }
+    protected override void OnSlotsResized(int capacity) => _links.Resize(capacity);
 }

@@ -1,48 +1,29 @@
 using MoeLab.Engine.Policies;
-using MoeLab.Strategies;
 using MoeLab.Strategies.Cache;
+using static MoeLab.Strategies.Tests.Cache.CacheTestKit;
 
 namespace MoeLab.Strategies.Tests.Cache;
 
 public sealed class LruTests
 {
-    private sealed class Evictions : IEvictionSink
-    {
-        public List<ExpertKey> Keys { get; } = [];
-
-        public void OnEvicted(ExpertKey key, long size) => Keys.Add(key);
-    }
-
-    /// <summary>Replays expert ids of layer 0 with unit sizes; returns the misses.</summary>
-    private static int Misses(ICachePolicy cache, int[] requests, Evictions? sink = null)
-    {
-        int misses = 0;
-        for (int t = 0; t < requests.Length; t++)
-        {
-            var key = new ExpertKey(0, requests[t]);
-            if (cache.Access(key, 1, t)) continue;
-            misses++;
-            cache.Admit(key, 1, t, sink);
-        }
-
-        return misses;
-    }
-
     [Theory]
     // Hand-counted: capacity 2 over A B A C B A → A,B miss; A hit; C miss (evicts B); B miss (evicts A); A miss.
-    [InlineData(new[] { 0, 1, 0, 2, 1, 0 }, 2, 5)]
-    [InlineData(new[] { 0, 1, 0, 2, 1, 0 }, 3, 3)]
-    [InlineData(new[] { 0, 1, 2, 0, 1, 2 }, 2, 6)]
-    [InlineData(new[] { 0, 0, 0, 0 }, 1, 1)]
-    public void MissCountsMatchHandCountedSequences(int[] requests, int capacity, int expectedMisses) =>
-        Assert.Equal(expectedMisses, Misses(new Lru(capacity), requests));
+    [InlineData("ABACBA", 2, "mmhmmm")]
+    [InlineData("ABACBA", 3, "mmhmhh")]
+    [InlineData("ABCABC", 2, "mmmmmm")]
+    [InlineData("AAAA", 1, "mhhh")]
+    // The classic reference string 1 2 3 4 1 2 5 1 2 3 4 5: 10 faults with 3 frames, 8 with 4.
+    [InlineData("ABCDABEABCDE", 3, "mmmmmmmhhmmm")]
+    [InlineData("ABCDABEABCDE", 4, "mmmmhhmhhmmm")]
+    public void OutcomesMatchHandCountedSequences(string requests, int capacity, string expected) =>
+        Assert.Equal(expected, Outcomes(new Lru(capacity), Letters(requests)));
 
     [Fact]
     public void EvictsTheLeastRecentlyUsedAndReportsIt()
     {
         var sink = new Evictions();
         var lru = new Lru(2);
-        Misses(lru, [0, 1, 0, 2], sink);
+        Outcomes(lru, Ids(0, 1, 0, 2), sink);
         Assert.Equal([new ExpertKey(0, 1)], sink.Keys);
         Assert.True(lru.Contains(new ExpertKey(0, 0)));
         Assert.Equal(2, lru.Used);
@@ -59,37 +40,51 @@ public sealed class LruTests
         Assert.Equal(70, lru.Used);
         Assert.False(lru.Admit(new ExpertKey(0, 3), 101, 3, null));
     }
-}
-
-public sealed class CatalogTests
-{
-    private static StrategyContext Context => new() { Shape = new ModelShape(2, 8, 2, 1000, 64), Capacity = 4, Unit = CacheUnit.Experts };
 
     [Fact]
-    public void SpecsParseNameAndParameters()
+    public void RemoveFreesTheSlotAndKeepsTheOrderOfTheRest()
     {
-        var spec = StrategySpec.Parse("lfu-decay:half_life_tokens=64, admission=second-hit");
-        Assert.Equal("lfu-decay", spec.Name);
-        Assert.Equal("64", spec.Parameters["half_life_tokens"]);
-        Assert.Equal("lfu-decay:admission=second-hit,half_life_tokens=64", spec.ToString());
+        var lru = new Lru(3);
+        Outcomes(lru, Letters("ABC"));
+        lru.Remove(new ExpertKey(0, 1));
+        Assert.Equal(2, lru.Count);
+        Assert.Equal(2, lru.Used);
+        var sink = new Evictions();
+        lru.Admit(new ExpertKey(0, 3), 1, 3, sink);
+        lru.Admit(new ExpertKey(0, 4), 1, 4, sink);
+        Assert.Equal([new ExpertKey(0, 0)], sink.Keys);
     }
 
     [Fact]
-    public void UnknownNamesSuggestTheNearestKnownOne()
+    public void ManyKeysAcrossLayersStayConsistentWithAReferenceModel()
     {
-        var e = Assert.Throws<StrategyException>(() => StrategyCatalog.CreateCache(StrategySpec.Of("lur"), Context));
-        Assert.Contains("did you mean 'lru'", e.Message);
-    }
+        // A plain list-based LRU as the reference, over keys that collide in the index's low bits.
+        var rng = new Random(7);
+        var lru = new Lru(37);
+        var reference = new List<ExpertKey>();
+        for (int t = 0; t < 20_000; t++)
+        {
+            var key = new ExpertKey(rng.Next(8), rng.Next(16) * 64);
+            bool expected = reference.Remove(key);
+            if (expected) reference.Insert(0, key);
+            else
+            {
+                reference.Insert(0, key);
+                if (reference.Count > 37) reference.RemoveAt(reference.Count - 1);
+            }
 
-    [Fact]
-    public void UnknownParametersNameThePolicyAndTheParameter()
-    {
-        var e = Assert.Throws<StrategyException>(() => StrategyCatalog.CreateCache(StrategySpec.Parse("lru:size=3"), Context));
-        Assert.Equal("lru", e.Policy);
-        Assert.Equal("size", e.Parameter);
-    }
+            bool hit = lru.Access(key, 1, t);
+            if (!hit) lru.Admit(key, 1, t, null);
+            Assert.Equal(expected, hit);
+            if (rng.Next(50) == 0 && reference.Count > 0)
+            {
+                var gone = reference[rng.Next(reference.Count)];
+                reference.Remove(gone);
+                lru.Remove(gone);
+            }
+        }
 
-    [Fact]
-    public void KnownNamesBuildThePolicyWithTheContextCapacity() =>
-        Assert.Equal(4, StrategyCatalog.CreateCache(StrategySpec.Of("lru"), Context).Capacity);
+        Assert.Equal(reference.Count, lru.Count);
+        Assert.All(reference, k => Assert.True(lru.Contains(k)));
+    }
 }
