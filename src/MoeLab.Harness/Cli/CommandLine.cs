@@ -8,6 +8,7 @@ public static class CommandLine
     [
         new ServeCommand(),
         new AgentCommand(),
+        new ValidateCommand(),
     ];
 
     public static int Run(string[] args)
