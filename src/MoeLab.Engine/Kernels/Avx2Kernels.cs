@@ -1,0 +1,306 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace MoeLab.Engine.Kernels;
+
+/// <summary>Compile-time switch between AVX-VNNI dot instructions and the AVX2 maddubs/madd pair.</summary>
+internal interface IVnniMode
+{
+    static abstract bool Enabled { get; }
+}
+
+internal struct WithVnni : IVnniMode
+{
+    public static bool Enabled => true;
+}
+
+internal struct WithoutVnni : IVnniMode
+{
+    public static bool Enabled => false;
+}
+
+/// <summary>
+/// 256-bit kernels (AVX2 + FMA; AVX-VNNI vpdpbusd/vpdpwssd when <typeparamref name="V"/> says so). Integer dot
+/// products per block are exact; weights with an offset (Q4_0's -8, Q6_K's -32) are dotted unsigned and the
+/// offset is removed with the activation sums, as ggml does with bsums.
+/// </summary>
+internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> DotU8S8(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s)
+    {
+        if (V.Enabled) return AvxVnni.MultiplyWideningAndAdd(acc, u, s);
+        // maddubs saturates at int16: callers keep |u|*|s|*2 below 32768 (u <= 128, s in [-127, 127])
+        return Avx2.Add(acc, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256.Create((short)1)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> DotS16(Vector256<int> acc, Vector256<short> a, Vector256<short> b)
+    {
+        if (V.Enabled) return AvxVnni.MultiplyWideningAndAdd(acc, a, b);
+        return Avx2.Add(acc, Avx2.MultiplyAddAdjacent(a, b));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Sum(Vector256<float> v) => Vector256.Sum(v);
+
+    // Per-128-bit-lane word pickers: low lane repeats word lo, high lane repeats word hi (lane-local vpshufb).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> WordPicker(int lo, int hi) => Vector256.Create(
+        Vector128.Create((ushort)((2 * lo) | ((2 * lo + 1) << 8))).AsByte(),
+        Vector128.Create((ushort)((2 * hi) | ((2 * hi + 1) << 8))).AsByte());
+
+    public struct F16 : IRowKernel
+    {
+        public static float Dot(byte* row, in Activations a, int cols)
+        {
+            var acc = Vector256<float>.Zero;
+            ushort* w = (ushort*)row;
+            int i = 0;
+            for (; i + 8 <= cols; i += 8)
+                acc = Fma.MultiplyAdd(Fp16x8(Vector128.Load(w + i)), Vector256.Load(a.F32 + i), acc);
+            float s = Sum(acc);
+            for (; i < cols; i++) s += Fp16.ToFloat(w[i]) * a.F32[i];
+            return s;
+        }
+
+        // IEEE half to single with integer ops: shift the exponent/mantissa into place and rescale by 2^112
+        // (exact for normals and subnormals); infinities and NaNs get the all-ones exponent.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<float> Fp16x8(Vector128<ushort> h)
+        {
+            var u = Avx2.ConvertToVector256Int32(h).AsUInt32();
+            var sign = (u & Vector256.Create(0x8000u)) << 16;
+            var em = u & Vector256.Create(0x7FFFu);
+            var f = (em << 13).AsSingle() * Vector256.Create(5.192296858534828e+33f);
+            var inf = Vector256.GreaterThanOrEqual(em, Vector256.Create(0x7C00u));
+            var special = ((em << 13) | Vector256.Create(0x7F800000u)).AsSingle();
+            f = Vector256.ConditionalSelect(inf.AsSingle(), special, f);
+            return (f.AsUInt32() | sign).AsSingle();
+        }
+    }
+
+    public struct BF16 : IRowKernel
+    {
+        public static float Dot(byte* row, in Activations a, int cols)
+        {
+            var acc = Vector256<float>.Zero;
+            ushort* w = (ushort*)row;
+            int i = 0;
+            for (; i + 8 <= cols; i += 8)
+            {
+                var f = (Avx2.ConvertToVector256Int32(Vector128.Load(w + i)) << 16).AsSingle();
+                acc = Fma.MultiplyAdd(f, Vector256.Load(a.F32 + i), acc);
+            }
+            float s = Sum(acc);
+            for (; i < cols; i++) s += Fp16.FromBf16(w[i]) * a.F32[i];
+            return s;
+        }
+    }
+
+    public struct Q8_0 : IRowKernel
+    {
+        public static float Dot(byte* row, in Activations a, int cols)
+        {
+            var acc0 = Vector256<float>.Zero;
+            var acc1 = Vector256<float>.Zero;
+            int nb = cols / 32, b = 0;
+            for (; b + 2 <= nb; b += 2)
+            {
+                acc0 = Block(row + 34 * b, a, b, acc0);
+                acc1 = Block(row + 34 * (b + 1), a, b + 1, acc1);
+            }
+            if (b < nb) acc0 = Block(row + 34 * b, a, b, acc0);
+            return Sum(acc0 + acc1);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<float> Block(byte* p, in Activations a, int b, Vector256<float> acc)
+        {
+            var w = Vector256.Load((sbyte*)(p + 2));
+            var y = Vector256.Load(a.Q8 + 32 * b);
+            // |w| * (y with w's sign) keeps the left operand unsigned for vpmaddubsw / vpdpbusd
+            var dp = DotU8S8(Vector256<int>.Zero, Avx2.Abs(w), Avx2.Sign(y, w));
+            var d = Vector256.Create(Fp16.Load(p) * a.Q8Scale[b]);
+            return Fma.MultiplyAdd(Avx.ConvertToVector256Single(dp), d, acc);
+        }
+    }
+
+    public struct Q4_0 : IRowKernel
+    {
+        public static float Dot(byte* row, in Activations a, int cols)
+        {
+            var acc0 = Vector256<float>.Zero;
+            var acc1 = Vector256<float>.Zero;
+            int nb = cols / 32, b = 0;
+            for (; b + 2 <= nb; b += 2)
+            {
+                acc0 = Block(row + 18 * b, a, b, acc0);
+                acc1 = Block(row + 18 * (b + 1), a, b + 1, acc1);
+            }
+            if (b < nb) acc0 = Block(row + 18 * b, a, b, acc0);
+            return Sum(acc0 + acc1);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<float> Block(byte* p, in Activations a, int b, Vector256<float> acc)
+        {
+            var q = Vector128.Load(p + 2);
+            var w = Vector256.Create(q, Vector128.ShiftRightLogical(q.AsUInt16(), 4).AsByte()) & Vector256.Create((byte)0x0F);
+            var y = Vector256.Load(a.Q8 + 32 * b);
+            // Σ(q-8)y = Σqy - 8Σy: start the accumulator at -8 × (sums of 4 activations)
+            var bias = Vector256.Load(a.Q8NegQuad + 8 * b) << 3;
+            var dp = DotU8S8(bias, w, y);
+            var d = Vector256.Create(Fp16.Load(p) * a.Q8Scale[b]);
+            return Fma.MultiplyAdd(Avx.ConvertToVector256Single(dp), d, acc);
+        }
+    }
+
+    public struct Q4_K : IRowKernel
+    {
+        public static float Dot(byte* row, in Activations a, int cols)
+        {
+            var acc = Vector256<float>.Zero;
+            var accMin = Vector256<float>.Zero;
+            var mask = Vector256.Create((byte)0x0F);
+            for (int b = 0; b < cols / 256; b++)
+            {
+                byte* p = row + 144 * b;
+                sbyte* y = a.QK + 256 * b;
+                KQuantScales.UnpackQ4K(p + 4, out ulong scales, out ulong mins);
+                var sc8 = Sse41.ConvertToVector128Int16(Vector128.CreateScalar(scales).AsByte());
+                var sc = Vector256.Create(sc8, sc8).AsByte();
+                var isum = Vector256<int>.Zero;
+                for (int c = 0; c < 4; c++)
+                {
+                    var qb = Vector256.Load(p + 16 + 32 * c);
+                    var lo = qb & mask;
+                    var hi = Vector256.ShiftRightLogical(qb.AsUInt16(), 4).AsByte() & mask;
+                    var p0 = Avx2.MultiplyAddAdjacent(lo, Vector256.Load(y + 64 * c));
+                    var p1 = Avx2.MultiplyAddAdjacent(hi, Vector256.Load(y + 64 * c + 32));
+                    isum = DotS16(isum, p0, Avx2.Shuffle(sc, WordPicker(2 * c, 2 * c)).AsInt16());
+                    isum = DotS16(isum, p1, Avx2.Shuffle(sc, WordPicker(2 * c + 1, 2 * c + 1)).AsInt16());
+                }
+                float dy = a.QKScale[b];
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(Fp16.Load(p) * dy), acc);
+                // mins: Σ_j m_j (bsum_2j + bsum_2j+1), with each min repeated in both words of its int lane
+                var m32 = Avx2.ConvertToVector256Int32(Vector128.CreateScalar(mins).AsByte());
+                var mdup = (m32 | (m32 << 16)).AsInt16();
+                var msum = Avx2.MultiplyAddAdjacent(Vector256.Load(a.QKBsums + 16 * b), mdup);
+                accMin = Fma.MultiplyAdd(Avx.ConvertToVector256Single(msum), Vector256.Create(Fp16.Load(p + 2) * dy), accMin);
+            }
+            return Sum(acc) - Sum(accMin);
+        }
+    }
+
+    public struct Q6_K : IRowKernel
+    {
+        public static float Dot(byte* row, in Activations a, int cols)
+        {
+            var acc = Vector256<float>.Zero;
+            var m4 = Vector256.Create((byte)0x0F);
+            var m2 = Vector256.Create((byte)0x30);
+            for (int b = 0; b < cols / 256; b++)
+            {
+                byte* p = row + 210 * b;
+                sbyte* y = a.QK + 256 * b;
+                var sc16 = Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)(p + 192)));
+                // the values are stored +32: Σ sc_j Σ (q-32) y = Σ sc_j Σ q y - 32 Σ sc_j bsum_j
+                var isum = -(Avx2.MultiplyAddAdjacent(Vector256.Load(a.QKBsums + 16 * b), sc16) << 5);
+                for (int n = 0; n < 2; n++)
+                {
+                    var L0 = Vector256.Load(p + 64 * n);
+                    var L1 = Vector256.Load(p + 64 * n + 32);
+                    var H = Vector256.Load(p + 128 + 32 * n).AsUInt16();
+                    var q0 = (L0 & m4) | ((H << 4).AsByte() & m2);
+                    var q1 = (L1 & m4) | ((H << 2).AsByte() & m2);
+                    var q2 = ((L0.AsUInt16() >> 4).AsByte() & m4) | (H.AsByte() & m2);
+                    var q3 = ((L1.AsUInt16() >> 4).AsByte() & m4) | ((H >> 2).AsByte() & m2);
+                    sbyte* yy = y + 128 * n;
+                    var s8 = Sse41.ConvertToVector128Int16(Vector128.Load((sbyte*)(p + 192 + 8 * n)));
+                    var sc = Vector256.Create(s8, s8).AsByte();
+                    isum = DotS16(isum, Avx2.MultiplyAddAdjacent(q0, Vector256.Load(yy)), Avx2.Shuffle(sc, WordPicker(0, 1)).AsInt16());
+                    isum = DotS16(isum, Avx2.MultiplyAddAdjacent(q1, Vector256.Load(yy + 32)), Avx2.Shuffle(sc, WordPicker(2, 3)).AsInt16());
+                    isum = DotS16(isum, Avx2.MultiplyAddAdjacent(q2, Vector256.Load(yy + 64)), Avx2.Shuffle(sc, WordPicker(4, 5)).AsInt16());
+                    isum = DotS16(isum, Avx2.MultiplyAddAdjacent(q3, Vector256.Load(yy + 96)), Avx2.Shuffle(sc, WordPicker(6, 7)).AsInt16());
+                }
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(Fp16.Load(p + 208) * a.QKScale[b]), acc);
+            }
+            return Sum(acc);
+        }
+    }
+
+    public struct Q2_K : IRowKernel
+    {
+        public static float Dot(byte* row, in Activations a, int cols)
+        {
+            var acc = Vector256<float>.Zero;
+            var accMin = Vector256<float>.Zero;
+            var m3 = Vector256.Create((byte)3);
+            for (int b = 0; b < cols / 256; b++)
+            {
+                byte* p = row + 84 * b;
+                sbyte* y = a.QK + 256 * b;
+                var packed = Vector128.Load(p);
+                var sc16 = Avx2.ConvertToVector256Int16(packed & Vector128.Create((byte)0x0F));
+                var mn16 = Avx2.ConvertToVector256Int16(Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0x0F));
+                var msum = Avx2.MultiplyAddAdjacent(Vector256.Load(a.QKBsums + 16 * b), mn16);
+                var isum = Vector256<int>.Zero;
+                for (int n = 0; n < 2; n++)
+                {
+                    var Q = Vector256.Load(p + 16 + 32 * n).AsUInt16();
+                    var s8 = n == 0 ? sc16.GetLower() : sc16.GetUpper();
+                    var sc = Vector256.Create(s8, s8).AsByte();
+                    sbyte* yy = y + 128 * n;
+                    for (int k = 0; k < 4; k++)
+                    {
+                        var v = (Q >> (2 * k)).AsByte() & m3;
+                        isum = DotS16(isum, Avx2.MultiplyAddAdjacent(v, Vector256.Load(yy + 32 * k)), Avx2.Shuffle(sc, WordPicker(2 * k, 2 * k + 1)).AsInt16());
+                    }
+                }
+                float dy = a.QKScale[b];
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(Fp16.Load(p + 80) * dy), acc);
+                accMin = Fma.MultiplyAdd(Avx.ConvertToVector256Single(msum), Vector256.Create(Fp16.Load(p + 82) * dy), accMin);
+            }
+            return Sum(acc) - Sum(accMin);
+        }
+    }
+
+    public struct Q3_K : IRowKernel
+    {
+        public static float Dot(byte* row, in Activations a, int cols)
+        {
+            var acc = Vector256<float>.Zero;
+            var m3 = Vector256.Create((byte)3);
+            var one = Vector256.Create((byte)1);
+            sbyte* scb = stackalloc sbyte[16];
+            for (int b = 0; b < cols / 256; b++)
+            {
+                byte* p = row + 110 * b;
+                sbyte* y = a.QK + 256 * b;
+                KQuantScales.UnpackQ3K(p + 96, scb);
+                var sc16 = Avx2.ConvertToVector256Int16(Vector128.Load(scb));
+                // values are low2 + 4*hbit - 4: dot the unsigned 0..7 form, then remove 4 Σ sc_j bsum_j
+                var isum = -(Avx2.MultiplyAddAdjacent(Vector256.Load(a.QKBsums + 16 * b), sc16) << 2);
+                var H = Vector256.Load(p).AsUInt16();
+                for (int n = 0; n < 2; n++)
+                {
+                    var Q = Vector256.Load(p + 32 + 32 * n).AsUInt16();
+                    var s8 = n == 0 ? sc16.GetLower() : sc16.GetUpper();
+                    var sc = Vector256.Create(s8, s8).AsByte();
+                    sbyte* yy = y + 128 * n;
+                    for (int k = 0; k < 4; k++)
+                    {
+                        var hb = ((H >> (4 * n + k)).AsByte() & one).AsUInt16() << 2;
+                        var v = ((Q >> (2 * k)).AsByte() & m3) | hb.AsByte();
+                        isum = DotS16(isum, Avx2.MultiplyAddAdjacent(v, Vector256.Load(yy + 32 * k)), Avx2.Shuffle(sc, WordPicker(2 * k, 2 * k + 1)).AsInt16());
+                    }
+                }
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(Fp16.Load(p + 108) * a.QKScale[b]), acc);
+            }
+            return Sum(acc);
+        }
+    }
+}

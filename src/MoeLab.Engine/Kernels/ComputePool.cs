@@ -1,0 +1,230 @@
+using System.Runtime.CompilerServices;
+
+namespace MoeLab.Engine.Kernels;
+
+/// <summary>
+/// Persistent worker threads for the decode loop's parallel work (matvec rows, attention heads). The calling thread
+/// takes part; work is handed out in chunks from an atomic counter (as ggml's threadpool does) so a descheduled
+/// thread does not stall the others. Workers spin briefly after a dispatch, then block; no allocation per dispatch.
+/// One dispatch at a time: the pool is driven by a single thread.
+/// </summary>
+public sealed unsafe class ComputePool : IDisposable
+{
+    // ~0.1 ms of spinning: covers the short serial gaps between decode dispatches without burning a core when idle
+    private const int SpinIterations = 2000;
+
+    private readonly Thread[] _workers;
+    private readonly object _gate = new();
+    private int _generation;
+    private int _sleepers;
+    private int _pending;
+    private volatile bool _disposed;
+    private Exception? _error;
+
+    // the current job
+    private JobKind _kind;
+    private int _total, _chunk, _nextChunk;
+    private WeightMatrix _wa, _wb;
+    private Activations _xa, _xb;
+    private float* _ya, _yb;
+    private IParallelBody? _body;
+    private void* _bodyState;
+    private delegate*<void*, int, int, void> _bodyFn;
+
+    public ComputePool(int threadCount = 0)
+    {
+        ThreadCount = threadCount > 0 ? threadCount : Environment.ProcessorCount;
+        _workers = new Thread[ThreadCount - 1];
+        for (int i = 0; i < _workers.Length; i++)
+        {
+            _workers[i] = new Thread(WorkerLoop) { IsBackground = true, Name = $"moelab-compute-{i + 1}" };
+            _workers[i].Start();
+        }
+    }
+
+    private enum JobKind
+    {
+        MatVec,
+        Body,
+        StructBody,
+    }
+
+    /// <summary>Threads doing work, the caller included.</summary>
+    public int ThreadCount { get; }
+
+    /// <summary>Kernel tier used by this pool's matvecs (tests force lower tiers).</summary>
+    internal KernelIsa Isa { get; set; } = KernelIsaInfo.Best;
+
+    /// <summary>y = w·x with rows split over the threads.</summary>
+    public void MatVec(in WeightMatrix w, QuantizedVector x, Span<float> y)
+    {
+        Kernels.MatVec.Validate(w, x, y.Length);
+        var a = x.Prepare(w.Type);
+        fixed (float* py = y)
+        {
+            _kind = JobKind.MatVec;
+            _wa = w;
+            _xa = a;
+            _ya = py;
+            _wb = default;
+            _total = w.Rows;
+            Run(RowChunk(w.Rows));
+            _ya = null;
+        }
+    }
+
+    /// <summary>ya = a·x and yb = b·x in one dispatch (an expert's gate and up projections).</summary>
+    public void MatVec2(in WeightMatrix a, in WeightMatrix b, QuantizedVector x, Span<float> ya, Span<float> yb)
+    {
+        Kernels.MatVec.Validate(a, x, ya.Length);
+        Kernels.MatVec.Validate(b, x, yb.Length);
+        var xa = x.Prepare(a.Type);
+        var xb = x.Prepare(b.Type);
+        fixed (float* pa = ya)
+        fixed (float* pb = yb)
+        {
+            _kind = JobKind.MatVec;
+            _wa = a;
+            _wb = b;
+            _xa = xa;
+            _xb = xb;
+            _ya = pa;
+            _yb = pb;
+            _total = a.Rows + b.Rows;
+            Run(RowChunk(_total));
+            _ya = _yb = null;
+        }
+    }
+
+    /// <summary>Runs body over [0, count) in chunks; body is typically a cached object.</summary>
+    public void For(int count, IParallelBody body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        _kind = JobKind.Body;
+        _body = body;
+        _total = count;
+        Run(ItemChunk(count));
+        _body = null;
+    }
+
+    /// <summary>Runs a struct body over [0, count) without boxing it.</summary>
+    public void For<TBody>(int count, TBody body) where TBody : struct, IParallelBody
+    {
+        _kind = JobKind.StructBody;
+        _bodyState = Unsafe.AsPointer(ref body); // a stack copy: stays put until Run returns
+        _bodyFn = &InvokeStruct<TBody>;
+        _total = count;
+        Run(ItemChunk(count));
+        _bodyState = null;
+    }
+
+    private static void InvokeStruct<TBody>(void* state, int start, int end) where TBody : struct, IParallelBody =>
+        Unsafe.AsRef<TBody>(state).Execute(start, end);
+
+    // Several chunks per thread balance a noisy machine; at least 16 rows keep the per-chunk overhead small.
+    private int RowChunk(int rows) => Math.Max(16, (rows + 4 * ThreadCount - 1) / (4 * ThreadCount));
+
+    private int ItemChunk(int count) => Math.Max(1, (count + 4 * ThreadCount - 1) / (4 * ThreadCount));
+
+    private void Run(int chunk)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_total <= 0) return;
+        _chunk = chunk;
+        _nextChunk = 0;
+        _error = null;
+        if (_workers.Length == 0 || _total <= chunk)
+        {
+            Execute(0, _total);
+            return;
+        }
+        Volatile.Write(ref _pending, _workers.Length);
+        Interlocked.Increment(ref _generation); // full fence: publishes the job before any worker can see the new generation
+        if (Volatile.Read(ref _sleepers) > 0)
+        {
+            lock (_gate) Monitor.PulseAll(_gate);
+        }
+        try
+        {
+            RunChunks();
+        }
+        catch (Exception e)
+        {
+            Interlocked.CompareExchange(ref _error, e, null);
+        }
+        var spin = new SpinWait();
+        while (Volatile.Read(ref _pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
+        if (_error is { } error) throw new AggregateException("a parallel body failed", error);
+    }
+
+    private void RunChunks()
+    {
+        while (true)
+        {
+            int start = (Interlocked.Increment(ref _nextChunk) - 1) * _chunk;
+            if (start >= _total) return;
+            Execute(start, Math.Min(start + _chunk, _total));
+        }
+    }
+
+    private void Execute(int start, int end)
+    {
+        switch (_kind)
+        {
+            case JobKind.MatVec:
+                int rowsA = _wa.Rows;
+                if (start < rowsA) Kernels.MatVec.Rows(Isa, _wa, _xa, _ya, start, Math.Min(end, rowsA));
+                if (end > rowsA) Kernels.MatVec.Rows(Isa, _wb, _xb, _yb, Math.Max(start, rowsA) - rowsA, end - rowsA);
+                break;
+            case JobKind.Body:
+                _body!.Execute(start, end);
+                break;
+            case JobKind.StructBody:
+                _bodyFn(_bodyState, start, end);
+                break;
+        }
+    }
+
+    private void WorkerLoop()
+    {
+        int seen = 0;
+        while (true)
+        {
+            int spins = 0;
+            int gen;
+            while ((gen = Volatile.Read(ref _generation)) == seen && !_disposed)
+            {
+                if (++spins < SpinIterations)
+                {
+                    Thread.SpinWait(20);
+                    continue;
+                }
+                lock (_gate)
+                {
+                    Interlocked.Increment(ref _sleepers); // full fence before re-reading the generation (pairs with Run)
+                    while (Volatile.Read(ref _generation) == seen && !_disposed) Monitor.Wait(_gate);
+                    Interlocked.Decrement(ref _sleepers);
+                }
+            }
+            if (_disposed) return;
+            seen = gen;
+            try
+            {
+                RunChunks();
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref _error, e, null);
+            }
+            Interlocked.Decrement(ref _pending);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        lock (_gate) Monitor.PulseAll(_gate);
+        foreach (var t in _workers) t.Join();
+    }
+}

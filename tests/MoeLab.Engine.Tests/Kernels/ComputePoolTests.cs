@@ -1,0 +1,119 @@
+using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Kernels;
+
+namespace MoeLab.Engine.Tests.Kernels;
+
+public class ComputePoolTests
+{
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void PoolMatVecEqualsSingleThreadExactly(int threads)
+    {
+        using var pool = new ComputePool(threads);
+        foreach (var type in KernelTestData.WeightTypes)
+        {
+            int rows = 300, cols = 512;
+            using var m = KernelTestData.RandomMatrix(type, rows, cols, seed: 11);
+            var x = new QuantizedVector(cols);
+            x.Set(KernelTestData.Gaussian(new Random(12), cols));
+            var single = new float[rows];
+            MatVec.Multiply(m.Matrix, x, single, 0, rows);
+            for (int rep = 0; rep < 20; rep++)
+            {
+                var pooled = new float[rows];
+                pool.MatVec(m.Matrix, x, pooled);
+                Assert.Equal(single, pooled);
+            }
+        }
+    }
+
+    [Fact]
+    public void MatVec2EqualsTwoSingleThreadProducts()
+    {
+        using var pool = new ComputePool(2);
+        using var gate = KernelTestData.RandomMatrix(GgmlType.Q4_K, 200, 768, seed: 21);
+        using var up = KernelTestData.RandomMatrix(GgmlType.Q6_K, 130, 768, seed: 22);
+        var x = new QuantizedVector(768);
+        x.Set(KernelTestData.Gaussian(new Random(23), 768));
+        float[] g1 = new float[200], u1 = new float[130], g2 = new float[200], u2 = new float[130];
+        MatVec.Multiply(gate.Matrix, x, g1, 0, 200);
+        MatVec.Multiply(up.Matrix, x, u1, 0, 130);
+        for (int rep = 0; rep < 50; rep++)
+        {
+            pool.MatVec2(gate.Matrix, up.Matrix, x, g2, u2);
+            Assert.Equal(g1, g2);
+            Assert.Equal(u1, u2);
+        }
+    }
+
+    private sealed class CountingBody(int[] hits) : IParallelBody
+    {
+        public void Execute(int start, int end)
+        {
+            for (int i = start; i < end; i++) Interlocked.Increment(ref hits[i]);
+        }
+    }
+
+    private readonly struct CountingStruct(int[] hits) : IParallelBody
+    {
+        public void Execute(int start, int end)
+        {
+            for (int i = start; i < end; i++) Interlocked.Increment(ref hits[i]);
+        }
+    }
+
+    [Fact]
+    public void ForVisitsEveryIndexExactlyOnceAcrossManyDispatches()
+    {
+        using var pool = new ComputePool(3);
+        foreach (int count in new[] { 0, 1, 7, 32, 1000 })
+        {
+            var hits = new int[count];
+            var body = new CountingBody(hits);
+            for (int rep = 0; rep < 500; rep++) pool.For(count, body);
+            for (int rep = 0; rep < 500; rep++) pool.For(count, new CountingStruct(hits));
+            Assert.All(hits, h => Assert.Equal(1000, h));
+        }
+    }
+
+    private sealed class ThrowingBody : IParallelBody
+    {
+        public void Execute(int start, int end) => throw new InvalidOperationException("boom");
+    }
+
+    [Fact]
+    public void ABodysExceptionReachesTheCallerAndThePoolKeepsWorking()
+    {
+        using var pool = new ComputePool(2);
+        Assert.Throws<AggregateException>(() => pool.For(100, new ThrowingBody()));
+        var hits = new int[100];
+        pool.For(100, new CountingBody(hits));
+        Assert.All(hits, h => Assert.Equal(1, h));
+    }
+
+    [Fact]
+    public void PoolDispatchDoesNotAllocate()
+    {
+        using var pool = new ComputePool(2);
+        using var m = KernelTestData.RandomMatrix(GgmlType.Q8_0, 256, 512, seed: 3);
+        var x = new QuantizedVector(512);
+        x.Set(KernelTestData.Gaussian(new Random(4), 512));
+        var y = new float[256];
+        var hits = new int[64];
+        var body = new CountingBody(hits);
+        pool.MatVec(m.Matrix, x, y);
+        pool.MatVec2(m.Matrix, m.Matrix, x, y, y);
+        pool.For(64, body);
+        pool.For(64, new CountingStruct(hits));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++)
+        {
+            pool.MatVec(m.Matrix, x, y);
+            pool.MatVec2(m.Matrix, m.Matrix, x, y, y);
+            pool.For(64, body);
+            pool.For(64, new CountingStruct(hits));
+        }
+        Assert.Equal(before, GC.GetAllocatedBytesForCurrentThread());
+    }
+}

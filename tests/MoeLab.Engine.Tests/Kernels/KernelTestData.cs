@@ -1,0 +1,95 @@
+using System.Runtime.InteropServices;
+using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Kernels;
+
+namespace MoeLab.Engine.Tests.Kernels;
+
+/// <summary>Deterministic weights and activations for the kernel tests, and an owned native buffer for matrices.</summary>
+internal static class KernelTestData
+{
+    public static readonly GgmlType[] WeightTypes =
+        [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q2_K, GgmlType.Q3_K];
+
+    public static float[] Gaussian(Random rng, int n, float sigma = 1f)
+    {
+        var x = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            double u1 = 1 - rng.NextDouble(), u2 = rng.NextDouble();
+            x[i] = (float)(sigma * Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+        }
+        return x;
+    }
+
+    /// <summary>Rows of Gaussian weights, each row with its own scale (real matrices vary by orders of magnitude).</summary>
+    public static NativeMatrix RandomMatrix(GgmlType type, int rows, int cols, int seed)
+    {
+        var rng = new Random(seed);
+        var m = new NativeMatrix(type, rows, cols);
+        for (int r = 0; r < rows; r++)
+        {
+            float sigma = (float)Math.Pow(10, rng.NextDouble() * 4 - 3);
+            var x = Gaussian(rng, cols, sigma);
+            if (r % 3 == 1) x[rng.Next(cols)] *= 8; // an outlier stresses the block scales
+            Quantizer.QuantizeRow(type, x, m.RowSpan(r));
+        }
+        return m;
+    }
+
+    /// <summary>Double-precision dot of a dequantized row with the dequantized activation the kernel sees.</summary>
+    public static (double Dot, double AbsSum) Reference(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<float> act)
+    {
+        var w = new float[act.Length];
+        Dequantizer.DequantizeRow(type, row, w);
+        double dot = 0, abs = 0;
+        for (int i = 0; i < w.Length; i++)
+        {
+            dot += (double)w[i] * act[i];
+            abs += Math.Abs((double)w[i] * act[i]);
+        }
+        return (dot, abs);
+    }
+
+    /// <summary>What the kernels of <paramref name="weightType"/> dot against: x itself or its Q8_0/Q8_K form.</summary>
+    public static float[] KernelActivation(GgmlType weightType, QuantizedVector x)
+    {
+        var act = new float[x.Length];
+        switch (weightType)
+        {
+            case GgmlType.Q4_0 or GgmlType.Q8_0:
+                var b8 = new byte[x.Length / 32 * 34];
+                x.WriteQ8_0Blocks(b8);
+                Dequantizer.DequantizeRow(GgmlType.Q8_0, b8, act);
+                break;
+            case GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.Q2_K or GgmlType.Q3_K:
+                var bk = new byte[x.Length / 256 * 292];
+                x.WriteQ8_KBlocks(bk);
+                Dequantizer.DequantizeRow(GgmlType.Q8_K, bk, act);
+                break;
+            default:
+                x.Values.CopyTo(act);
+                break;
+        }
+        return act;
+    }
+}
+
+/// <summary>A matrix in unmanaged memory, as the engine holds weights (mmap or aligned buffers).</summary>
+internal sealed unsafe class NativeMatrix : IDisposable
+{
+    private readonly byte* _data;
+
+    public NativeMatrix(GgmlType type, int rows, int cols)
+    {
+        long bytes = GgmlTypeInfo.RowBytes(type, cols) * rows;
+        _data = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), 64);
+        new Span<byte>(_data, (int)bytes).Clear();
+        Matrix = new WeightMatrix(type, rows, cols, _data);
+    }
+
+    public WeightMatrix Matrix { get; }
+
+    public Span<byte> RowSpan(int r) => new(_data + (long)r * Matrix.RowBytes, Matrix.RowBytes);
+
+    public void Dispose() => NativeMemory.AlignedFree(_data);
+}
