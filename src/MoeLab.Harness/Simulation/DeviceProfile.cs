@@ -1,0 +1,149 @@
+using YamlDotNet.Core;
+using YamlDotNet.Serialization;
+using YamlDotNet.Serialization.NamingConventions;
+
+namespace MoeLab.Harness.Simulation;
+
+/// <summary>
+/// A device the simulator predicts for (experiments/devices/NAME.yaml): RAM the model may use, the SSD's read
+/// bandwidth and latency by block size and queue depth, and the throughput of the expert and dense matvecs.
+/// Every figure should carry a source (<see cref="Sources"/>); estimates say so.
+/// Units: MB and GB are decimal (10^6, 10^9 bytes); RAM in GiB.
+/// </summary>
+public sealed class DeviceProfile
+{
+    public string Name { get; set; } = "";
+
+    public string Description { get; set; } = "";
+
+    public MemorySpec Memory { get; set; } = new();
+
+    public StorageSpec Storage { get; set; } = new();
+
+    public ComputeSpec Compute { get; set; } = new();
+
+    /// <summary>Where each figure comes from: figure (a YAML path), source, and whether it is an estimate.</summary>
+    public List<SourceNote> Sources { get; set; } = [];
+
+    public sealed class MemorySpec
+    {
+        /// <summary>Physical RAM of the device.</summary>
+        public double TotalGib { get; set; }
+
+        /// <summary>RAM one app may hold for model weights + page cache (what the OS leaves it; jetsam limit on iOS).</summary>
+        public double AvailableToModelGib { get; set; }
+
+        public long AvailableToModelBytes => (long)(AvailableToModelGib * (1L << 30));
+    }
+
+    public sealed class StorageSpec
+    {
+        public string Device { get; set; } = "";
+
+        /// <summary>Read size the engine issues (bytes); an expert is read as ceil(size / block) requests.</summary>
+        public int DefaultBlockKib { get; set; } = 1024;
+
+        public int DefaultQueueDepth { get; set; } = 8;
+
+        /// <summary>Measured or published random-read points; interpolated in log(block) and log(depth).</summary>
+        public List<ReadPoint> Reads { get; set; } = [];
+    }
+
+    public sealed class ReadPoint
+    {
+        public double BlockKib { get; set; }
+
+        public int QueueDepth { get; set; }
+
+        /// <summary>Sustained read throughput at this block size and depth, MB/s.</summary>
+        public double ReadMbPerS { get; set; }
+
+        /// <summary>Mean completion latency of one request at this depth, microseconds.</summary>
+        public double LatencyUs { get; set; }
+    }
+
+    public sealed class ComputeSpec
+    {
+        /// <summary>Quantized weight bytes per second the expert matvec (gate/up/down, one token) streams through.</summary>
+        public double ExpertGbPerS { get; set; }
+
+        /// <summary>Weight bytes per second for the dense part (attention, shared expert, router, output head).</summary>
+        public double DenseGbPerS { get; set; }
+
+        /// <summary>Fixed per-token cost outside the weights (sampling, kernel launches, KV attention), ms.</summary>
+        public double PerTokenOverheadMs { get; set; }
+    }
+
+    public sealed class SourceNote
+    {
+        public string Figure { get; set; } = "";
+
+        public string Source { get; set; } = "";
+
+        public bool Estimate { get; set; }
+    }
+
+    private static readonly IDeserializer Reader = new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build();
+
+    private static readonly ISerializer Writer = new SerializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance)
+        .ConfigureDefaultValuesHandling(DefaultValuesHandling.Preserve).Build();
+
+    public static DeviceProfile Parse(string yaml, string name)
+    {
+        DeviceProfile p;
+        try
+        {
+            p = Reader.Deserialize<DeviceProfile>(yaml) ?? throw new InvalidDataException($"{name}: empty device profile");
+        }
+        catch (YamlException e)
+        {
+            throw new InvalidDataException($"{name}:{e.Start.Line}:{e.Start.Column}: {e.InnerException?.Message ?? e.Message}");
+        }
+
+        p.Validate(name);
+        return p;
+    }
+
+    public static DeviceProfile Load(string path) => Parse(File.ReadAllText(path), path);
+
+    /// <summary>Finds a profile by name in experiments/devices (searching up from the working directory), or a path.</summary>
+    public static DeviceProfile Resolve(string nameOrPath)
+    {
+        if (File.Exists(nameOrPath)) return Load(nameOrPath);
+        string? dir = DevicesDirectory();
+        string candidate = dir is null ? "" : Path.Combine(dir, nameOrPath + ".yaml");
+        if (dir is not null && File.Exists(candidate)) return Load(candidate);
+        var known = dir is null ? [] : Directory.GetFiles(dir, "*.yaml").Select(f => Path.GetFileNameWithoutExtension(f)!).ToArray();
+        throw new FileNotFoundException($"no device profile '{nameOrPath}' (looked in {dir ?? "experiments/devices, not found"}); known: {string.Join(", ", known)}");
+    }
+
+    /// <summary>experiments/devices of the nearest enclosing checkout.</summary>
+    public static string? DevicesDirectory()
+    {
+        for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d is not null; d = d.Parent)
+        {
+            string p = Path.Combine(d.FullName, "experiments", "devices");
+            if (Directory.Exists(p)) return p;
+        }
+
+        return null;
+    }
+
+    public string ToYaml() => Writer.Serialize(this);
+
+    public void Validate(string name)
+    {
+        if (string.IsNullOrWhiteSpace(Name)) throw new InvalidDataException($"{name}: 'name' is required");
+        if (Memory.AvailableToModelGib <= 0) throw new InvalidDataException($"{name}: memory.available_to_model_gib must be positive");
+        if (Storage.Reads.Count == 0) throw new InvalidDataException($"{name}: storage.reads needs at least one (block_kib, queue_depth, read_mb_per_s, latency_us) point");
+        for (int i = 0; i < Storage.Reads.Count; i++)
+        {
+            var r = Storage.Reads[i];
+            if (r.BlockKib <= 0 || r.QueueDepth <= 0 || r.ReadMbPerS <= 0 || r.LatencyUs < 0)
+                throw new InvalidDataException($"{name}: storage.reads[{i}]: block_kib, queue_depth and read_mb_per_s must be positive, latency_us not negative");
+        }
+
+        if (Compute.ExpertGbPerS <= 0 || Compute.DenseGbPerS <= 0)
+            throw new InvalidDataException($"{name}: compute.expert_gb_per_s and compute.dense_gb_per_s must be positive");
+    }
+}

@@ -1,0 +1,311 @@
+using System.Diagnostics;
+using MoeLab.Engine.Policies;
+using MoeLab.Engine.Telemetry;
+using MoeLab.Strategies;
+
+namespace MoeLab.Harness.Simulation;
+
+/// <summary>What to replay and through which strategies; capacities are given per run.</summary>
+public sealed record SimulationOptions
+{
+    public required RoutingTrace Trace { get; init; }
+
+    /// <summary>Tokens dropped from the front (e.g. a prefill block).</summary>
+    public int SkipTokens { get; init; }
+
+    public StrategySpec Cache { get; init; } = StrategySpec.Of("lru");
+
+    public StrategySpec? Prefetch { get; init; }
+
+    public CacheUnit Unit { get; init; } = CacheUnit.Experts;
+
+    public CacheScope Scope { get; init; } = CacheScope.Global;
+
+    /// <summary>Bytes of one routed expert; required for the bytes unit and for bytes read (null = count only).</summary>
+    public long? ExpertBytes { get; init; }
+
+    /// <summary>Device cost model; null = hit ratios and bytes only, no predicted times.</summary>
+    public CostModel? Cost { get; init; }
+
+    /// <summary>
+    /// Page-cache mode (the OS page cache is the only cache, as with mmap'd weights): each layer's dense weights are
+    /// an object in the same cache, requested before its experts, so they compete with the experts for RAM.
+    /// Needs the bytes unit and a cost model (for the dense sizes).
+    /// </summary>
+    public bool DenseInCache { get; init; }
+
+    /// <summary>Profiling trace for profile-driven policies (static-hot, layered-lru, transition).</summary>
+    public RoutingTrace? Profile { get; init; }
+
+    public bool RecordTokens { get; init; }
+
+    /// <summary>Test seam: builds the cache instead of the catalog (the catalog is the only production path).</summary>
+    public Func<StrategyContext, ICachePolicy>? CacheFactory { get; init; }
+
+    public Func<StrategyContext, IPrefetcher>? PrefetchFactory { get; init; }
+}
+
+/// <summary>
+/// Replays a routing trace through a cache policy and a prefetcher from the <see cref="StrategyCatalog"/> (the same
+/// classes the engine drives) and charges a device <see cref="CostModel"/>. The replay loop allocates nothing
+/// itself; per-layer scope gives each layer its own policy instance with capacity / layers.
+/// Timeline per layer: the dense part runs, the router's experts are looked up, the misses go to the SSD as one
+/// batch, the prefetcher's predictions follow as a second batch (one FIFO queue), then the experts are computed once
+/// every demanded expert (missed or still in flight from a prefetch) has arrived; waiting is stall.
+/// </summary>
+public static class Simulator
+{
+    /// <summary>Replays at each capacity (in parallel: one independent replay per capacity).</summary>
+    public static SimulationResult[] Curve(SimulationOptions o, IReadOnlyList<long> capacities, bool parallel = true)
+    {
+        var results = new SimulationResult[capacities.Count];
+        if (parallel && capacities.Count > 1)
+            Parallel.For(0, capacities.Count, i => results[i] = Run(o, capacities[i]));
+        else
+            for (int i = 0; i < capacities.Count; i++) results[i] = Run(o, capacities[i]);
+        return results;
+    }
+
+    public static SimulationResult Run(SimulationOptions o, long capacity)
+    {
+        var trace = o.Trace;
+        int L = trace.Layers, E = trace.ExpertsPerLayer;
+        if (o.Unit == CacheUnit.Bytes && o.ExpertBytes is null) throw new ArgumentException("the bytes unit needs the size of an expert (give --model-preset)");
+        if (o.DenseInCache && (o.Unit != CacheUnit.Bytes || o.Cost is null)) throw new ArgumentException("page-cache mode needs --unit bytes and a device profile with a model preset");
+        if (capacity < 0) throw new ArgumentException($"capacity {capacity} is negative");
+        int skip = Math.Min(o.SkipTokens, trace.Tokens);
+
+        long expertSize = o.Unit == CacheUnit.Experts ? 1 : o.ExpertBytes!.Value;
+        var shape = new ModelShape(L, E, MaxStep(trace), o.ExpertBytes ?? 1, 0);
+        int parts = o.Scope == CacheScope.PerLayer ? L : 1;
+        var caches = new ICachePolicy[parts];
+        for (int p = 0; p < parts; p++)
+        {
+            var ctx = new StrategyContext
+            {
+                Shape = shape, Capacity = capacity / parts, Unit = o.Unit, Scope = CacheScope.Global, Profile = o.Profile,
+                Future = trace, FutureSkipTokens = skip,
+            };
+            caches[p] = o.CacheFactory?.Invoke(ctx) ?? StrategyCatalog.CreateCache(o.Cache, ctx);
+        }
+
+        IPrefetcher? prefetcher = null;
+        if (o.PrefetchFactory is not null || (o.Prefetch is { } ps && ps.Name != "none"))
+        {
+            var ctx = new StrategyContext
+            {
+                Shape = shape, Capacity = capacity, Unit = o.Unit, Scope = o.Scope, Profile = o.Profile, Future = trace, FutureSkipTokens = skip,
+            };
+            prefetcher = o.PrefetchFactory?.Invoke(ctx) ?? StrategyCatalog.CreatePrefetcher(o.Prefetch!, ctx);
+        }
+
+        var state = new ReplayState(L * E);
+        var perToken = o.RecordTokens ? new TokenRecord[trace.Tokens - skip] : null;
+        var sw = Stopwatch.StartNew();
+        Replay(o, caches, prefetcher, state, skip, expertSize, perToken);
+        sw.Stop();
+
+        long? expertBytes = o.ExpertBytes;
+        return new SimulationResult
+        {
+            Capacity = capacity,
+            Unit = o.Unit == CacheUnit.Experts ? "experts" : "bytes",
+            Scope = o.Scope == CacheScope.Global ? "global" : "per-layer",
+            Cache = o.Cache.ToString(),
+            Prefetch = prefetcher is null ? "none" : o.Prefetch?.ToString() ?? prefetcher.Name,
+            Tokens = trace.Tokens - skip,
+            Requests = state.Hits + state.Misses,
+            Hits = state.Hits,
+            Misses = state.Misses,
+            PrefetchHits = state.PrefetchHits,
+            PrefetchReads = state.PrefetchReads,
+            PrefetchWasted = state.Wasted,
+            Predictions = state.Predictions,
+            PredictedDemands = state.PredictedDemands,
+            PredictableDemands = state.PredictableDemands,
+            BytesRead = expertBytes is null ? null : state.DemandBytes + state.PrefetchBytes + state.DenseBytes,
+            DemandBytes = expertBytes is null ? null : state.DemandBytes,
+            PrefetchBytes = expertBytes is null ? null : state.PrefetchBytes,
+            ComputeSeconds = o.Cost is null ? null : state.Compute,
+            IoSeconds = o.Cost is null ? null : state.Io,
+            StallSeconds = o.Cost is null ? null : state.Stall,
+            Profile = o.Cost?.ProfileName,
+            PerToken = perToken,
+            ReplaySeconds = sw.Elapsed.TotalSeconds,
+        };
+    }
+
+    private static int MaxStep(RoutingTrace trace)
+    {
+        int k = 0;
+        var s = trace.StepStarts;
+        for (int i = 0; i + 1 < s.Length; i++) k = Math.Max(k, s[i + 1] - s[i]);
+        return k;
+    }
+
+    /// <summary>Counters and per-expert flags of one replay; evictions clear the prefetch flag.</summary>
+    private sealed class ReplayState(int keys) : IEvictionSink
+    {
+        public readonly double[] ReadyAt = new double[keys];
+        public readonly bool[] PrefetchedUnused = new bool[keys];
+        public readonly bool[] Predicted = new bool[keys];
+        public readonly int[] Batch = new int[keys];
+        public int ExpertsPerLayer;
+        public long Hits, Misses, PrefetchHits, PrefetchReads, Wasted, Predictions, PredictedDemands, PredictableDemands;
+        public long DemandBytes, PrefetchBytes, DenseBytes;
+        public double Compute, Io, Stall;
+
+        public void OnEvicted(ExpertKey key, long size)
+        {
+            if (key.Expert >= ExpertsPerLayer) return; // a dense block (page-cache mode)
+            int idx = (key.Layer * ExpertsPerLayer) + key.Expert;
+            if (PrefetchedUnused[idx])
+            {
+                PrefetchedUnused[idx] = false;
+                Wasted++;
+            }
+        }
+    }
+
+    private static void Replay(SimulationOptions o, ICachePolicy[] caches, IPrefetcher? prefetcher, ReplayState s, int skip, long expertSize, TokenRecord[]? perToken)
+    {
+        var trace = o.Trace;
+        int L = trace.Layers, E = trace.ExpertsPerLayer;
+        s.ExpertsPerLayer = E;
+        var cost = o.Cost;
+        long expertBytes = o.ExpertBytes ?? 0;
+        double expertCompute = cost?.ExpertComputeSeconds ?? 0;
+        double densePerLayer = cost is null ? 0 : cost.DenseSecondsPerToken / L;
+        long denseLayerBytes = cost is null ? 0 : cost.DenseBytesPerToken / L;
+        var predictions = new ExpertKey[Math.Max(64, L * E)];
+        bool predicting = false;
+        long time = 0; // demand request counter: the index into Future.RequestSequence(skip) that belady/oracle read
+        double now = 0, ioFree = 0;
+
+        for (int t = skip; t < trace.Tokens; t++)
+        {
+            var tok = default(TokenRecord);
+            for (int l = 0; l < L; l++)
+            {
+                var cache = caches.Length == 1 ? caches[0] : caches[l];
+                if (o.DenseInCache)
+                {
+                    // The layer's dense weights are one more object (expert id E) in the same page cache.
+                    var denseKey = new ExpertKey(l, E);
+                    if (!cache.Access(denseKey, denseLayerBytes, time))
+                    {
+                        cache.Admit(denseKey, denseLayerBytes, time, s);
+                        double start = Math.Max(now, ioFree), d = cost!.ReadSeconds(denseLayerBytes);
+                        ioFree = start + d;
+                        tok.IoSeconds += d;
+                        tok.StallSeconds += ioFree - now;
+                        now = ioFree;
+                        tok.BytesRead += denseLayerBytes;
+                        s.DenseBytes += denseLayerBytes;
+                    }
+                }
+
+                now += densePerLayer;
+                tok.ComputeSeconds += densePerLayer;
+
+                var ids = trace.Experts(t, l);
+                var weights = trace.Weights(t, l);
+                long missBytes = 0;
+                double readyAt = now;
+                for (int i = 0; i < ids.Length; i++)
+                {
+                    int idx = (l * E) + ids[i];
+                    var key = new ExpertKey(l, ids[i]);
+                    if (predicting)
+                    {
+                        s.PredictableDemands++;
+                        if (s.Predicted[idx])
+                        {
+                            s.PredictedDemands++;
+                            s.Predicted[idx] = false;
+                        }
+                    }
+
+                    if (cache.Access(key, expertSize, time))
+                    {
+                        tok.Hits++;
+                        if (s.PrefetchedUnused[idx])
+                        {
+                            s.PrefetchedUnused[idx] = false;
+                            tok.PrefetchHits++;
+                            readyAt = Math.Max(readyAt, s.ReadyAt[idx]);
+                        }
+                    }
+                    else
+                    {
+                        tok.Misses++;
+                        missBytes += expertBytes;
+                        cache.Admit(key, expertSize, time, s);
+                    }
+
+                    time++;
+                }
+
+                if (missBytes > 0)
+                {
+                    double d = cost?.ReadSeconds(missBytes) ?? 0;
+                    ioFree = Math.Max(now, ioFree) + d;
+                    tok.IoSeconds += d;
+                    readyAt = Math.Max(readyAt, ioFree);
+                    s.DemandBytes += missBytes;
+                    tok.BytesRead += missBytes;
+                }
+
+                if (prefetcher is not null)
+                {
+                    var observed = new RoutingObservation { Token = t, Layer = l, Experts = ids, Weights = weights };
+                    int n = prefetcher.Predict(observed, predictions);
+                    predicting = true;
+                    int batch = 0;
+                    for (int i = 0; i < n; i++)
+                    {
+                        var key = predictions[i];
+                        if ((uint)key.Layer >= (uint)L || (uint)key.Expert >= (uint)E) continue;
+                        int idx = (key.Layer * E) + key.Expert;
+                        if (!s.Predicted[idx])
+                        {
+                            s.Predicted[idx] = true;
+                            s.Predictions++;
+                        }
+
+                        if (caches[caches.Length == 1 ? 0 : key.Layer] is var target && target.Contains(key)) continue;
+                        // time - 1: the last demand issued, so an offline policy sees the next demand as the future.
+                        if (!target.Admit(key, expertSize, time - 1, s)) continue;
+                        s.PrefetchedUnused[idx] = true;
+                        s.Batch[batch++] = idx;
+                    }
+
+                    if (batch > 0)
+                    {
+                        long bytes = batch * expertBytes;
+                        double d = cost?.ReadSeconds(bytes) ?? 0;
+                        ioFree = Math.Max(now, ioFree) + d;
+                        tok.IoSeconds += d;
+                        for (int i = 0; i < batch; i++) s.ReadyAt[s.Batch[i]] = ioFree;
+                        s.PrefetchReads += batch;
+                        s.PrefetchBytes += bytes;
+                        tok.BytesRead += bytes;
+                    }
+                }
+
+                double stall = readyAt - now;
+                tok.StallSeconds += stall;
+                now = readyAt + (ids.Length * expertCompute);
+                tok.ComputeSeconds += ids.Length * expertCompute;
+            }
+
+            s.Hits += tok.Hits;
+            s.Misses += tok.Misses;
+            s.PrefetchHits += tok.PrefetchHits;
+            s.Compute += tok.ComputeSeconds;
+            s.Io += tok.IoSeconds;
+            s.Stall += tok.StallSeconds;
+            if (perToken is not null) perToken[t - skip] = tok;
+        }
+    }
+}
