@@ -31,4 +31,19 @@ public interface IExpertSource
     ExpertWeights Acquire(int layer, int expert);
 
     void Release(int layer, int expert);
+
+    /// <summary>The token the following requests belong to (numbers telemetry events).</summary>
+    void BeginToken(int token)
+    {
+    }
+
+    /// <summary>Cumulative counters; snapshot per token and subtract for deltas.</summary>
+    ExpertSourceCounters Counters => default;
+
+    /// <summary>Where every served expert is reported (null: nowhere).</summary>
+    IExpertEventSink? EventSink
+    {
+        get => null;
+        set { }
+    }
 }

@@ -1,0 +1,76 @@
+namespace MoeLab.Engine.Experts;
+
+/// <summary>One slice read handed to an I/O thread: which expert slice, into which expert buffer.</summary>
+public readonly unsafe struct SliceRead(int tag, int variant, int layer, int expert, int slice, byte* buffer)
+{
+    /// <summary>The owner's handle for the read (the streaming source's slot index).</summary>
+    public int Tag { get; } = tag;
+
+    public int Variant { get; } = variant;
+
+    public int Layer { get; } = layer;
+
+    public int Expert { get; } = expert;
+
+    /// <summary>0 gate, 1 up, 2 down.</summary>
+    public int Slice { get; } = slice;
+
+    public byte* Buffer { get; } = buffer;
+}
+
+/// <summary>Feeds <see cref="ExpertReaders"/>: decides which slice is read next and learns when each read ends.</summary>
+public interface ISliceReadQueue
+{
+    /// <summary>Blocks until a read should start; false when the readers should stop.</summary>
+    bool Take(out SliceRead read);
+
+    /// <summary>A read ended (timestamps from <see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>); <paramref name="error"/> is set if it failed.</summary>
+    void Completed(in SliceRead read, long transferred, long startTimestamp, long endTimestamp, Exception? error);
+}
+
+/// <summary>
+/// Dedicated I/O threads, one per outstanding read: <c>depth</c> threads each blocked in one positional read give the
+/// device a queue of <c>depth</c> requests without touching the thread pool (so compute tasks cannot starve I/O and
+/// blocked reads cannot starve compute).
+/// </summary>
+public sealed class ExpertReaders : IDisposable
+{
+    private readonly Thread[] _threads;
+
+    public unsafe ExpertReaders(ExpertStore store, ISliceReadQueue queue, int depth, string name = "moelab-io")
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(depth, 1);
+        Depth = depth;
+        _threads = new Thread[depth];
+        for (int i = 0; i < depth; i++)
+        {
+            _threads[i] = new Thread(() => Run(store, queue)) { IsBackground = true, Name = $"{name}-{i}" };
+            _threads[i].Start();
+        }
+    }
+
+    public int Depth { get; }
+
+    /// <summary>Waits for the threads to leave; call after the queue has started returning false from Take.</summary>
+    public void Dispose()
+    {
+        foreach (var t in _threads) t.Join();
+    }
+
+    private static unsafe void Run(ExpertStore store, ISliceReadQueue queue)
+    {
+        while (queue.Take(out var read))
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            try
+            {
+                long n = store.ReadSlice(read.Variant, read.Layer, read.Expert, read.Slice, read.Buffer);
+                queue.Completed(read, n, start, System.Diagnostics.Stopwatch.GetTimestamp(), null);
+            }
+            catch (Exception e)
+            {
+                queue.Completed(read, 0, start, System.Diagnostics.Stopwatch.GetTimestamp(), e);
+            }
+        }
+    }
+}

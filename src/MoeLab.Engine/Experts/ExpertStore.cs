@@ -1,0 +1,183 @@
+using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Io;
+using MoeLab.Engine.Kernels;
+
+namespace MoeLab.Engine.Experts;
+
+/// <summary>Where one expert slice goes: the file range read, and where in the expert buffer it lands and its bytes begin.</summary>
+public readonly record struct SlicePlacement(long FileStart, long TransferLength, long BufferOffset, long DataOffset);
+
+/// <summary>
+/// Reads routed experts from the model file(s) with positional reads, one read per gate/up/down slice, into an
+/// expert buffer of <see cref="BufferBytes"/>. Holds one <see cref="ExpertLayout"/> per stored precision (variant 0
+/// is the model file's own). Thread-safe: any number of readers may call <see cref="ReadSlice"/> at once.
+/// </summary>
+public sealed unsafe class ExpertStore : IDisposable
+{
+    /// <summary>Slices start at cache-line boundaries in buffered mode so kernels see the same alignment either way.</summary>
+    private const int BufferedSliceAlignment = 64;
+
+    private readonly ExpertLayout[] _variants;
+    private readonly ModelFile[] _fileOfVariant;
+    private readonly List<ModelFile> _files = [];
+
+    public ExpertStore(ExpertLayout layout, IoMode mode)
+        : this([layout], mode)
+    {
+    }
+
+    public ExpertStore(IReadOnlyList<ExpertLayout> variants, IoMode mode)
+    {
+        if (variants.Count == 0) throw new ArgumentException("an expert store needs at least one layout", nameof(variants));
+        _variants = [.. variants];
+        _fileOfVariant = new ModelFile[_variants.Length];
+        Mode = mode;
+        try
+        {
+            for (int v = 0; v < _variants.Length; v++)
+            {
+                var open = _files.Find(f => f.Path == _variants[v].Path);
+                if (open is null)
+                {
+                    open = ModelFile.Open(_variants[v].Path, mode);
+                    _files.Add(open);
+                }
+
+                _fileOfVariant[v] = open;
+                Validate(_variants[v], open);
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+
+        SliceAlignment = mode == IoMode.Direct ? ModelFile.DirectAlignment : BufferedSliceAlignment;
+        long max = 0;
+        for (int v = 0; v < _variants.Length; v++)
+        {
+            var layout = _variants[v];
+            for (int l = 0; l < layout.Layers; l++)
+            {
+                for (int e = 0; e < layout.ExpertsPerLayer; e++)
+                {
+                    max = Math.Max(max, Place(v, l, e, 3).BufferOffset);
+                }
+            }
+        }
+
+        BufferBytes = AlignUp(max, ModelFile.DirectAlignment);
+    }
+
+    public IoMode Mode { get; }
+
+    public IReadOnlyList<ExpertLayout> Variants => _variants;
+
+    public ExpertLayout Layout => _variants[0];
+
+    /// <summary>Bytes of one expert buffer: enough for any expert of any variant with its alignment padding; a multiple of 4096.</summary>
+    public long BufferBytes { get; }
+
+    /// <summary>Alignment the expert buffer itself must have (4096 covers both modes).</summary>
+    public static int BufferAlignment => ModelFile.DirectAlignment;
+
+    private int SliceAlignment { get; }
+
+    /// <summary>
+    /// Placement of slice <paramref name="slice"/> (0 gate, 1 up, 2 down) of an expert; slice 3 gives, in
+    /// <see cref="SlicePlacement.BufferOffset"/>, the buffer bytes the whole expert occupies.
+    /// </summary>
+    public SlicePlacement Place(int variant, int layer, int expert, int slice)
+    {
+        ref readonly var s = ref _variants[variant][layer, expert];
+        var file = _fileOfVariant[variant];
+        long bufferOffset = 0;
+        for (int i = 0; ; i++)
+        {
+            var t = i switch { 0 => s.Gate, 1 => s.Up, _ => s.Down };
+            var (start, length) = file.Covering(t.Offset, t.Length);
+            if (i == slice) return new SlicePlacement(start, length, bufferOffset, bufferOffset + (t.Offset - start));
+            bufferOffset = AlignUp(bufferOffset + length, SliceAlignment);
+            if (i == 2) return new SlicePlacement(0, 0, bufferOffset, bufferOffset);
+        }
+    }
+
+    /// <summary>Bytes the device transfers to read this expert (its own bytes plus direct-mode alignment padding).</summary>
+    public long TransferBytes(int variant, int layer, int expert) =>
+        Place(variant, layer, expert, 0).TransferLength + Place(variant, layer, expert, 1).TransferLength + Place(variant, layer, expert, 2).TransferLength;
+
+    /// <summary>Reads one slice into the expert buffer at <paramref name="buffer"/>; returns the bytes transferred.</summary>
+    public long ReadSlice(int variant, int layer, int expert, int slice, byte* buffer)
+    {
+        ref readonly var s = ref _variants[variant][layer, expert];
+        var t = slice switch { 0 => s.Gate, 1 => s.Up, 2 => s.Down, _ => throw new ArgumentOutOfRangeException(nameof(slice)) };
+        var p = Place(variant, layer, expert, slice);
+        int at = _fileOfVariant[variant].Read(t.Offset, t.Length, buffer + p.BufferOffset, out long transferred);
+        System.Diagnostics.Debug.Assert(p.BufferOffset + at == p.DataOffset, "placement and read disagree");
+        return transferred;
+    }
+
+    /// <summary>Reads all three slices, one after another; returns the bytes transferred.</summary>
+    public long ReadExpert(int variant, int layer, int expert, byte* buffer) =>
+        ReadSlice(variant, layer, expert, 0, buffer) + ReadSlice(variant, layer, expert, 1, buffer) + ReadSlice(variant, layer, expert, 2, buffer);
+
+    /// <summary>The expert's matrices as they lie in a buffer that <see cref="ReadExpert"/> (or three <see cref="ReadSlice"/>) filled.</summary>
+    public ExpertWeights View(int variant, int layer, int expert, byte* buffer)
+    {
+        ref readonly var s = ref _variants[variant][layer, expert];
+        return new ExpertWeights(
+            new WeightMatrix(s.Gate.Type, s.Gate.Rows, s.Gate.Cols, buffer + Place(variant, layer, expert, 0).DataOffset),
+            new WeightMatrix(s.Up.Type, s.Up.Rows, s.Up.Cols, buffer + Place(variant, layer, expert, 1).DataOffset),
+            new WeightMatrix(s.Down.Type, s.Down.Rows, s.Down.Cols, buffer + Place(variant, layer, expert, 2).DataOffset));
+    }
+
+    /// <summary>Evicts the model file(s) from the page cache (for cold buffered measurements). False where unsupported.</summary>
+    public bool DropPageCache()
+    {
+        bool ok = true;
+        foreach (var f in _files) ok &= f.DropPageCache();
+        return ok;
+    }
+
+    public void Dispose()
+    {
+        foreach (var f in _files) f.Dispose();
+        _files.Clear();
+    }
+
+    private static long AlignUp(long x, long a) => (x + a - 1) / a * a;
+
+    private static void Validate(ExpertLayout layout, ModelFile file)
+    {
+        for (int l = 0; l < layout.Layers; l++)
+        {
+            for (int e = 0; e < layout.ExpertsPerLayer; e++)
+            {
+                ref readonly var s = ref layout[l, e];
+                Check(s.Gate, "gate");
+                Check(s.Up, "up");
+                Check(s.Down, "down");
+
+                void Check(in ExpertTensorSlice t, string which)
+                {
+                    if (t.Offset < 0 || t.Length <= 0 || t.Offset + t.Length > file.Length)
+                    {
+                        throw new InvalidDataException($"{file.Path}: layer {l} expert {e} {which} slice [{t.Offset}, {t.Offset + t.Length}) lies outside the file ({file.Length} bytes)");
+                    }
+
+                    long expected = GgmlTypeInfo.RowBytes(t.Type, t.Cols) * t.Rows;
+                    if (t.Length != expected)
+                    {
+                        throw new InvalidDataException($"{file.Path}: layer {l} expert {e} {which} slice is {t.Length} bytes but {t.Rows}×{t.Cols} {t.Type} takes {expected}");
+                    }
+
+                    if (t.Length > int.MaxValue)
+                    {
+                        throw new InvalidDataException($"{file.Path}: layer {l} expert {e} {which} slice is {t.Length} bytes; slices over 2 GiB are not supported");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using MoeLab.Engine.Io;
+using MoeLab.Engine.Policies;
+
+namespace MoeLab.Engine.Experts;
+
+/// <summary>
+/// The in-RAM baseline: every routed expert read once, up front, into one native arena; every access is a hit.
+/// </summary>
+public sealed unsafe class ResidentExpertSource : IExpertSource, IDisposable
+{
+    private readonly ExpertStore _store;
+    private readonly long[] _bufferOffset; // layer-major; where each expert's buffer starts in the arena
+    private byte* _arena;
+    private int _token;
+    private readonly int[] _requested;
+    private readonly float[] _requestedWeights;
+    private int _requestedCount;
+    private int _requestedLayer = -1;
+    private long _hits;
+
+    /// <summary>Reads every expert of <paramref name="layout"/> (buffered) into RAM.</summary>
+    public ResidentExpertSource(ExpertLayout layout)
+    {
+        _store = new ExpertStore(layout, IoMode.Buffered);
+        int n = layout.Layers * layout.ExpertsPerLayer;
+        _bufferOffset = new long[n];
+        _requested = new int[layout.ExpertsPerLayer];
+        _requestedWeights = new float[layout.ExpertsPerLayer];
+        long total = 0;
+        for (int l = 0; l < layout.Layers; l++)
+        {
+            for (int e = 0; e < layout.ExpertsPerLayer; e++)
+            {
+                _bufferOffset[(l * layout.ExpertsPerLayer) + e] = total;
+                total += (_store.Place(0, l, e, 3).BufferOffset + 63) / 64 * 64;
+            }
+        }
+
+        ResidentBytes = total;
+        long start = Stopwatch.GetTimestamp();
+        _arena = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(total, 64), 64);
+        try
+        {
+            for (int l = 0; l < layout.Layers; l++)
+            {
+                for (int e = 0; e < layout.ExpertsPerLayer; e++)
+                {
+                    LoadedBytes += _store.ReadExpert(0, l, e, _arena + _bufferOffset[(l * layout.ExpertsPerLayer) + e]);
+                }
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+
+        LoadSeconds = ExpertSourceCounters.Seconds(Stopwatch.GetTimestamp() - start);
+        _store.Dispose();
+    }
+
+    public ExpertLayout Layout => _store.Layout;
+
+    /// <summary>Native bytes the experts occupy (their own bytes plus 64-byte alignment of each slice).</summary>
+    public long ResidentBytes { get; }
+
+    /// <summary>Bytes read from the file at load.</summary>
+    public long LoadedBytes { get; }
+
+    public double LoadSeconds { get; }
+
+    public IExpertEventSink? EventSink { get; set; }
+
+    public ExpertSourceCounters Counters => new(_hits, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+
+    public void BeginToken(int token) => _token = token;
+
+    public void Request(in RoutingObservation observed)
+    {
+        // Kept only so events carry the router weight.
+        _token = observed.Token;
+        _requestedLayer = observed.Layer;
+        _requestedCount = Math.Min(observed.Experts.Length, _requested.Length);
+        observed.Experts[.._requestedCount].CopyTo(_requested);
+        if (observed.Weights.Length >= _requestedCount) observed.Weights[.._requestedCount].CopyTo(_requestedWeights);
+        else _requestedWeights.AsSpan(0, _requestedCount).Fill(float.NaN);
+    }
+
+    public ExpertWeights Acquire(int layer, int expert)
+    {
+        ObjectDisposedException.ThrowIf(_arena == null, this);
+        var layout = _store.Layout;
+        if ((uint)layer >= (uint)layout.Layers || (uint)expert >= (uint)layout.ExpertsPerLayer)
+        {
+            throw new ArgumentOutOfRangeException(nameof(expert), $"expert L{layer}/E{expert} outside {layout.Layers} layers × {layout.ExpertsPerLayer} experts");
+        }
+
+        _hits++;
+        if (EventSink is { } sink)
+        {
+            float weight = float.NaN;
+            if (layer == _requestedLayer)
+            {
+                int i = _requested.AsSpan(0, _requestedCount).IndexOf(expert);
+                if (i >= 0) weight = _requestedWeights[i];
+            }
+
+            sink.OnExpert(new ExpertEvent(_token, layer, expert, weight, ExpertOutcome.Hit, 0, 0, 0, 0, 0));
+        }
+
+        return _store.View(0, layer, expert, _arena + _bufferOffset[(layer * layout.ExpertsPerLayer) + expert]);
+    }
+
+    public void Release(int layer, int expert)
+    {
+    }
+
+    public void Dispose()
+    {
+        if (_arena != null)
+        {
+            NativeMemory.AlignedFree(_arena);
+            _arena = null;
+        }
+
+        _store.Dispose();
+    }
+}

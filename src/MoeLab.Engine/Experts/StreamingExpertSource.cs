@@ -1,0 +1,652 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using MoeLab.Engine.Policies;
+
+namespace MoeLab.Engine.Experts;
+
+/// <summary>
+/// Routed experts streamed from the model file under a RAM budget. The budget is one slab of equal expert buffers,
+/// allocated once and reused: <see cref="BufferCount"/> = budget / buffer size, of which
+/// <see cref="StreamingOptions.WorkingBuffers"/> serve experts in use that the cache does not hold and the rest hold
+/// what the <see cref="ICachePolicy"/> keeps. <see cref="Request"/> queues every missing expert of the layer at once
+/// (and the prefetcher's guesses behind them), so later experts load while earlier ones compute. An expert is pinned
+/// from <see cref="Request"/> to <see cref="Release"/>: if the policy evicts it meanwhile, its buffer is reused only
+/// after release.
+/// </summary>
+public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResidency, IDisposable
+{
+    private readonly object _gate = new();
+    private readonly ExpertStore _store;
+    private readonly ExpertLayout _layout;
+    private readonly ICachePolicy _cache;
+    private readonly IIoScheduler _scheduler;
+    private readonly IPrefetcher? _prefetcher;
+    private readonly Slot[] _slots;
+    private readonly int[] _free;
+    private readonly int[] _slotOf; // layer-major key index → slot, -1 when the expert has no buffer
+    private readonly PendingRead[] _pending;
+    private readonly int[] _pendingSlot;
+    private readonly int[] _pendingTargetToken;
+    private readonly ExpertKey[] _predictions;
+    private readonly SemaphoreSlim _work = new(0);
+    private readonly ExpertReaders _readers;
+    private readonly int _workingBuffers;
+    private readonly Evictions _evictions;
+    private byte* _slab;
+    private int _freeCount;
+    private int _pendingCount;
+    private long _enqueued;
+    private long _time;
+    private int _token;
+    private bool _disposed;
+
+    private long _hits, _misses, _prefetchHits, _prefetchIssued, _prefetchUnused, _prefetchCancelled;
+    private long _bytesRead, _bytesTransferred, _ioTicks, _busyTicks, _stallTicks;
+    private int _inFlight;
+    private long _busySince;
+
+    public StreamingExpertSource(ExpertStore store, StreamingOptions options, ICachePolicy cache, IIoScheduler scheduler, IPrefetcher? prefetcher = null)
+    {
+        _store = store;
+        _layout = store.Layout;
+        _cache = cache;
+        _scheduler = scheduler;
+        _prefetcher = prefetcher;
+        _workingBuffers = options.WorkingBuffers;
+        _evictions = new Evictions(this);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.WorkingBuffers, 1, nameof(options.WorkingBuffers));
+        ArgumentOutOfRangeException.ThrowIfLessThan(scheduler.QueueDepth, 1, nameof(scheduler.QueueDepth));
+
+        BudgetBytes = options.BudgetBytes;
+        BufferBytes = store.BufferBytes;
+        long count = options.BudgetBytes / BufferBytes;
+        if (count < options.WorkingBuffers)
+        {
+            throw new ArgumentException($"a budget of {options.BudgetBytes} bytes holds {count} expert buffers of {BufferBytes} bytes; at least {options.WorkingBuffers} (the working buffers) are needed", nameof(options));
+        }
+
+        if (count > int.MaxValue / 2) throw new ArgumentException($"a budget of {options.BudgetBytes} bytes is {count} expert buffers; too many", nameof(options));
+        BufferCount = (int)count;
+        long maxCapacity = CacheCapacity(store, options);
+        if (cache.Capacity > maxCapacity)
+        {
+            throw new ArgumentException($"cache policy '{cache.Name}' has capacity {cache.Capacity} bytes, but the budget leaves {BufferCount - options.WorkingBuffers} cache buffers = {maxCapacity} bytes of experts; build it with StreamingExpertSource.CacheCapacity(store, options)", nameof(cache));
+        }
+
+        _slots = new Slot[BufferCount];
+        _free = new int[BufferCount];
+        for (int i = 0; i < BufferCount; i++)
+        {
+            _slots[i].KeyIndex = -1;
+            _free[i] = BufferCount - 1 - i;
+        }
+
+        _freeCount = BufferCount;
+        _slotOf = new int[_layout.Layers * _layout.ExpertsPerLayer];
+        _slotOf.AsSpan().Fill(-1);
+        _pending = new PendingRead[BufferCount];
+        _pendingSlot = new int[BufferCount];
+        _pendingTargetToken = new int[BufferCount];
+        _predictions = new ExpertKey[Math.Max(0, options.MaxPrefetchPerLayer)];
+        _slab = (byte*)NativeMemory.AlignedAlloc((nuint)SlabBytes, (nuint)ExpertStore.BufferAlignment);
+        _readers = new ExpertReaders(store, new ReadQueue(this), scheduler.QueueDepth);
+    }
+
+    private enum SlotState : byte
+    {
+        Free,
+        Queued,
+        Loading,
+        Ready,
+        Failed,
+    }
+
+    public long BudgetBytes { get; }
+
+    /// <summary>Bytes of one expert buffer (the largest expert plus alignment padding).</summary>
+    public long BufferBytes { get; }
+
+    public int BufferCount { get; }
+
+    /// <summary>Native bytes allocated for expert buffers: BufferCount × BufferBytes ≤ BudgetBytes.</summary>
+    public long SlabBytes => BufferCount * BufferBytes;
+
+    public ExpertStore Store => _store;
+
+    public IExpertEventSink? EventSink { get; set; }
+
+    public ExpertSourceCounters Counters
+    {
+        get
+        {
+            lock (_gate)
+            {
+                long busy = _busyTicks + (_inFlight > 0 ? Stopwatch.GetTimestamp() - _busySince : 0);
+                return new ExpertSourceCounters(_hits, _misses, _prefetchHits, _prefetchIssued, _prefetchUnused, _prefetchCancelled,
+                    _bytesRead, _bytesTransferred, ExpertSourceCounters.Seconds(_ioTicks), ExpertSourceCounters.Seconds(busy), ExpertSourceCounters.Seconds(_stallTicks));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The cache capacity in bytes a policy for this budget must have (at most): the cache buffers times the smallest
+    /// expert, so the policy can never hold more experts than there are cache buffers.
+    /// </summary>
+    public static long CacheCapacity(ExpertStore store, StreamingOptions options)
+    {
+        long buffers = (options.BudgetBytes / store.BufferBytes) - options.WorkingBuffers;
+        return Math.Max(0, buffers) * MinExpertBytes(store.Layout);
+    }
+
+    public void BeginToken(int token)
+    {
+        lock (_gate) _token = token;
+    }
+
+    public void Request(in RoutingObservation observed)
+    {
+        var experts = observed.Experts;
+        if (experts.Length > _workingBuffers)
+        {
+            throw new ArgumentException($"layer {observed.Layer} routes {experts.Length} experts but the source has {_workingBuffers} working buffers; raise StreamingOptions.WorkingBuffers");
+        }
+
+        int slices = 0;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _token = observed.Token;
+            if (_scheduler.CancelStalePrefetches) CancelStale(observed.Token, observed.Layer);
+            for (int i = 0; i < experts.Length; i++)
+            {
+                slices += Demand(observed.Layer, experts[i], i < observed.Weights.Length ? observed.Weights[i] : float.NaN);
+            }
+        }
+
+        if (slices > 0) _work.Release(slices);
+        if (_prefetcher is null || _predictions.Length == 0) return;
+
+        // Outside the lock: a prefetcher may run a router matvec, and the readers should not wait for it.
+        int n = Math.Min(_prefetcher.Predict(observed, _predictions), _predictions.Length);
+        slices = 0;
+        lock (_gate)
+        {
+            for (int i = 0; i < n; i++) slices += Prefetch(_predictions[i], observed.Token, observed.Layer);
+        }
+
+        if (slices > 0) _work.Release(slices);
+    }
+
+    public ExpertWeights Acquire(int layer, int expert)
+    {
+        ExpertEvent ev = default;
+        bool report = false;
+        ExpertWeights weights;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            int k = KeyIndex(layer, expert);
+            int s = _slotOf[k];
+            if (s < 0 || _slots[s].Pins == 0)
+            {
+                // Not requested: serve it anyway, as a request of one.
+                int slices = Demand(layer, expert, float.NaN);
+                if (slices > 0) _work.Release(slices);
+                s = _slotOf[k];
+            }
+
+            ref var slot = ref _slots[s];
+            if (slot.State is SlotState.Queued or SlotState.Loading)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                while (slot.State is SlotState.Queued or SlotState.Loading) Monitor.Wait(_gate);
+                slot.StallTicks = Stopwatch.GetTimestamp() - t0;
+                _stallTicks += slot.StallTicks;
+            }
+
+            if (slot.State == SlotState.Failed)
+            {
+                throw new IOException($"{_layout.Path}: reading expert L{layer}/E{expert} failed: {slot.Error?.Message}", slot.Error);
+            }
+
+            if (!slot.Reported)
+            {
+                slot.Reported = true;
+                report = EventSink is not null;
+                bool read = slot.Outcome != ExpertOutcome.Hit;
+                ev = new ExpertEvent(_token, layer, expert, slot.Weight, slot.Outcome, 0,
+                    read ? _layout[layer, expert].Bytes : 0, read ? slot.Transferred : 0,
+                    read ? ExpertSourceCounters.Seconds(slot.ReadTicks) * 1e6 : 0, ExpertSourceCounters.Seconds(slot.StallTicks) * 1e6);
+            }
+
+            weights = _store.View(0, layer, expert, Buffer(s));
+        }
+
+        if (report) EventSink?.OnExpert(ev);
+        return weights;
+    }
+
+    public void Release(int layer, int expert)
+    {
+        lock (_gate)
+        {
+            int s = _slotOf[KeyIndex(layer, expert)];
+            if (s < 0 || _slots[s].Pins == 0)
+            {
+                throw new InvalidOperationException($"expert L{layer}/E{expert} released but not requested or acquired");
+            }
+
+            ref var slot = ref _slots[s];
+            slot.Pins--;
+            if (slot.Pins == 0 && !slot.InCache && slot.State is SlotState.Ready or SlotState.Failed) Free(s);
+        }
+    }
+
+    public bool IsResident(ExpertKey key)
+    {
+        lock (_gate)
+        {
+            int s = _slotOf[KeyIndex(key.Layer, key.Expert)];
+            return s >= 0 && _slots[s].State == SlotState.Ready;
+        }
+    }
+
+    /// <summary>Blocks until no read is queued or in flight (prefetches included): for tests and end-of-run totals.</summary>
+    public void WaitIdle()
+    {
+        lock (_gate)
+        {
+            while (_pendingCount > 0 || _inFlight > 0) Monitor.Wait(_gate);
+        }
+    }
+
+    /// <summary>The source's own accounting, checked: for tests and for a run's final report.</summary>
+    public StreamingAccounting Accounting()
+    {
+        lock (_gate)
+        {
+            int occupied = 0, pinned = 0, cached = 0, orphans = 0;
+            for (int s = 0; s < _slots.Length; s++)
+            {
+                ref var slot = ref _slots[s];
+                if (slot.State == SlotState.Free)
+                {
+                    if (slot.KeyIndex != -1 || slot.Pins != 0) throw new InvalidOperationException($"free buffer {s} still names an expert");
+                    continue;
+                }
+
+                occupied++;
+                if (_slotOf[slot.KeyIndex] != s) throw new InvalidOperationException($"buffer {s} and the expert index disagree");
+                if (slot.Pins > 0) pinned++;
+                if (slot.InCache) cached++;
+                if (slot.Pins == 0 && !slot.InCache)
+                {
+                    if (slot.State != SlotState.Loading) throw new InvalidOperationException($"buffer {s} ({slot.State}) is neither cached, pinned nor loading");
+                    orphans++;
+                }
+            }
+
+            if (occupied != BufferCount - _freeCount) throw new InvalidOperationException($"{occupied} buffers occupied but {BufferCount - _freeCount} off the free list");
+            if (cached != _cache.Count) throw new InvalidOperationException($"{cached} buffers cached but policy '{_cache.Name}' holds {_cache.Count}");
+            if (_cache.Used > _cache.Capacity) throw new InvalidOperationException($"policy '{_cache.Name}' uses {_cache.Used} of {_cache.Capacity} bytes");
+            return new StreamingAccounting(BudgetBytes, SlabBytes, BufferCount, occupied, cached, pinned, orphans, _cache.Used, _cache.Capacity);
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+        }
+
+        _work.Release(_readers.Depth);
+        _readers.Dispose();
+        NativeMemory.AlignedFree(_slab);
+        _slab = null;
+        _work.Dispose();
+    }
+
+    private static long MinExpertBytes(ExpertLayout layout)
+    {
+        long min = long.MaxValue;
+        for (int l = 0; l < layout.Layers; l++)
+        {
+            for (int e = 0; e < layout.ExpertsPerLayer; e++) min = Math.Min(min, layout[l, e].Bytes);
+        }
+
+        return min;
+    }
+
+    private byte* Buffer(int slot) => _slab + ((long)slot * BufferBytes);
+
+    private int KeyIndex(int layer, int expert)
+    {
+        if ((uint)layer >= (uint)_layout.Layers || (uint)expert >= (uint)_layout.ExpertsPerLayer)
+        {
+            throw new ArgumentOutOfRangeException(nameof(expert), $"expert L{layer}/E{expert} outside {_layout.Layers} layers × {_layout.ExpertsPerLayer} experts");
+        }
+
+        return (layer * _layout.ExpertsPerLayer) + expert;
+    }
+
+    /// <summary>A demand for one expert; pins it and queues its read if absent. Returns the slice reads queued.</summary>
+    private int Demand(int layer, int expert, float weight)
+    {
+        int k = KeyIndex(layer, expert);
+        var key = new ExpertKey(layer, expert);
+        long size = _layout[layer, expert].Bytes;
+        _time++;
+        bool cacheHit = _cache.Access(key, size, _time);
+        int s = _slotOf[k];
+        if (s >= 0)
+        {
+            ref var slot = ref _slots[s];
+            Debug.Assert(cacheHit == slot.InCache, "policy and buffers disagree on residency");
+            slot.Pins++;
+            slot.Weight = weight;
+            slot.Reported = false;
+            slot.StallTicks = 0;
+            if (slot.Prefetched)
+            {
+                slot.Prefetched = false;
+                slot.Outcome = ExpertOutcome.PrefetchHit;
+                _prefetchHits++;
+            }
+            else
+            {
+                // Includes an expert evicted but still in its buffer (pinned or loading): no read is needed.
+                slot.Outcome = ExpertOutcome.Hit;
+                _hits++;
+            }
+
+            if (slot.State == SlotState.Queued) PromoteToDemand(s);
+            if (!slot.InCache) slot.InCache = _cache.Admit(key, size, _time, _evictions);
+            return 0;
+        }
+
+        _misses++;
+        bool admitted = _cache.Admit(key, size, _time, _evictions);
+        s = TakeFreeBuffer(wait: true);
+        ref var fresh = ref _slots[s];
+        fresh = default;
+        fresh.KeyIndex = k;
+        fresh.Layer = layer;
+        fresh.Expert = expert;
+        fresh.State = SlotState.Queued;
+        fresh.Pins = 1;
+        fresh.InCache = admitted;
+        fresh.Weight = weight;
+        fresh.Outcome = ExpertOutcome.Miss;
+        fresh.SlicesToIssue = 3;
+        _slotOf[k] = s;
+        Enqueue(s, key, IoPriority.Demand, _token, size);
+        return 3;
+    }
+
+    /// <summary>A prefetcher's guess: read it into the cache if the policy admits it and a buffer is free now.</summary>
+    private int Prefetch(ExpertKey key, int token, int layer)
+    {
+        if ((uint)key.Layer >= (uint)_layout.Layers || (uint)key.Expert >= (uint)_layout.ExpertsPerLayer) return 0;
+        int k = (key.Layer * _layout.ExpertsPerLayer) + key.Expert;
+        if (_slotOf[k] >= 0) return 0;
+        long size = _layout[key.Layer, key.Expert].Bytes;
+        if (!_cache.Admit(key, size, _time, _evictions)) return 0;
+        int s = TakeFreeBuffer(wait: false);
+        if (s < 0)
+        {
+            _cache.Remove(key);
+            return 0;
+        }
+
+        ref var slot = ref _slots[s];
+        slot = default;
+        slot.KeyIndex = k;
+        slot.Layer = key.Layer;
+        slot.Expert = key.Expert;
+        slot.State = SlotState.Queued;
+        slot.InCache = true;
+        slot.Prefetched = true;
+        slot.PrefetchRead = true;
+        slot.SlicesToIssue = 3;
+        _slotOf[k] = s;
+
+        // A guess for a later layer is for this token; for this or an earlier layer, for the next one.
+        Enqueue(s, key, IoPriority.Prefetch, key.Layer > layer ? token : token + 1, size);
+        return 3;
+    }
+
+    private int TakeFreeBuffer(bool wait)
+    {
+        while (_freeCount == 0)
+        {
+            if (!wait) return -1;
+            bool willFree = false;
+            foreach (ref readonly var slot in _slots.AsSpan())
+            {
+                willFree |= slot.State == SlotState.Loading && slot.Pins == 0 && !slot.InCache;
+            }
+
+            if (!willFree)
+            {
+                throw new InvalidOperationException($"all {BufferCount} expert buffers are cached or pinned; were the previous layer's experts released?");
+            }
+
+            long t0 = Stopwatch.GetTimestamp();
+            Monitor.Wait(_gate);
+            _stallTicks += Stopwatch.GetTimestamp() - t0;
+        }
+
+        return _free[--_freeCount];
+    }
+
+    private void Free(int s)
+    {
+        ref var slot = ref _slots[s];
+        _slotOf[slot.KeyIndex] = -1;
+        slot = default;
+        slot.KeyIndex = -1;
+        _free[_freeCount++] = s;
+        Monitor.PulseAll(_gate);
+    }
+
+    private void Enqueue(int s, ExpertKey key, IoPriority priority, int targetToken, long bytes)
+    {
+        int i = _pendingCount++;
+        _pending[i] = new PendingRead(key, priority, _enqueued++, bytes);
+        _pendingSlot[i] = s;
+        _pendingTargetToken[i] = targetToken;
+    }
+
+    private void RemovePendingAt(int i)
+    {
+        // Shift, not swap: order-sensitive schedulers may read positions.
+        int tail = _pendingCount - i - 1;
+        Array.Copy(_pending, i + 1, _pending, i, tail);
+        Array.Copy(_pendingSlot, i + 1, _pendingSlot, i, tail);
+        Array.Copy(_pendingTargetToken, i + 1, _pendingTargetToken, i, tail);
+        _pendingCount--;
+    }
+
+    private int PendingIndexOf(int s) => _pendingSlot.AsSpan(0, _pendingCount).IndexOf(s);
+
+    private void PromoteToDemand(int s)
+    {
+        int i = PendingIndexOf(s);
+        if (i >= 0) _pending[i] = _pending[i] with { Priority = IoPriority.Demand };
+    }
+
+    /// <summary>Drops queued, unstarted prefetches whose target (token, layer) is already behind (token, layer).</summary>
+    private void CancelStale(int token, int layer)
+    {
+        for (int i = _pendingCount - 1; i >= 0; i--)
+        {
+            int s = _pendingSlot[i];
+            ref var slot = ref _slots[s];
+            if (_pending[i].Priority != IoPriority.Prefetch || slot.SlicesToIssue != 3 || slot.Pins != 0) continue;
+            int targetToken = _pendingTargetToken[i];
+            if (targetToken > token || (targetToken == token && slot.Layer >= layer)) continue;
+            RemovePendingAt(i);
+            _prefetchCancelled++;
+            if (slot.InCache) _cache.Remove(new ExpertKey(slot.Layer, slot.Expert));
+            Free(s);
+        }
+    }
+
+    private void OnEvicted(ExpertKey key)
+    {
+        int s = _slotOf[(key.Layer * _layout.ExpertsPerLayer) + key.Expert];
+        if (s < 0) return;
+        ref var slot = ref _slots[s];
+        slot.InCache = false;
+        if (slot.Pins > 0) return; // in use: the buffer is reused after Release
+        if (slot.State == SlotState.Queued)
+        {
+            int i = PendingIndexOf(s);
+            if (i >= 0 && slot.SlicesToIssue == 3)
+            {
+                RemovePendingAt(i);
+                _prefetchCancelled++;
+                Free(s);
+                return;
+            }
+        }
+
+        if (slot.State is SlotState.Ready or SlotState.Failed)
+        {
+            if (slot.Prefetched) _prefetchUnused++;
+            Free(s);
+        }
+
+        // Loading (or a partly issued read): freed when its last slice lands.
+    }
+
+    private bool Take(out SliceRead read)
+    {
+        while (true)
+        {
+            _work.Wait();
+            lock (_gate)
+            {
+                if (_disposed)
+                {
+                    read = default;
+                    return false;
+                }
+
+                if (_pendingCount == 0) continue; // a cancelled read's wake-up
+                int i = _scheduler.PickNext(new ReadOnlySpan<PendingRead>(_pending, 0, _pendingCount));
+                if ((uint)i >= (uint)_pendingCount)
+                {
+                    throw new InvalidOperationException($"I/O scheduler '{_scheduler.Name}' picked {i} of {_pendingCount} pending reads");
+                }
+
+                int s = _pendingSlot[i];
+                ref var slot = ref _slots[s];
+                int slice = 3 - slot.SlicesToIssue;
+                slot.SlicesToIssue--;
+                slot.SlicesInFlight++;
+                if (slice == 0)
+                {
+                    long now = Stopwatch.GetTimestamp();
+                    slot.State = SlotState.Loading;
+                    slot.IssuedAt = now;
+                    if (slot.PrefetchRead) _prefetchIssued++;
+                    if (_inFlight++ == 0) _busySince = now;
+                }
+
+                if (slot.SlicesToIssue == 0) RemovePendingAt(i);
+                read = new SliceRead(s, 0, slot.Layer, slot.Expert, slice, Buffer(s));
+                return true;
+            }
+        }
+    }
+
+    private void Completed(in SliceRead read, long transferred, long end, Exception? error)
+    {
+        lock (_gate)
+        {
+            ref var slot = ref _slots[read.Tag];
+            slot.SlicesInFlight--;
+            slot.Transferred += transferred;
+            if (error is not null) slot.Error ??= error;
+            if (slot.SlicesToIssue != 0 || slot.SlicesInFlight != 0) return;
+
+            slot.ReadTicks = end - slot.IssuedAt;
+            if (--_inFlight == 0) _busyTicks += end - _busySince;
+            if (slot.Error is null)
+            {
+                slot.State = SlotState.Ready;
+                _ioTicks += slot.ReadTicks;
+                _bytesRead += _layout[slot.Layer, slot.Expert].Bytes;
+                _bytesTransferred += slot.Transferred;
+            }
+            else
+            {
+                slot.State = SlotState.Failed;
+                if (slot.InCache)
+                {
+                    slot.InCache = false;
+                    _cache.Remove(new ExpertKey(slot.Layer, slot.Expert));
+                }
+            }
+
+            if (slot.Pins == 0 && !slot.InCache)
+            {
+                if (slot.Prefetched) _prefetchUnused++;
+                Free(read.Tag);
+            }
+
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    private struct Slot
+    {
+        public int KeyIndex;
+        public int Layer;
+        public int Expert;
+        public SlotState State;
+        public int Pins;           // requested and not yet released
+        public bool InCache;       // the cache policy holds it
+        public bool Prefetched;    // brought in by a prefetch and not yet demanded
+        public bool PrefetchRead;  // its read was started by a prefetcher (even if demanded since)
+        public int SlicesToIssue;
+        public int SlicesInFlight;
+        public long Transferred;
+        public long IssuedAt;
+        public long ReadTicks;
+        public long StallTicks;
+        public float Weight;
+        public ExpertOutcome Outcome;
+        public bool Reported;
+        public Exception? Error;
+    }
+
+    /// <summary>The policy reports victims here while the source holds its lock (one instance: no allocation per Admit).</summary>
+    private sealed class Evictions(StreamingExpertSource owner) : IEvictionSink
+    {
+        public void OnEvicted(ExpertKey key, long size) => owner.OnEvicted(key);
+    }
+
+    private sealed class ReadQueue(StreamingExpertSource owner) : ISliceReadQueue
+    {
+        public bool Take(out SliceRead read) => owner.Take(out read);
+
+        public void Completed(in SliceRead read, long transferred, long startTimestamp, long endTimestamp, Exception? error) =>
+            owner.Completed(read, transferred, endTimestamp, error);
+    }
+}
+
+/// <summary>A checked snapshot of a streaming source's RAM accounting.</summary>
+public readonly record struct StreamingAccounting(
+    long BudgetBytes,
+    long SlabBytes,
+    int Buffers,
+    int Occupied,
+    int Cached,
+    int Pinned,
+    int Orphans,
+    long CacheUsedBytes,
+    long CacheCapacityBytes);

@@ -1,0 +1,17 @@
+namespace MoeLab.Engine.Experts;
+
+/// <summary>How a <see cref="StreamingExpertSource"/> spends its RAM.</summary>
+public sealed record StreamingOptions
+{
+    /// <summary>RAM for routed experts in bytes: the cache plus the buffers of the experts in use. Never exceeded.</summary>
+    public required long BudgetBytes { get; init; }
+
+    /// <summary>
+    /// Expert buffers kept outside the cache for the experts of the layer in use that the cache does not hold (the
+    /// router's top-k at most); at least the experts one layer routes, so every read of a layer can be in flight at once.
+    /// </summary>
+    public int WorkingBuffers { get; init; } = 8;
+
+    /// <summary>Longest list of predictions taken from the prefetcher per layer.</summary>
+    public int MaxPrefetchPerLayer { get; init; } = 32;
+}

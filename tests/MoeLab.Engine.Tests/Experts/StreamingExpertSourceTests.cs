@@ -1,0 +1,260 @@
+using MoeLab.Engine.Experts;
+using MoeLab.Engine.Io;
+using MoeLab.Engine.Policies;
+
+namespace MoeLab.Engine.Tests.Experts;
+
+public sealed class StreamingExpertSourceTests
+{
+    private const int Layers = 4;
+    private const int Experts = 64;
+    private const int TopK = 4;
+
+    [Theory]
+    [InlineData(IoMode.Buffered, 1, 20)]
+    [InlineData(IoMode.Buffered, 4, 32)]
+    [InlineData(IoMode.Direct, 1, 20)]
+    [InlineData(IoMode.Direct, 8, 32)]
+    public void UnderASmallBudgetServesTheSameBytesAsResidentAndReadsExactlyTheMisses(IoMode mode, int depth, int cacheBuffers)
+    {
+        if (mode == IoMode.Direct && DirectIoProbe.Unsupported is not null) return;
+        using var file = new SyntheticExpertFile(Layers, Experts, seed: 10 + depth);
+        using var resident = new ResidentExpertSource(file.Layout);
+        using var store = new ExpertStore(file.Layout, mode);
+        var options = new StreamingOptions { BudgetBytes = (TopK + cacheBuffers) * store.BufferBytes, WorkingBuffers = TopK };
+        var cache = new ArrayLru(StreamingExpertSource.CacheCapacity(store, options), Layers, Experts);
+        using var source = new StreamingExpertSource(store, options, cache, new DemandFirstFifo(depth));
+        var sink = new CountingSink();
+        source.EventSink = sink;
+        Assert.True(source.SlabBytes * 4 < file.Layout.TotalBytes, "the budget should be far below the experts' size");
+
+        var rng = new Random(depth);
+        for (int t = 0; t < 40; t++)
+        {
+            source.BeginToken(t);
+            for (int l = 0; l < Layers; l++)
+            {
+                int[] chosen = Route(rng);
+                source.Request(new RoutingObservation { Token = t, Layer = l, Experts = chosen, Weights = new float[] { 0.4f, 0.3f, 0.2f, 0.1f } });
+                foreach (int e in chosen)
+                {
+                    var w = source.Acquire(l, e);
+                    var r = resident.Acquire(l, e);
+                    file.AssertMatches(l, e, w);
+                    Assert.True(r.Gate.All.SequenceEqual(w.Gate.All) && r.Up.All.SequenceEqual(w.Up.All) && r.Down.All.SequenceEqual(w.Down.All));
+                    source.Release(l, e);
+                }
+
+                var acc = source.Accounting();
+                Assert.True(acc.SlabBytes <= acc.BudgetBytes && acc.Occupied <= acc.Buffers && acc.Cached <= acc.Buffers - TopK);
+                Assert.Equal(0, acc.Pinned);
+                Assert.Equal(t, sink.LastToken);
+            }
+        }
+
+        var c = source.Counters;
+        Assert.Equal(40 * Layers * TopK, c.Requests);
+        Assert.True(c.Misses > 0 && c.Hits > 0, $"misses {c.Misses}, hits {c.Hits}: the sequence should exercise both");
+        Assert.Equal(c.Misses * file.ExpertBytes, c.BytesRead);
+        Assert.Equal(c.Misses, sink.Misses);
+        Assert.Equal(c.Hits, sink.Hits);
+        Assert.Equal(c.BytesRead, sink.BytesRead);
+        Assert.Equal(c.BytesTransferred, sink.BytesTransferred);
+        if (mode == IoMode.Buffered) Assert.Equal(c.BytesRead, c.BytesTransferred);
+        else Assert.True(c.BytesTransferred > c.BytesRead && c.BytesTransferred % 4096 == 0);
+    }
+
+    [Fact]
+    public void HitsAndMissesFollowTheCachePolicyExactly()
+    {
+        // An independent model of the same LRU run over the same sequence predicts every outcome.
+        using var file = new SyntheticExpertFile(Layers, Experts, seed: 20);
+        using var store = new ExpertStore(file.Layout, IoMode.Buffered);
+        var options = new StreamingOptions { BudgetBytes = (TopK + 5) * store.BufferBytes, WorkingBuffers = TopK };
+        using var source = new StreamingExpertSource(store, options, new ArrayLru(StreamingExpertSource.CacheCapacity(store, options), Layers, Experts), new DemandFirstFifo(2));
+        var model = new ArrayLru(5, Layers, Experts);
+        var rng = new Random(20);
+        long hits = 0, misses = 0;
+        for (int t = 0; t < 30; t++)
+        {
+            for (int l = 0; l < Layers; l++)
+            {
+                int[] chosen = Route(rng);
+                source.Request(new RoutingObservation { Token = t, Layer = l, Experts = chosen });
+                foreach (int e in chosen)
+                {
+                    var key = new ExpertKey(l, e);
+                    if (model.Access(key, 1, 0)) hits++;
+                    else
+                    {
+                        misses++;
+                        model.Admit(key, 1, 0, null);
+                    }
+                }
+
+                foreach (int e in chosen)
+                {
+                    source.Acquire(l, e);
+                    source.Release(l, e);
+                }
+            }
+        }
+
+        Assert.Equal(misses, source.Counters.Misses);
+        Assert.Equal(hits, source.Counters.Hits);
+    }
+
+    [Fact]
+    public void PinnedExpertsAreNeverOverwrittenEvenWhenThePolicyEvictsThem()
+    {
+        using var file = new SyntheticExpertFile(Layers, Experts, seed: 30);
+        using var store = new ExpertStore(file.Layout, IoMode.Buffered);
+        var options = new StreamingOptions { BudgetBytes = (TopK + 1) * store.BufferBytes, WorkingBuffers = TopK };
+        var cache = new ArrayLru(StreamingExpertSource.CacheCapacity(store, options), Layers, Experts);
+        using var source = new StreamingExpertSource(store, options, cache, new DemandFirstFifo(4));
+        var rng = new Random(30);
+        for (int t = 0; t < 20; t++)
+        {
+            for (int l = 0; l < Layers; l++)
+            {
+                int[] chosen = Route(rng);
+                source.Request(new RoutingObservation { Token = t, Layer = l, Experts = chosen });
+
+                // Hold all four while the one-expert cache admits each in turn, evicting the ones before it.
+                var held = chosen.Select(e => source.Acquire(l, e)).ToArray();
+                var acc = source.Accounting();
+                Assert.Equal(TopK, acc.Pinned);
+                Assert.True(acc.Cached <= 1 && acc.Occupied <= acc.Buffers);
+                for (int i = 0; i < TopK; i++) file.AssertMatches(l, chosen[i], held[i]);
+                foreach (int e in chosen) source.Release(l, e);
+                Assert.True(source.Accounting().Occupied <= 1);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void PrefetchedExpertsAreServedCorrectlyAndCountedOnce(bool cancelStale)
+    {
+        using var file = new SyntheticExpertFile(Layers, Experts, seed: 40);
+        using var store = new ExpertStore(file.Layout, IoMode.Buffered);
+        var options = new StreamingOptions { BudgetBytes = (TopK + 10) * store.BufferBytes, WorkingBuffers = TopK };
+        var cache = new ArrayLru(StreamingExpertSource.CacheCapacity(store, options), Layers, Experts);
+        using var source = new StreamingExpertSource(store, options, cache, new DemandFirstFifo(2, cancelStale), new SameExpertsNextLayer(Layers));
+        var sink = new CountingSink();
+        source.EventSink = sink;
+
+        // Routing that often repeats the previous layer's experts, so the guess is sometimes right.
+        var rng = new Random(40);
+        int[] previous = Route(rng);
+        for (int t = 0; t < 30; t++)
+        {
+            for (int l = 0; l < Layers; l++)
+            {
+                int[] chosen = rng.Next(2) == 0 ? previous : Route(rng);
+                previous = chosen;
+                source.Request(new RoutingObservation { Token = t, Layer = l, Experts = chosen });
+                foreach (int e in chosen)
+                {
+                    file.AssertMatches(l, e, source.Acquire(l, e));
+                    source.Release(l, e);
+                }
+
+                source.Accounting();
+            }
+        }
+
+        var c = Idle(source);
+        Assert.True(c.PrefetchIssued > 0 && c.PrefetchHits > 0, $"issued {c.PrefetchIssued}, hits {c.PrefetchHits}");
+        Assert.Equal(30 * Layers * TopK, c.Requests);
+        Assert.Equal(c.PrefetchHits, sink.PrefetchHits);
+
+        // Every read is a demand miss or an issued prefetch; cancelled ones never reach the device.
+        Assert.Equal((c.Misses + c.PrefetchIssued) * file.ExpertBytes, c.BytesRead);
+        Assert.True(c.PrefetchHits + c.PrefetchUnused <= c.PrefetchIssued + c.PrefetchCancelled);
+    }
+
+    [Fact]
+    public void SteadyStateAllocatesNothingPerToken()
+    {
+        using var file = new SyntheticExpertFile(Layers, Experts, seed: 50);
+        using var store = new ExpertStore(file.Layout, IoMode.Buffered);
+        var options = new StreamingOptions { BudgetBytes = (TopK + 6) * store.BufferBytes, WorkingBuffers = TopK };
+        var cache = new ArrayLru(StreamingExpertSource.CacheCapacity(store, options), Layers, Experts);
+        using var source = new StreamingExpertSource(store, options, cache, new DemandFirstFifo(4), new SameExpertsNextLayer(Layers));
+        source.EventSink = new CountingSink();
+        var rng = new Random(50);
+        int[][] routes = Enumerable.Range(0, 400 * Layers).Select(_ => Route(rng)).ToArray();
+        var weights = new float[TopK];
+
+        void Run(int from, int tokens)
+        {
+            for (int t = from; t < from + tokens; t++)
+            {
+                source.BeginToken(t);
+                for (int l = 0; l < Layers; l++)
+                {
+                    int[] chosen = routes[(t * Layers) + l];
+                    source.Request(new RoutingObservation { Token = t, Layer = l, Experts = chosen, Weights = weights });
+                    foreach (int e in chosen)
+                    {
+                        var w = source.Acquire(l, e);
+                        if (w.Gate.Rows == 0) throw new InvalidOperationException();
+                        source.Release(l, e);
+                    }
+                }
+
+                _ = source.Counters;
+            }
+        }
+
+        Run(0, 100); // warm-up: first use of locks, waits and code paths
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Run(100, 300);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(source.Counters.Misses > 100, "the measured tokens must include reads");
+        Assert.Equal(0, allocated);
+    }
+
+    [Fact]
+    public void BudgetBelowTheWorkingBuffersIsRejected()
+    {
+        using var file = new SyntheticExpertFile(1, 4, seed: 60);
+        using var store = new ExpertStore(file.Layout, IoMode.Buffered);
+        var options = new StreamingOptions { BudgetBytes = (3 * store.BufferBytes) + 1, WorkingBuffers = 4 };
+        var ex = Assert.Throws<ArgumentException>(() => new StreamingExpertSource(store, options, new ArrayLru(0, 1, 4), new DemandFirstFifo(1)));
+        Assert.Contains("holds 3 expert buffers", ex.Message);
+    }
+
+    [Fact]
+    public void CachePolicyLargerThanTheBudgetIsRejected()
+    {
+        using var file = new SyntheticExpertFile(1, 8, seed: 61);
+        using var store = new ExpertStore(file.Layout, IoMode.Buffered);
+        var options = new StreamingOptions { BudgetBytes = 6 * store.BufferBytes, WorkingBuffers = 4 };
+        var ex = Assert.Throws<ArgumentException>(() => new StreamingExpertSource(store, options, new ArrayLru(options.BudgetBytes, 1, 8), new DemandFirstFifo(1)));
+        Assert.Contains("CacheCapacity", ex.Message);
+    }
+
+    private static ExpertSourceCounters Idle(StreamingExpertSource source)
+    {
+        source.WaitIdle(); // prefetches may still be in flight after the last Acquire
+        return source.Counters;
+    }
+
+    /// <summary>Skewed routing (a few hot experts per layer, as real routers show), so small caches see hits.</summary>
+    private static int[] Route(Random rng)
+    {
+        var chosen = new int[TopK];
+        for (int i = 0; i < TopK; i++)
+        {
+            int e;
+            do e = (int)(Experts * Math.Pow(rng.NextDouble(), 3));
+            while (chosen.AsSpan(0, i).Contains(e));
+            chosen[i] = e;
+        }
+
+        return chosen;
+    }
+}
