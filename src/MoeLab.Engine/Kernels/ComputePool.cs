@@ -15,15 +15,18 @@ public sealed unsafe class ComputePool : IDisposable
 
     private readonly Thread[] _workers;
     private readonly object _gate = new();
+    private const int GenerationMask = 0xFFFFFF;
+    private const long ChunkMask = 0xFFFFF;
     private int _generation;
+    private long _claim; // generation << 40 | chunk count << 20 | next chunk
+    private int _done;
     private int _sleepers;
-    private int _pending;
     private volatile bool _disposed;
     private Exception? _error;
 
     // the current job
     private JobKind _kind;
-    private int _total, _chunk, _nextChunk;
+    private int _total, _chunk;
     private WeightMatrix _wa, _wb;
     private Activations _xa, _xb;
     private float* _ya, _yb;
@@ -124,46 +127,59 @@ public sealed unsafe class ComputePool : IDisposable
     // Several chunks per thread balance a noisy machine; at least 16 rows keep the per-chunk overhead small.
     private int RowChunk(int rows) => Math.Max(16, (rows + 4 * ThreadCount - 1) / (4 * ThreadCount));
 
-    private int ItemChunk(int count) => Math.Max(1, (count + 4 * ThreadCount - 1) / (4 * ThreadCount));
+    private int ItemChunk(int count) => Math.Max(Math.Max(1, count >> 19), (count + 4 * ThreadCount - 1) / (4 * ThreadCount));
 
     private void Run(int chunk)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_total <= 0) return;
         _chunk = chunk;
-        _nextChunk = 0;
         _error = null;
-        if (_workers.Length == 0 || _total <= chunk)
+        int chunks = (_total + chunk - 1) / chunk;
+        if (_workers.Length == 0 || chunks == 1)
         {
             Execute(0, _total);
             return;
         }
-        Volatile.Write(ref _pending, _workers.Length);
-        Interlocked.Increment(ref _generation); // full fence: publishes the job before any worker can see the new generation
+        _done = 0;
+        _generation = (_generation + 1) & GenerationMask;
+        // full fence: the job fields are visible before the claim word that announces them (pairs with the workers'
+        // sleeper count, so a worker about to block either sees this job or gets pulsed)
+        Interlocked.Exchange(ref _claim, ((long)_generation << 40) | ((long)chunks << 20));
         if (Volatile.Read(ref _sleepers) > 0)
         {
             lock (_gate) Monitor.PulseAll(_gate);
         }
-        try
-        {
-            RunChunks();
-        }
-        catch (Exception e)
-        {
-            Interlocked.CompareExchange(ref _error, e, null);
-        }
+        RunChunks(_generation);
+        // wait for chunks, not for workers: a descheduled worker that never claimed one does not hold the caller up
         var spin = new SpinWait();
-        while (Volatile.Read(ref _pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
+        while (Volatile.Read(ref _done) != chunks) spin.SpinOnce(sleep1Threshold: -1);
         if (_error is { } error) throw new AggregateException("a parallel body failed", error);
     }
 
-    private void RunChunks()
+    /// <summary>
+    /// Claims and runs chunks of job <paramref name="generation"/> until none is left. The claim word holds
+    /// generation, chunk count and next chunk, so a late worker can never claim a chunk of a finished or newer job:
+    /// while it holds a claimed chunk the job cannot complete, which keeps the job fields stable.
+    /// </summary>
+    private void RunChunks(int generation)
     {
         while (true)
         {
-            int start = (Interlocked.Increment(ref _nextChunk) - 1) * _chunk;
-            if (start >= _total) return;
-            Execute(start, Math.Min(start + _chunk, _total));
+            long v = Volatile.Read(ref _claim);
+            int next = (int)(v & ChunkMask), chunks = (int)((v >> 20) & ChunkMask);
+            if ((int)(v >> 40) != generation || next >= chunks) return;
+            if (Interlocked.CompareExchange(ref _claim, v + 1, v) != v) continue;
+            try
+            {
+                int start = next * _chunk;
+                Execute(start, Math.Min(start + _chunk, _total));
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref _error, e, null);
+            }
+            Interlocked.Increment(ref _done);
         }
     }
 
@@ -192,7 +208,7 @@ public sealed unsafe class ComputePool : IDisposable
         {
             int spins = 0;
             int gen;
-            while ((gen = Volatile.Read(ref _generation)) == seen && !_disposed)
+            while ((gen = (int)(Volatile.Read(ref _claim) >> 40)) == seen && !_disposed)
             {
                 if (++spins < SpinIterations)
                 {
@@ -201,22 +217,14 @@ public sealed unsafe class ComputePool : IDisposable
                 }
                 lock (_gate)
                 {
-                    Interlocked.Increment(ref _sleepers); // full fence before re-reading the generation (pairs with Run)
-                    while (Volatile.Read(ref _generation) == seen && !_disposed) Monitor.Wait(_gate);
+                    Interlocked.Increment(ref _sleepers); // full fence before re-reading the claim word (pairs with Run)
+                    while ((int)(Volatile.Read(ref _claim) >> 40) == seen && !_disposed) Monitor.Wait(_gate);
                     Interlocked.Decrement(ref _sleepers);
                 }
             }
             if (_disposed) return;
             seen = gen;
-            try
-            {
-                RunChunks();
-            }
-            catch (Exception e)
-            {
-                Interlocked.CompareExchange(ref _error, e, null);
-            }
-            Interlocked.Decrement(ref _pending);
+            RunChunks(gen);
         }
     }
 
