@@ -48,7 +48,7 @@ public sealed record SimulationOptions
 /// <summary>
 /// Replays a routing trace through a cache policy and a prefetcher from the <see cref="StrategyCatalog"/> (the same
 /// classes the engine drives) and charges a device <see cref="CostModel"/>. The replay loop allocates nothing
-/// itself; per-layer scope gives each layer its own policy instance with capacity / layers.
+/// itself; scope (global / per-layer) and admission come from the catalog like every other policy parameter.
 /// Timeline per layer: the dense part runs, the router's experts are looked up, the misses go to the SSD as one
 /// batch, the prefetcher's predictions follow as a second batch (one FIFO queue), then the experts are computed once
 /// every demanded expert (missed or still in flight from a prefetch) has arrived; waiting is stall.
@@ -77,17 +77,12 @@ public static class Simulator
 
         long expertSize = o.Unit == CacheUnit.Experts ? 1 : o.ExpertBytes!.Value;
         var shape = new ModelShape(L, E, MaxStep(trace), o.ExpertBytes ?? 1, 0);
-        int parts = o.Scope == CacheScope.PerLayer ? L : 1;
-        var caches = new ICachePolicy[parts];
-        for (int p = 0; p < parts; p++)
+        // Scope and admission are applied by the catalog around the policy (one code path with the engine).
+        var cacheContext = new StrategyContext
         {
-            var ctx = new StrategyContext
-            {
-                Shape = shape, Capacity = capacity / parts, Unit = o.Unit, Scope = CacheScope.Global, Profile = o.Profile,
-                Future = trace, FutureSkipTokens = skip,
-            };
-            caches[p] = o.CacheFactory?.Invoke(ctx) ?? StrategyCatalog.CreateCache(o.Cache, ctx);
-        }
+            Shape = shape, Capacity = capacity, Unit = o.Unit, Scope = o.Scope, Profile = o.Profile, Future = trace, FutureSkipTokens = skip,
+        };
+        var cache = o.CacheFactory?.Invoke(cacheContext) ?? StrategyCatalog.CreateCache(o.Cache, cacheContext);
 
         IPrefetcher? prefetcher = null;
         if (o.PrefetchFactory is not null || (o.Prefetch is { } ps && ps.Name != "none"))
@@ -102,7 +97,7 @@ public static class Simulator
         var state = new ReplayState(L * E);
         var perToken = o.RecordTokens ? new TokenRecord[trace.Tokens - skip] : null;
         var sw = Stopwatch.StartNew();
-        Replay(o, caches, prefetcher, state, skip, expertSize, perToken);
+        Replay(o, cache, prefetcher, state, skip, expertSize, perToken);
         sw.Stop();
 
         long? expertBytes = o.ExpertBytes;
@@ -167,7 +162,7 @@ public static class Simulator
         }
     }
 
-    private static void Replay(SimulationOptions o, ICachePolicy[] caches, IPrefetcher? prefetcher, ReplayState s, int skip, long expertSize, TokenRecord[]? perToken)
+    private static void Replay(SimulationOptions o, ICachePolicy cache, IPrefetcher? prefetcher, ReplayState s, int skip, long expertSize, TokenRecord[]? perToken)
     {
         var trace = o.Trace;
         int L = trace.Layers, E = trace.ExpertsPerLayer;
@@ -187,7 +182,6 @@ public static class Simulator
             var tok = default(TokenRecord);
             for (int l = 0; l < L; l++)
             {
-                var cache = caches.Length == 1 ? caches[0] : caches[l];
                 if (o.DenseInCache)
                 {
                     // The layer's dense weights are one more object (expert id E) in the same page cache.
@@ -273,9 +267,9 @@ public static class Simulator
                             s.Predictions++;
                         }
 
-                        if (caches[caches.Length == 1 ? 0 : key.Layer] is var target && target.Contains(key)) continue;
+                        if (cache.Contains(key)) continue;
                         // time - 1: the last demand issued, so an offline policy sees the next demand as the future.
-                        if (!target.Admit(key, expertSize, time - 1, s)) continue;
+                        if (!cache.Admit(key, expertSize, time - 1, s)) continue;
                         s.PrefetchedUnused[idx] = true;
                         s.Batch[batch++] = idx;
                     }

@@ -3,6 +3,7 @@ using MoeLab.Engine.Telemetry;
 using MoeLab.Harness.Simulation;
 using MoeLab.Harness.Traces;
 using MoeLab.Strategies;
+using MoeLab.Strategies.Cache;
 
 namespace MoeLab.Harness.Tests.Simulation;
 
@@ -27,24 +28,35 @@ public sealed class SimulatorTests
         Assert.Equal(0, Simulator.Run(new SimulationOptions { Trace = trace }, 1).Hits);
     }
 
-    [Fact]
-    public void HitCountsEqualADirectReplayOfTheSamePolicyOnASyntheticTrace()
+    public static TheoryData<string, string> CachePolicies()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var d in StrategyCatalog.All.Where(d => d.Kind == StrategyKind.Cache))
+        {
+            data.Add(d.Name, "global");
+            data.Add(d.Name, "per-layer");
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(CachePolicies))]
+    public void HitCountsEqualCacheReplayOfTheSameCatalogPolicy(string policy, string scope)
     {
         var trace = SyntheticTrace.Generate(new SyntheticTraceOptions { Layers = 8, Experts = 32, ExpertsPerToken = 4, Tokens = 300, Seed = 3 });
+        var cacheScope = scope == "global" ? CacheScope.Global : CacheScope.PerLayer;
         foreach (long capacity in new long[] { 0, 16, 64, 200, 256 })
         {
-            var sim = Simulator.Run(new SimulationOptions { Trace = trace, SkipTokens = 10 }, capacity);
-            var policy = StrategyCatalog.CreateCache(StrategySpec.Of("lru"), new StrategyContext { Shape = new ModelShape(8, 32, 4, 1, 0), Capacity = capacity, Unit = CacheUnit.Experts });
-            long hits = 0, time = 0;
-            foreach (var key in trace.RequestSequence(10))
+            var sim = Simulator.Run(new SimulationOptions { Trace = trace, SkipTokens = 10, Cache = StrategySpec.Of(policy), Scope = cacheScope, Profile = trace }, capacity);
+            var cache = StrategyCatalog.CreateCache(StrategySpec.Of(policy), new StrategyContext
             {
-                if (policy.Access(key, 1, time)) hits++;
-                else policy.Admit(key, 1, time, null);
-                time++;
-            }
-
-            Assert.Equal(hits, sim.Hits);
-            Assert.Equal(trace.RequestSequence(10).Length - hits, sim.Misses);
+                Shape = new ModelShape(8, 32, 4, 1, 0), Capacity = capacity, Unit = CacheUnit.Experts, Scope = cacheScope, Profile = trace,
+                Future = trace, FutureSkipTokens = 10,
+            });
+            var direct = CacheReplay.Run(cache, trace, 10, _ => 1);
+            Assert.Equal(direct.Hits, sim.Hits);
+            Assert.Equal(direct.Misses, sim.Misses);
         }
     }
 
