@@ -9,6 +9,9 @@ public static class CommandLine
         new ServeCommand(),
         new AgentCommand(),
         new ValidateCommand(),
+        new SimCommand(),
+        new TraceCommand(),
+        new StrategiesCommand(),
     ];
 
     public static int Run(string[] args)
