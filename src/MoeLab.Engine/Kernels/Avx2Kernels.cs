@@ -100,7 +100,7 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
         }
     }
 
-    public struct Q8_0 : IRowKernel
+    public struct Q8_0 : IRowPairKernel
     {
         public static float Dot(byte* row, in Activations a, int cols)
         {
@@ -109,26 +109,69 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
             int nb = cols / 32, b = 0;
             for (; b + 2 <= nb; b += 2)
             {
-                acc0 = Block(row + 34 * b, a, b, acc0);
-                acc1 = Block(row + 34 * (b + 1), a, b + 1, acc1);
+                acc0 = Block(row + 34 * b, Vector256.Load(a.Q8 + 32 * b), Bias(a, b), a.Q8Scale[b], acc0);
+                acc1 = Block(row + 34 * (b + 1), Vector256.Load(a.Q8 + 32 * b + 32), Bias(a, b + 1), a.Q8Scale[b + 1], acc1);
             }
-            if (b < nb) acc0 = Block(row + 34 * b, a, b, acc0);
+            if (b < nb) acc0 = Block(row + 34 * b, Vector256.Load(a.Q8 + 32 * b), Bias(a, b), a.Q8Scale[b], acc0);
             return Sum(acc0 + acc1);
         }
 
+        // two rows share the activation loads; each row's arithmetic is exactly Dot's, so results are bit-identical
+        public static void Dot2(byte* row0, byte* row1, in Activations a, int cols, float* y)
+        {
+            var acc00 = Vector256<float>.Zero;
+            var acc01 = Vector256<float>.Zero;
+            var acc10 = Vector256<float>.Zero;
+            var acc11 = Vector256<float>.Zero;
+            int nb = cols / 32, b = 0;
+            for (; b + 2 <= nb; b += 2)
+            {
+                var y0 = Vector256.Load(a.Q8 + 32 * b);
+                var y1 = Vector256.Load(a.Q8 + 32 * b + 32);
+                var bias0 = Bias(a, b);
+                var bias1 = Bias(a, b + 1);
+                float d0 = a.Q8Scale[b], d1 = a.Q8Scale[b + 1];
+                acc00 = Block(row0 + 34 * b, y0, bias0, d0, acc00);
+                acc10 = Block(row1 + 34 * b, y0, bias0, d0, acc10);
+                acc01 = Block(row0 + 34 * (b + 1), y1, bias1, d1, acc01);
+                acc11 = Block(row1 + 34 * (b + 1), y1, bias1, d1, acc11);
+            }
+            if (b < nb)
+            {
+                var y0 = Vector256.Load(a.Q8 + 32 * b);
+                var bias0 = Bias(a, b);
+                acc00 = Block(row0 + 34 * b, y0, bias0, a.Q8Scale[b], acc00);
+                acc10 = Block(row1 + 34 * b, y0, bias0, a.Q8Scale[b], acc10);
+            }
+            y[0] = Sum(acc00 + acc01);
+            y[1] = Sum(acc10 + acc11);
+        }
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector256<float> Block(byte* p, in Activations a, int b, Vector256<float> acc)
+        private static Vector256<int> Bias(in Activations a, int b) =>
+            V.Enabled ? Vector256.Load(a.Q8NegQuad + 8 * b) << 7 : Vector256<int>.Zero;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<float> Block(byte* p, Vector256<sbyte> y, Vector256<int> bias, float dy, Vector256<float> acc)
         {
             var w = Vector256.Load((sbyte*)(p + 2));
-            var y = Vector256.Load(a.Q8 + 32 * b);
-            // |w| * (y with w's sign) keeps the left operand unsigned for vpmaddubsw / vpdpbusd
-            var dp = DotU8S8(Vector256<int>.Zero, Avx2.Abs(w), Avx2.Sign(y, w));
-            var d = Vector256.Create(Fp16.Load(p) * a.Q8Scale[b]);
-            return Fma.MultiplyAdd(Avx.ConvertToVector256Single(dp), d, acc);
+            Vector256<int> dp;
+            if (V.Enabled)
+            {
+                // vpdpbusd wants unsigned weights: w+128 (a sign-bit flip), minus 128 × the activation sums
+                var u = (w.AsByte() ^ Vector256.Create((byte)0x80));
+                dp = AvxVnni.MultiplyWideningAndAdd(bias, u, y);
+            }
+            else
+            {
+                // |w| * (y with w's sign) keeps vpmaddubsw's left operand unsigned and below saturation
+                dp = DotU8S8(Vector256<int>.Zero, Avx2.Abs(w), Avx2.Sign(y, w));
+            }
+            return Fma.MultiplyAdd(Avx.ConvertToVector256Single(dp), Vector256.Create(Fp16.Load(p) * dy), acc);
         }
     }
 
-    public struct Q4_0 : IRowKernel
+    public struct Q4_0 : IRowPairKernel
     {
         public static float Dot(byte* row, in Activations a, int cols)
         {
@@ -137,24 +180,55 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
             int nb = cols / 32, b = 0;
             for (; b + 2 <= nb; b += 2)
             {
-                acc0 = Block(row + 18 * b, a, b, acc0);
-                acc1 = Block(row + 18 * (b + 1), a, b + 1, acc1);
+                acc0 = Block(row + 18 * b, Vector256.Load(a.Q8 + 32 * b), Bias(a, b), a.Q8Scale[b], acc0);
+                acc1 = Block(row + 18 * (b + 1), Vector256.Load(a.Q8 + 32 * b + 32), Bias(a, b + 1), a.Q8Scale[b + 1], acc1);
             }
-            if (b < nb) acc0 = Block(row + 18 * b, a, b, acc0);
+            if (b < nb) acc0 = Block(row + 18 * b, Vector256.Load(a.Q8 + 32 * b), Bias(a, b), a.Q8Scale[b], acc0);
             return Sum(acc0 + acc1);
         }
 
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector256<float> Block(byte* p, in Activations a, int b, Vector256<float> acc)
+        public static void Dot2(byte* row0, byte* row1, in Activations a, int cols, float* y)
         {
-            var q = Vector128.Load(p + 2);
-            var w = Vector256.Create(q, Vector128.ShiftRightLogical(q.AsUInt16(), 4).AsByte()) & Vector256.Create((byte)0x0F);
-            var y = Vector256.Load(a.Q8 + 32 * b);
-            // Σ(q-8)y = Σqy - 8Σy: start the accumulator at -8 × (sums of 4 activations)
-            var bias = Vector256.Load(a.Q8NegQuad + 8 * b) << 3;
+            var acc00 = Vector256<float>.Zero;
+            var acc01 = Vector256<float>.Zero;
+            var acc10 = Vector256<float>.Zero;
+            var acc11 = Vector256<float>.Zero;
+            int nb = cols / 32, b = 0;
+            for (; b + 2 <= nb; b += 2)
+            {
+                var y0 = Vector256.Load(a.Q8 + 32 * b);
+                var y1 = Vector256.Load(a.Q8 + 32 * b + 32);
+                var bias0 = Bias(a, b);
+                var bias1 = Bias(a, b + 1);
+                float d0 = a.Q8Scale[b], d1 = a.Q8Scale[b + 1];
+                acc00 = Block(row0 + 18 * b, y0, bias0, d0, acc00);
+                acc10 = Block(row1 + 18 * b, y0, bias0, d0, acc10);
+                acc01 = Block(row0 + 18 * (b + 1), y1, bias1, d1, acc01);
+                acc11 = Block(row1 + 18 * (b + 1), y1, bias1, d1, acc11);
+            }
+            if (b < nb)
+            {
+                var y0 = Vector256.Load(a.Q8 + 32 * b);
+                var bias0 = Bias(a, b);
+                acc00 = Block(row0 + 18 * b, y0, bias0, a.Q8Scale[b], acc00);
+                acc10 = Block(row1 + 18 * b, y0, bias0, a.Q8Scale[b], acc10);
+            }
+            y[0] = Sum(acc00 + acc01);
+            y[1] = Sum(acc10 + acc11);
+        }
+
+        // Σ(q-8)y = Σqy - 8Σy: the accumulator starts at -8 × (sums of 4 activations)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<int> Bias(in Activations a, int b) => Vector256.Load(a.Q8NegQuad + 8 * b) << 3;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<float> Block(byte* p, Vector256<sbyte> y, Vector256<int> bias, float dy, Vector256<float> acc)
+        {
+            // both lanes get the 16 packed bytes; the high lane shifted by 4 yields elements 16..31 after the mask
+            var q = Avx2.BroadcastVector128ToVector256(p + 2).AsUInt32();
+            var w = Avx2.ShiftRightLogicalVariable(q, Vector256.Create(0u, 0, 0, 0, 4, 4, 4, 4)).AsByte() & Vector256.Create((byte)0x0F);
             var dp = DotU8S8(bias, w, y);
-            var d = Vector256.Create(Fp16.Load(p) * a.Q8Scale[b]);
-            return Fma.MultiplyAdd(Avx.ConvertToVector256Single(dp), d, acc);
+            return Fma.MultiplyAdd(Avx.ConvertToVector256Single(dp), Vector256.Create(Fp16.Load(p) * dy), acc);
         }
     }
 
@@ -164,7 +238,6 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
         {
             var acc = Vector256<float>.Zero;
             var accMin = Vector256<float>.Zero;
-            var mask = Vector256.Create((byte)0x0F);
             for (int b = 0; b < cols / 256; b++)
             {
                 byte* p = row + 144 * b;
@@ -172,17 +245,11 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
                 KQuantScales.UnpackQ4K(p + 4, out ulong scales, out ulong mins);
                 var sc8 = Sse41.ConvertToVector128Int16(Vector128.CreateScalar(scales).AsByte());
                 var sc = Vector256.Create(sc8, sc8).AsByte();
-                var isum = Vector256<int>.Zero;
-                for (int c = 0; c < 4; c++)
-                {
-                    var qb = Vector256.Load(p + 16 + 32 * c);
-                    var lo = qb & mask;
-                    var hi = Vector256.ShiftRightLogical(qb.AsUInt16(), 4).AsByte() & mask;
-                    var p0 = Avx2.MultiplyAddAdjacent(lo, Vector256.Load(y + 64 * c));
-                    var p1 = Avx2.MultiplyAddAdjacent(hi, Vector256.Load(y + 64 * c + 32));
-                    isum = DotS16(isum, p0, Avx2.Shuffle(sc, WordPicker(2 * c, 2 * c)).AsInt16());
-                    isum = DotS16(isum, p1, Avx2.Shuffle(sc, WordPicker(2 * c + 1, 2 * c + 1)).AsInt16());
-                }
+                // unrolled so each scale picker is a constant (a computed picker costs more than the shuffle)
+                var isum = Chunk(p + 16, y, sc, 0, Vector256<int>.Zero);
+                isum = Chunk(p + 16, y, sc, 1, isum);
+                isum = Chunk(p + 16, y, sc, 2, isum);
+                isum = Chunk(p + 16, y, sc, 3, isum);
                 float dy = a.QKScale[b];
                 acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(Fp16.Load(p) * dy), acc);
                 // mins: Σ_j m_j (bsum_2j + bsum_2j+1), with each min repeated in both words of its int lane
@@ -192,6 +259,20 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
                 accMin = Fma.MultiplyAdd(Avx.ConvertToVector256Single(msum), Vector256.Create(Fp16.Load(p + 2) * dy), accMin);
             }
             return Sum(acc) - Sum(accMin);
+        }
+
+        // 64 weights: low nibbles are sub-block 2c, high nibbles sub-block 2c+1
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<int> Chunk(byte* qs, sbyte* y, Vector256<byte> sc, int c, Vector256<int> isum)
+        {
+            var mask = Vector256.Create((byte)0x0F);
+            var qb = Vector256.Load(qs + 32 * c);
+            var lo = qb & mask;
+            var hi = Vector256.ShiftRightLogical(qb.AsUInt16(), 4).AsByte() & mask;
+            var p0 = Avx2.MultiplyAddAdjacent(lo, Vector256.Load(y + 64 * c));
+            var p1 = Avx2.MultiplyAddAdjacent(hi, Vector256.Load(y + 64 * c + 32));
+            isum = DotS16(isum, p0, Avx2.Shuffle(sc, WordPicker(2 * c, 2 * c)).AsInt16());
+            return DotS16(isum, p1, Avx2.Shuffle(sc, WordPicker(2 * c + 1, 2 * c + 1)).AsInt16());
         }
     }
 

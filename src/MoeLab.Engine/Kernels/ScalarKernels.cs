@@ -8,6 +8,12 @@ internal unsafe interface IRowKernel
     static abstract float Dot(byte* row, in Activations a, int cols);
 }
 
+/// <summary>A kernel that can also do two rows at once, sharing activation loads; results equal two Dot calls bit for bit.</summary>
+internal unsafe interface IRowPairKernel : IRowKernel
+{
+    static abstract void Dot2(byte* row0, byte* row1, in Activations a, int cols, float* y);
+}
+
 /// <summary>
 /// Plain scalar kernels: the definition the vector kernels must agree with, and the path for CPUs without SIMD.
 /// Integer sums per block are exact; one float multiply-add per block (per super-block for K-quants), as in ggml.
