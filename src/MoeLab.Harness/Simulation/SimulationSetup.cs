@@ -19,6 +19,8 @@ public sealed record SimulationSetup
 
     public int SkipTokens { get; init; }
 
+    public int? MaxTokens { get; init; }
+
     public ModelPreset? Preset { get; init; }
 
     public GgmlType ExpertType { get; init; } = GgmlType.Q4_K;
@@ -49,7 +51,7 @@ public sealed record SimulationSetup
 
     public SimulationOptions Options() => new()
     {
-        Trace = Trace, SkipTokens = SkipTokens, Cache = Cache, Prefetch = Prefetch, Unit = Unit, Scope = Scope, ExpertBytes = ExpertBytes,
+        Trace = Trace, SkipTokens = SkipTokens, MaxTokens = MaxTokens, Cache = Cache, Prefetch = Prefetch, Unit = Unit, Scope = Scope, ExpertBytes = ExpertBytes,
         Cost = Cost, DenseInCache = PageCache, RecordTokens = RecordTokens,
     };
 

@@ -13,6 +13,9 @@ public sealed record SimulationOptions
     /// <summary>Tokens dropped from the front (e.g. a prefill block).</summary>
     public int SkipTokens { get; init; }
 
+    /// <summary>Replay at most this many tokens after the skipped ones (null = to the end of the trace).</summary>
+    public int? MaxTokens { get; init; }
+
     public StrategySpec Cache { get; init; } = StrategySpec.Of("lru");
 
     public StrategySpec? Prefetch { get; init; }
@@ -74,6 +77,7 @@ public static class Simulator
         if (o.DenseInCache && (o.Unit != CacheUnit.Bytes || o.Cost is null)) throw new ArgumentException("page-cache mode needs --unit bytes and a device profile with a model preset");
         if (capacity < 0) throw new ArgumentException($"capacity {capacity} is negative");
         int skip = Math.Min(o.SkipTokens, trace.Tokens);
+        int end = o.MaxTokens is { } max ? Math.Min(trace.Tokens, skip + Math.Max(0, max)) : trace.Tokens;
 
         long expertSize = o.Unit == CacheUnit.Experts ? 1 : o.ExpertBytes!.Value;
         var shape = new ModelShape(L, E, MaxStep(trace), o.ExpertBytes ?? 1, 0);
@@ -95,9 +99,9 @@ public static class Simulator
         }
 
         var state = new ReplayState(L * E);
-        var perToken = o.RecordTokens ? new TokenRecord[trace.Tokens - skip] : null;
+        var perToken = o.RecordTokens ? new TokenRecord[end - skip] : null;
         var sw = Stopwatch.StartNew();
-        Replay(o, cache, prefetcher, state, skip, expertSize, perToken);
+        Replay(o, cache, prefetcher, state, skip, end, expertSize, perToken);
         sw.Stop();
 
         long? expertBytes = o.ExpertBytes;
@@ -108,7 +112,7 @@ public static class Simulator
             Scope = o.Scope == CacheScope.Global ? "global" : "per-layer",
             Cache = o.Cache.ToString(),
             Prefetch = prefetcher is null ? "none" : o.Prefetch?.ToString() ?? prefetcher.Name,
-            Tokens = trace.Tokens - skip,
+            Tokens = end - skip,
             Requests = state.Hits + state.Misses,
             Hits = state.Hits,
             Misses = state.Misses,
@@ -162,7 +166,7 @@ public static class Simulator
         }
     }
 
-    private static void Replay(SimulationOptions o, ICachePolicy cache, IPrefetcher? prefetcher, ReplayState s, int skip, long expertSize, TokenRecord[]? perToken)
+    private static void Replay(SimulationOptions o, ICachePolicy cache, IPrefetcher? prefetcher, ReplayState s, int skip, int end, long expertSize, TokenRecord[]? perToken)
     {
         var trace = o.Trace;
         int L = trace.Layers, E = trace.ExpertsPerLayer;
@@ -177,7 +181,7 @@ public static class Simulator
         long time = 0; // demand request counter: the index into Future.RequestSequence(skip) that belady/oracle read
         double now = 0, ioFree = 0;
 
-        for (int t = skip; t < trace.Tokens; t++)
+        for (int t = skip; t < end; t++)
         {
             var tok = default(TokenRecord);
             for (int l = 0; l < L; l++)
