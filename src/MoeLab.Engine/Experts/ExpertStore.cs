@@ -44,6 +44,11 @@ public sealed unsafe class ExpertStore : IDisposable
                 }
 
                 _fileOfVariant[v] = open;
+                if (_variants[v].Layers != _variants[0].Layers || _variants[v].ExpertsPerLayer != _variants[0].ExpertsPerLayer)
+                {
+                    throw new ArgumentException($"variant {v} ({_variants[v].Path}) has {_variants[v].Layers}×{_variants[v].ExpertsPerLayer} experts, variant 0 has {_variants[0].Layers}×{_variants[0].ExpertsPerLayer}", nameof(variants));
+                }
+
                 Validate(_variants[v], open);
             }
         }

@@ -21,6 +21,8 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     private readonly ICachePolicy _cache;
     private readonly IIoScheduler _scheduler;
     private readonly IPrefetcher? _prefetcher;
+    private readonly IPrecisionPolicy? _precision;
+    private readonly ExpertVariant[] _variants;
     private readonly Slot[] _slots;
     private readonly int[] _free;
     private readonly int[] _slotOf; // layer-major key index → slot, -1 when the expert has no buffer
@@ -45,13 +47,21 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     private int _inFlight;
     private long _busySince;
 
-    public StreamingExpertSource(ExpertStore store, StreamingOptions options, ICachePolicy cache, IIoScheduler scheduler, IPrefetcher? prefetcher = null)
+    /// <param name="precision">
+    /// Chooses among the store's variants per expert; null computes every expert at variant 0 (the file's own).
+    /// A buffer holds one variant of an expert: the variant read is the policy's ComputeVariant, and it is cached
+    /// when CacheVariant is not -1 (caching a different variant than the one computed would take a second read and
+    /// is not done).
+    /// </param>
+    public StreamingExpertSource(ExpertStore store, StreamingOptions options, ICachePolicy cache, IIoScheduler scheduler, IPrefetcher? prefetcher = null, IPrecisionPolicy? precision = null)
     {
         _store = store;
         _layout = store.Layout;
         _cache = cache;
         _scheduler = scheduler;
         _prefetcher = prefetcher;
+        _precision = precision;
+        _variants = Describe(store);
         _workingBuffers = options.WorkingBuffers;
         _evictions = new Evictions(this);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.WorkingBuffers, 1, nameof(options.WorkingBuffers));
@@ -135,8 +145,13 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     public static long CacheCapacity(ExpertStore store, StreamingOptions options)
     {
         long buffers = (options.BudgetBytes / store.BufferBytes) - options.WorkingBuffers;
-        return Math.Max(0, buffers) * MinExpertBytes(store.Layout);
+        long min = long.MaxValue;
+        foreach (var layout in store.Variants) min = Math.Min(min, MinExpertBytes(layout));
+        return Math.Max(0, buffers) * min;
     }
+
+    /// <summary>The stored precisions as a precision policy sees them.</summary>
+    public ReadOnlySpan<ExpertVariant> Variants => _variants;
 
     public void BeginToken(int token)
     {
@@ -214,12 +229,12 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
                 slot.Reported = true;
                 report = EventSink is not null;
                 bool read = slot.Outcome != ExpertOutcome.Hit;
-                ev = new ExpertEvent(_token, layer, expert, slot.Weight, slot.Outcome, 0,
-                    read ? _layout[layer, expert].Bytes : 0, read ? slot.Transferred : 0,
+                ev = new ExpertEvent(_token, layer, expert, slot.Weight, slot.Outcome, slot.Variant,
+                    read ? _store.Variants[slot.Variant][layer, expert].Bytes : 0, read ? slot.Transferred : 0,
                     read ? ExpertSourceCounters.Seconds(slot.ReadTicks) * 1e6 : 0, ExpertSourceCounters.Seconds(slot.StallTicks) * 1e6);
             }
 
-            weights = _store.View(0, layer, expert, Buffer(s));
+            weights = _store.View(slot.Variant, layer, expert, Buffer(s));
         }
 
         if (report) EventSink?.OnExpert(ev);
@@ -319,6 +334,21 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         return min;
     }
 
+    private static ExpertVariant[] Describe(ExpertStore store)
+    {
+        var variants = new ExpertVariant[store.Variants.Count];
+        for (int v = 0; v < variants.Length; v++)
+        {
+            var layout = store.Variants[v];
+            ref readonly var x = ref layout[0, 0];
+            long weights = ((long)x.Gate.Rows * x.Gate.Cols) + ((long)x.Up.Rows * x.Up.Cols) + ((long)x.Down.Rows * x.Down.Cols);
+            string type = x.Gate.Type == x.Down.Type ? x.Gate.Type.ToString() : $"{x.Gate.Type}/{x.Down.Type}";
+            variants[v] = new ExpertVariant(v, type, x.Bytes * 8.0 / weights, layout.MaxExpertBytes);
+        }
+
+        return variants;
+    }
+
     private byte* Buffer(int slot) => _slab + ((long)slot * BufferBytes);
 
     private int KeyIndex(int layer, int expert)
@@ -336,10 +366,32 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     {
         int k = KeyIndex(layer, expert);
         var key = new ExpertKey(layer, expert);
-        long size = _layout[layer, expert].Bytes;
+        int s = _slotOf[k];
+        int variant = 0;
+        bool cacheIt = true;
+        if (_precision is not null)
+        {
+            var choice = _precision.Choose(key, weight, s >= 0 ? _slots[s].Variant : -1, _variants);
+            if ((uint)choice.ComputeVariant >= (uint)_variants.Length)
+            {
+                throw new InvalidOperationException($"precision policy '{_precision.Name}' chose variant {choice.ComputeVariant} of {_variants.Length}");
+            }
+
+            variant = choice.ComputeVariant;
+            cacheIt = choice.CacheVariant >= 0;
+            if (s >= 0 && _slots[s].Variant != variant && _slots[s].Pins == 0 && _slots[s].State is SlotState.Ready or SlotState.Failed)
+            {
+                // Held at another precision than wanted now: drop it and read the wanted one.
+                if (_slots[s].InCache) _cache.Remove(key);
+                if (_slots[s].Prefetched) _prefetchUnused++;
+                Free(s);
+                s = -1;
+            }
+        }
+
+        long size = _store.Variants[s >= 0 ? _slots[s].Variant : variant][layer, expert].Bytes;
         _time++;
         bool cacheHit = _cache.Access(key, size, _time);
-        int s = _slotOf[k];
         if (s >= 0)
         {
             ref var slot = ref _slots[s];
@@ -367,13 +419,14 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         }
 
         _misses++;
-        bool admitted = _cache.Admit(key, size, _time, _evictions);
+        bool admitted = cacheIt && _cache.Admit(key, size, _time, _evictions);
         s = TakeFreeBuffer(wait: true);
         ref var fresh = ref _slots[s];
         fresh = default;
         fresh.KeyIndex = k;
         fresh.Layer = layer;
         fresh.Expert = expert;
+        fresh.Variant = variant;
         fresh.State = SlotState.Queued;
         fresh.Pins = 1;
         fresh.InCache = admitted;
@@ -391,7 +444,15 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         if ((uint)key.Layer >= (uint)_layout.Layers || (uint)key.Expert >= (uint)_layout.ExpertsPerLayer) return 0;
         int k = (key.Layer * _layout.ExpertsPerLayer) + key.Expert;
         if (_slotOf[k] >= 0) return 0;
-        long size = _layout[key.Layer, key.Expert].Bytes;
+        int variant = 0;
+        if (_precision is not null)
+        {
+            var choice = _precision.Choose(key, float.NaN, -1, _variants);
+            if ((uint)choice.ComputeVariant >= (uint)_variants.Length || choice.CacheVariant < 0) return 0;
+            variant = choice.ComputeVariant;
+        }
+
+        long size = _store.Variants[variant][key.Layer, key.Expert].Bytes;
         if (!_cache.Admit(key, size, _time, _evictions)) return 0;
         int s = TakeFreeBuffer(wait: false);
         if (s < 0)
@@ -405,6 +466,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         slot.KeyIndex = k;
         slot.Layer = key.Layer;
         slot.Expert = key.Expert;
+        slot.Variant = variant;
         slot.State = SlotState.Queued;
         slot.InCache = true;
         slot.Prefetched = true;
@@ -557,7 +619,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
                 }
 
                 if (slot.SlicesToIssue == 0) RemovePendingAt(i);
-                read = new SliceRead(s, 0, slot.Layer, slot.Expert, slice, Buffer(s));
+                read = new SliceRead(s, slot.Variant, slot.Layer, slot.Expert, slice, Buffer(s));
                 return true;
             }
         }
@@ -579,7 +641,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
             {
                 slot.State = SlotState.Ready;
                 _ioTicks += slot.ReadTicks;
-                _bytesRead += _layout[slot.Layer, slot.Expert].Bytes;
+                _bytesRead += _store.Variants[slot.Variant][slot.Layer, slot.Expert].Bytes;
                 _bytesTransferred += slot.Transferred;
             }
             else
@@ -608,6 +670,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         public int Layer;
         public int Expert;
         public SlotState State;
+        public int Variant;        // which stored precision the buffer holds
         public int Pins;           // requested and not yet released
         public bool InCache;       // the cache policy holds it
         public bool Prefetched;    // brought in by a prefetch and not yet demanded
