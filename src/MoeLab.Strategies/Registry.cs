@@ -73,6 +73,11 @@ public sealed class StrategyContext
     /// <summary>Tokens of <see cref="Future"/> the replay skips (so request times line up).</summary>
     public int FutureSkipTokens { get; init; }
 
+    /// <summary>Next-use times of <see cref="Future"/>, built once and shared (every layer of a per-layer belady uses it).</summary>
+    public Cache.FutureIndex? FutureIndex => Future is null ? null : _futureIndex ??= new Cache.FutureIndex(Future, FutureSkipTokens);
+
+    private Cache.FutureIndex? _futureIndex;
+
     /// <summary>The engine's router, for next-gate prediction. Null in trace replay.</summary>
     public IRouterProbe? Router { get; init; }
 
@@ -213,6 +218,9 @@ public static class StrategyCatalog
         Cache.Lru.Descriptor,
         Cache.Fifo.Descriptor,
         Cache.Lfu.Descriptor,
+        Cache.Arc.Descriptor,
+        Cache.S3Fifo.Descriptor,
+        Cache.Belady.Descriptor,
     ];
 
     public static StrategyDescriptor Find(StrategyKind kind, string name)

@@ -75,7 +75,7 @@ public abstract class CachePolicy : ICachePolicy
             Leave(victim, evicted: true, evicted);
         }
 
-        if (!InsertsAfterEviction(size)) return false;
+        if (!InsertsAfterEviction(key, size)) return false;
         int s = AllocateSlot(key.Packed, size);
         OnInsert(s, time);
         return true;
@@ -102,7 +102,7 @@ public abstract class CachePolicy : ICachePolicy
     protected abstract int Victim();
 
     /// <summary>A last word after room was made (libCacheSim's s3-fifo declines an object as large as its small queue).</summary>
-    protected virtual bool InsertsAfterEviction(long size) => true;
+    protected virtual bool InsertsAfterEviction(ExpertKey key, long size) => true;
 
     /// <summary>A demand request found the key resident.</summary>
     protected abstract void OnHit(int slot, long time);
