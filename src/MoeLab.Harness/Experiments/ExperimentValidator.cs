@@ -170,6 +170,13 @@ public static partial class ExperimentValidator
         }
 
         if (m.Preset is not { } preset) return null;
+        var presets = MoeLab.Engine.Model.ModelPreset.All.Select(x => x.Name).ToList();
+        if (MoeLab.Engine.Model.ModelPreset.Find(preset.Value) is null)
+        {
+            error(preset.At, $"unknown model preset '{preset.Value}'", "one of " + string.Join(", ", presets), null, StrategyCatalog.Nearest(preset.Value, presets));
+            return null;
+        }
+
         if (m.Quant is { } q && !Enum.TryParse<GgmlType>(q.Value, ignoreCase: true, out _))
         {
             var names = Enum.GetNames<GgmlType>().Select(n => n.ToLowerInvariant()).ToList();
