@@ -221,6 +221,23 @@ public static class StrategyCatalog
         Cache.Arc.Descriptor,
         Cache.S3Fifo.Descriptor,
         Cache.Belady.Descriptor,
+        Cache.LfuDecay.Descriptor,
+        Cache.StaticHot.Descriptor,
+        Cache.LayeredLru.Descriptor,
+        Prefetch.NoPrefetch.Descriptor,
+        Prefetch.NextGate.Descriptor,
+        Prefetch.Transition.Descriptor,
+        Prefetch.RepeatLast.Descriptor,
+        Prefetch.Oracle.Descriptor,
+        Precision.Native.Descriptor,
+        Precision.UniformBits.Descriptor,
+        Precision.LowBitOnMiss.Descriptor,
+        Precision.PerExpertBits.Descriptor,
+        Routing.Unchanged.Descriptor,
+        Routing.TopKReduce.Descriptor,
+        Routing.AdaptiveK.Descriptor,
+        Routing.CacheAware.Descriptor,
+        Io.FifoIo.Descriptor,
     ];
 
     public static StrategyDescriptor Find(StrategyKind kind, string name)

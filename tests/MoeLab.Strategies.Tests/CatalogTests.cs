@@ -92,3 +92,72 @@ public sealed class CatalogTests
         Assert.Equal(0, cache.Count);
     }
 }
+
+public sealed class CatalogCoverageTests
+{
+    private sealed class Router : IRouterProbe
+    {
+        public int Layers => 2;
+
+        public int ExpertsPerLayer => 8;
+
+        public void RouterProbabilities(int layer, ReadOnlySpan<float> hidden, Span<float> probabilities) => probabilities.Fill(1f / 8);
+    }
+
+    private static Engine.Telemetry.RoutingTrace Trace()
+    {
+        var b = new Engine.Telemetry.RoutingTraceBuilder(2, 8, withWeights: false);
+        for (int t = 0; t < 5; t++)
+        {
+            b.AddStep([t % 8, (t + 1) % 8]);
+            b.AddStep([1, 2]);
+        }
+
+        return b.Build();
+    }
+
+    [Fact]
+    public void EveryRegisteredStrategyBuildsWithItsDefaults()
+    {
+        var ctx = new StrategyContext
+        {
+            Shape = new ModelShape(2, 8, 2, 1000, 64), Capacity = 4, Unit = CacheUnit.Experts, Profile = Trace(), Future = Trace(), Router = new Router(),
+        };
+        foreach (var d in StrategyCatalog.All)
+        {
+            object s = StrategyCatalog.Create(d.Kind, StrategySpec.Of(d.Name), ctx);
+            Assert.NotNull(s);
+        }
+
+        Assert.Equal(["lru", "fifo", "lfu", "arc", "s3-fifo", "belady", "lfu-decay", "static-hot", "layered-lru"],
+            StrategyCatalog.All.Where(d => d.Kind == StrategyKind.Cache).Select(d => d.Name));
+    }
+
+    [Theory]
+    [InlineData(StrategyKind.Cache, "belady", "future trace")]
+    [InlineData(StrategyKind.Cache, "static-hot", "profile")]
+    [InlineData(StrategyKind.Prefetch, "oracle", "future trace")]
+    [InlineData(StrategyKind.Prefetch, "next-gate", "router")]
+    [InlineData(StrategyKind.Precision, "per-expert-bits", "profile")]
+    public void StrategiesMissingTheirInputsSayWhichInput(StrategyKind kind, string name, string needed)
+    {
+        var ctx = new StrategyContext { Shape = new ModelShape(2, 8, 2, 1000, 64), Capacity = 4, Unit = CacheUnit.Experts };
+        var e = Assert.Throws<StrategyException>(() => StrategyCatalog.Create(kind, StrategySpec.Of(name), ctx));
+        Assert.Equal(name, e.Policy);
+        Assert.Contains(needed, e.Message);
+    }
+
+    [Fact]
+    public void BadParameterValuesNameTheRangeOrChoices()
+    {
+        var ctx = new StrategyContext { Shape = new ModelShape(2, 8, 2, 1000, 64), Capacity = 4, Unit = CacheUnit.Experts };
+        var e = Assert.Throws<StrategyException>(() => StrategyCatalog.Create(StrategyKind.Prefetch, StrategySpec.Parse("transition:mode=sideways"), ctx));
+        Assert.Equal("mode", e.Parameter);
+        Assert.Contains("layer, token", e.Message);
+        e = Assert.Throws<StrategyException>(() => StrategyCatalog.Create(StrategyKind.Io, StrategySpec.Parse("fifo:queue_depth=0"), ctx));
+        Assert.Equal("queue_depth", e.Parameter);
+        Assert.Contains("outside [1, 1024]", e.Message);
+        e = Assert.Throws<StrategyException>(() => StrategyCatalog.Create(StrategyKind.Routing, StrategySpec.Of("top-k-reduse"), ctx));
+        Assert.Contains("did you mean 'top-k-reduce'", e.Message);
+    }
+}
