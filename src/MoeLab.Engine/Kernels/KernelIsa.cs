@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace MoeLab.Engine.Kernels;
@@ -6,8 +7,9 @@ namespace MoeLab.Engine.Kernels;
 internal enum KernelIsa
 {
     Scalar = 0,
-    Avx2 = 1,
-    AvxVnni = 2,
+    Vector128 = 1,
+    Avx2 = 2,
+    AvxVnni = 3,
 }
 
 internal static class KernelIsaInfo
@@ -18,6 +20,7 @@ internal static class KernelIsaInfo
     public static bool IsSupported(KernelIsa isa) => isa switch
     {
         KernelIsa.Scalar => true,
+        KernelIsa.Vector128 => Vector128.IsHardwareAccelerated,
         KernelIsa.Avx2 => Avx2.IsSupported && Fma.IsSupported,
         KernelIsa.AvxVnni => Avx2.IsSupported && Fma.IsSupported && AvxVnni.IsSupported,
         _ => false,
@@ -27,6 +30,7 @@ internal static class KernelIsaInfo
     {
         if (IsSupported(KernelIsa.AvxVnni)) return KernelIsa.AvxVnni;
         if (IsSupported(KernelIsa.Avx2)) return KernelIsa.Avx2;
+        if (IsSupported(KernelIsa.Vector128)) return KernelIsa.Vector128;
         return KernelIsa.Scalar;
     }
 }

@@ -33,6 +33,7 @@ public static unsafe class MatVec
     {
         if (isa >= KernelIsa.AvxVnni) Rows<WithVnni>(w, a, y, r0, r1);
         else if (isa >= KernelIsa.Avx2) Rows<WithoutVnni>(w, a, y, r0, r1);
+        else if (isa >= KernelIsa.Vector128) PortableRows(w, a, y, r0, r1);
         else ScalarRows(w, a, y, r0, r1);
     }
 
@@ -50,6 +51,21 @@ public static unsafe class MatVec
             case GgmlType.Q2_K: Loop<Avx2Kernels<V>.Q2_K>(w, a, y, r0, r1); break;
             case GgmlType.Q3_K: Loop<Avx2Kernels<V>.Q3_K>(w, a, y, r0, r1); break;
             default: throw new NotSupportedException($"no matvec kernel for ggml type {w.Type}");
+        }
+    }
+
+    private static void PortableRows(in WeightMatrix w, in Activations a, float* y, int r0, int r1)
+    {
+        switch (w.Type)
+        {
+            case GgmlType.F32: Loop<ScalarKernels.F32Vector>(w, a, y, r0, r1); break;
+            case GgmlType.F16: Loop<PortableKernels.F16>(w, a, y, r0, r1); break;
+            case GgmlType.BF16: Loop<PortableKernels.BF16>(w, a, y, r0, r1); break;
+            case GgmlType.Q8_0: Loop<PortableKernels.Q8_0>(w, a, y, r0, r1); break;
+            case GgmlType.Q4_0: Loop<PortableKernels.Q4_0>(w, a, y, r0, r1); break;
+            case GgmlType.Q4_K: Loop<PortableKernels.Q4_K>(w, a, y, r0, r1); break;
+            case GgmlType.Q6_K: Loop<PortableKernels.Q6_K>(w, a, y, r0, r1); break;
+            default: ScalarRows(w, a, y, r0, r1); break; // Q2_K, Q3_K: precision copies, scalar is enough here
         }
     }
 
