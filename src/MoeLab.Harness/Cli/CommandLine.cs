@@ -15,6 +15,7 @@ public static class CommandLine
         new SimCommand(),
         new TraceCommand(),
         new StrategiesCommand(),
+        new CalibrateCommand(),
     ];
 
     public static int Run(string[] args)

@@ -12,10 +12,11 @@ public sealed class SimCommand : ICliCommand
     public string Summary => "replay a routing trace through strategies and predict hit rate, bytes and tokens/s on a device";
 
     public string Usage =>
-        "usage: moelab sim --trace T [--trace-format moelab|csv|jsonl|lines] [--layers L --experts E] [--skip-tokens N]\n" +
+        "usage: moelab sim --trace T [--trace-format moelab|csv|jsonl|lines] [--layers L --experts E] [--skip-tokens N] [--warmup-tokens W]\n" +
         "                  --cache NAME[:k=v,...] --capacity C[,C2,...|auto] [--unit experts|bytes] [--scope global|per-layer]\n" +
         "                  [--prefetch NAME[:k=v,...]] [--profile P] [--model-preset NAME] [--expert-type Q4_K] [--dense-type Q4_K]\n" +
         "                  [--page-cache] [--block-kib K] [--queue-depth Q] [--sequential] [--json]\n" +
+        "--skip-tokens drops tokens (a prefill block); --warmup-tokens replays tokens to fill the cache without counting them.\n" +
         "Capacity counts experts (unit experts) or bytes (unit bytes: 8GiB, 512MiB); 'auto' = the profile's RAM for the model\n" +
         "minus the dense weights. A list gives a hit-rate curve (one replay per capacity, in parallel).\n" +
         "--page-cache: the OS page cache is the only cache (mmap'd weights); dense weights compete with experts in it.\n" +
@@ -27,6 +28,7 @@ public sealed class SimCommand : ICliCommand
         string? format = args.Option("trace-format");
         int layers = args.Int("layers", 0), experts = args.Int("experts", 0);
         int skip = args.Int("skip-tokens", 0);
+        int warmup = args.Int("warmup-tokens", 0);
         string cache = args.Option("cache") ?? "lru";
         string capacity = args.Required("capacity");
         string unit = args.Option("unit") ?? "experts";
@@ -50,6 +52,7 @@ public sealed class SimCommand : ICliCommand
         {
             Trace = trace,
             SkipTokens = skip,
+            WarmupTokens = warmup,
             Preset = preset is null ? SimulationSetup.PresetOf(trace) : SimulationSetup.FindPreset(preset),
             ExpertType = et,
             DenseType = denseType is null ? et : SimulationSetup.ParseType(denseType, "dense-type"),

@@ -33,6 +33,7 @@ public sealed class DeviceProfile
         /// <summary>RAM one app may hold for model weights + page cache (what the OS leaves it; jetsam limit on iOS).</summary>
         public double AvailableToModelGib { get; set; }
 
+        [YamlIgnore]
         public long AvailableToModelBytes => (long)(AvailableToModelGib * (1L << 30));
     }
 

@@ -21,6 +21,8 @@ public sealed record SimulationSetup
 
     public int? MaxTokens { get; init; }
 
+    public int WarmupTokens { get; init; }
+
     public ModelPreset? Preset { get; init; }
 
     public GgmlType ExpertType { get; init; } = GgmlType.Q4_K;
@@ -51,7 +53,7 @@ public sealed record SimulationSetup
 
     public SimulationOptions Options() => new()
     {
-        Trace = Trace, SkipTokens = SkipTokens, MaxTokens = MaxTokens, Cache = Cache, Prefetch = Prefetch, Unit = Unit, Scope = Scope, ExpertBytes = ExpertBytes,
+        Trace = Trace, SkipTokens = SkipTokens, MaxTokens = MaxTokens, WarmupTokens = WarmupTokens, Cache = Cache, Prefetch = Prefetch, Unit = Unit, Scope = Scope, ExpertBytes = ExpertBytes,
         Cost = Cost, DenseInCache = PageCache, RecordTokens = RecordTokens,
     };
 

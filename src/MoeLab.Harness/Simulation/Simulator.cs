@@ -13,6 +13,9 @@ public sealed record SimulationOptions
     /// <summary>Tokens dropped from the front (e.g. a prefill block).</summary>
     public int SkipTokens { get; init; }
 
+    /// <summary>Tokens replayed (warming the cache) before the counters start; they count toward MaxTokens.</summary>
+    public int WarmupTokens { get; init; }
+
     /// <summary>Replay at most this many tokens after the skipped ones (null = to the end of the trace).</summary>
     public int? MaxTokens { get; init; }
 
@@ -112,7 +115,7 @@ public static class Simulator
             Scope = o.Scope == CacheScope.Global ? "global" : "per-layer",
             Cache = o.Cache.ToString(),
             Prefetch = prefetcher is null ? "none" : o.Prefetch?.ToString() ?? prefetcher.Name,
-            Tokens = end - skip,
+            Tokens = Math.Max(0, end - skip - o.WarmupTokens),
             Requests = state.Hits + state.Misses,
             Hits = state.Hits,
             Misses = state.Misses,
@@ -154,6 +157,14 @@ public static class Simulator
         public long DemandBytes, PrefetchBytes, DenseBytes;
         public double Compute, Io, Stall;
 
+        /// <summary>End of warm-up: the cache contents and flags stay, the counts start over.</summary>
+        public void ResetCounters()
+        {
+            Hits = Misses = PrefetchHits = PrefetchReads = Wasted = Predictions = PredictedDemands = PredictableDemands = 0;
+            DemandBytes = PrefetchBytes = DenseBytes = 0;
+            Compute = Io = Stall = 0;
+        }
+
         public void OnEvicted(ExpertKey key, long size)
         {
             if (key.Expert >= ExpertsPerLayer) return; // a dense block (page-cache mode)
@@ -181,8 +192,10 @@ public static class Simulator
         long time = 0; // demand request counter: the index into Future.RequestSequence(skip) that belady/oracle read
         double now = 0, ioFree = 0;
 
+        int measureFrom = skip + Math.Max(0, o.WarmupTokens);
         for (int t = skip; t < end; t++)
         {
+            if (t == measureFrom && t > skip) s.ResetCounters();
             var tok = default(TokenRecord);
             for (int l = 0; l < L; l++)
             {

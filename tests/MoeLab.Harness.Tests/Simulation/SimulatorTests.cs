@@ -181,4 +181,16 @@ public sealed class SimulatorTests
         Assert.Equal(100 + 400, Simulator.Run(o, 200).BytesRead);
         Assert.Equal(400 + 400, Simulator.Run(o, 100).BytesRead);
     }
+
+    [Fact]
+    public void WarmupTokensFillTheCacheButAreNotCounted()
+    {
+        var trace = SyntheticTrace.Generate(new SyntheticTraceOptions { Layers = 4, Experts = 16, ExpertsPerToken = 2, Tokens = 100 });
+        var all = Simulator.Run(new SimulationOptions { Trace = trace, RecordTokens = true }, 24);
+        var warm = Simulator.Run(new SimulationOptions { Trace = trace, WarmupTokens = 30 }, 24);
+        Assert.Equal(70, warm.Tokens);
+        Assert.Equal(all.PerToken!.Skip(30).Sum(t => (long)t.Hits), warm.Hits);
+        Assert.Equal(all.PerToken!.Skip(30).Sum(t => (long)t.Misses), warm.Misses);
+        Assert.Equal(70 * 4 * 2, warm.Requests);
+    }
 }
