@@ -65,6 +65,12 @@ public sealed unsafe class QuantizedVector
         _q8Ready = _qkReady = false;
     }
 
+    /// <summary>
+    /// Builds now the form that weights of <paramref name="weightType"/> dot against. MatVec and ComputePool do this
+    /// themselves; call it before sharing one vector between threads that call <see cref="MatVec.Multiply"/> directly.
+    /// </summary>
+    public void PrepareFor(GgmlType weightType) => Prepare(weightType);
+
     /// <summary>The activation format ggml pairs with weights of <paramref name="weightType"/>.</summary>
     internal static GgmlType ActivationType(GgmlType weightType) => weightType switch
     {
