@@ -190,7 +190,7 @@ public static class StreamingVsFio
 
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
-    private sealed class Fifo(int depth) : IIoScheduler
+    internal sealed class Fifo(int depth) : IIoScheduler
     {
         public string Name => "fifo";
 
@@ -211,7 +211,7 @@ public static class StreamingVsFio
     }
 
     /// <summary>Plain LRU by last-access stamp (the benchmark measures I/O, not the policy).</summary>
-    private sealed class FlatLru(long capacity, int layers, int experts) : ICachePolicy
+    internal sealed class FlatLru(long capacity, int layers, int experts) : ICachePolicy
     {
         private readonly long[] _stamp = new long[layers * experts];
         private readonly long[] _size = new long[layers * experts];
