@@ -136,4 +136,30 @@ public sealed class PrefetchTests
         Assert.Equal(1.0, score.Precision);
         Assert.Equal(60.0 / 80, score.Recall, 12); // layer 0 of every token is never predicted (no wrap)
     }
+
+    [Fact]
+    public void PredictingAndScoringAllocateNothing()
+    {
+        var rng = new Random(2);
+        var trace = Build(4, 16, 200, (_, _) => [rng.Next(8), 8 + rng.Next(8)]);
+        var prefetchers = new IPrefetcher[] { new RepeatLast(4, 2, 1), new Transition(4, 16, false, 2, null), new Oracle(trace, 0, 1) };
+        var predictions = new ExpertKey[16];
+        foreach (var prefetcher in prefetchers)
+        {
+            var score = new PrefetchScore(4, 16);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int t = 0; t < trace.Tokens; t++)
+            {
+                for (int l = 0; l < trace.Layers; l++)
+                {
+                    var experts = trace.Experts(t, l);
+                    score.Observed(t, l, experts);
+                    int n = prefetcher.Predict(new RoutingObservation { Token = t, Layer = l, Experts = experts }, predictions);
+                    score.Predicted(t, l, predictions.AsSpan(0, n));
+                }
+            }
+
+            Assert.True(GC.GetAllocatedBytesForCurrentThread() - before == 0, prefetcher.Name);
+        }
+    }
 }
