@@ -6,6 +6,10 @@ public static class CommandLine
     /// <summary>Every verb, in the order <c>moelab help</c> lists them. Adding a verb adds one line here.</summary>
     public static IReadOnlyList<ICliCommand> Commands { get; } =
     [
+        new ModelSynthCommand(),
+        new ModelInfoCommand(),
+        new LogitsCommand(),
+        new GenerateCommand(),
         new ServeCommand(),
         new AgentCommand(),
         new ValidateCommand(),

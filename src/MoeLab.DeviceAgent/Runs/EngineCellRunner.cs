@@ -1,0 +1,168 @@
+using System.Text.Json;
+using MoeLab.DeviceAgent.Api;
+using MoeLab.Engine.Generation;
+using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Model;
+using MoeLab.Engine.Sampling;
+
+namespace MoeLab.DeviceAgent.Runs;
+
+/// <summary>
+/// Runs one resolved cell with the real engine: opens the model with the cell's budget, I/O mode and strategies,
+/// then for each repetition and prompt generates warm-up tokens (discarded) and the measured tokens. The local
+/// target and device agents both run cells through this class, so their results are comparable by construction.
+/// </summary>
+public sealed class EngineCellRunner : ICellRunner
+{
+    /// <summary>Extra RAM a run needs beyond weights and budget (KV cache, buffers, runtime), stated for preflight.</summary>
+    public const long OverheadBytes = 256L << 20;
+
+    public static EngineSettings Settings(RunCell cell, MoeLab.Engine.Model.IRoutingObserver? observer = null) => new()
+    {
+        BudgetBytes = cell.BudgetBytes,
+        IoMode = cell.IoMode,
+        Cache = cell.Cache,
+        Prefetch = cell.Prefetch,
+        Routing = cell.Routing,
+        Io = cell.Io,
+        Threads = cell.Threads,
+        MaxContext = 0,
+        Observer = observer,
+    };
+
+    /// <summary>Bytes the cell needs in RAM: resident weights, the expert budget (or every expert without one), overhead.</summary>
+    public static long RequiredBytes(RunCell cell, string modelPath)
+    {
+        var f = GgufFile.Open(modelPath);
+        long resident = f.Tensors.Where(t => !ExpertTensors.IsRoutedExpert(t)).Sum(t => t.ByteSize);
+        long experts = cell.BudgetBytes ?? f.Tensors.Where(ExpertTensors.IsRoutedExpert).Sum(t => t.ByteSize);
+        return resident + experts + OverheadBytes;
+    }
+
+    public static string? Preflight(RunCell cell, string modelPath, long availableMemoryBytes)
+    {
+        if (!File.Exists(modelPath))
+        {
+            return $"model '{cell.Model}' not found";
+        }
+
+        long need = RequiredBytes(cell, modelPath);
+        return need > availableMemoryBytes
+            ? $"cell needs about {need >> 20} MiB (resident weights + {(cell.BudgetBytes is null ? "all experts" : "expert budget")} + {OverheadBytes >> 20} MiB overhead) but only {availableMemoryBytes >> 20} MiB is available"
+            : null;
+    }
+
+    public static CellResult Run(RunCell cell, string modelPath, Action<TokenEvent>? onToken, MoeLab.Engine.Model.IRoutingObserver? observer, CancellationToken cancel)
+    {
+        using var session = EngineSession.Open(modelPath, Settings(cell, observer));
+        var events = new List<TokenEvent>();
+        var texts = new List<string>();
+        long hits = 0, misses = 0, prefetchHits = 0, bytes = 0, issued = 0, unused = 0;
+        double io = 0, compute = 0, stall = 0, seconds = 0;
+        int tokens = 0;
+        for (int rep = 0; rep < Math.Max(1, cell.Repetitions); rep++)
+        {
+            foreach (string prompt in cell.Prompts)
+            {
+                var sampler = new Sampler(session.Model.Config.Vocab, new SamplerOptions
+                {
+                    Temperature = (float)cell.Temperature,
+                    TopK = cell.TopK,
+                    TopP = (float)cell.TopP,
+                    Seed = (ulong)(cell.Seed + rep),
+                });
+                if (cell.WarmupTokens > 0)
+                {
+                    session.Model.Reset();
+                    session.Generator.Generate(prompt, cell.WarmupTokens, sampler, stopAtEndOfGeneration: false, cancel: cancel);
+                }
+
+                session.Model.Reset();
+                int index = tokens;
+                var result = session.Generator.Generate(prompt, cell.GenerateTokens, sampler, stopAtEndOfGeneration: false, (step, _) =>
+                {
+                    var e = new TokenEvent(rep, index++, step.TokenId, step.WallSeconds * 1e3, (int)step.Experts.Hits, (int)step.Experts.Misses,
+                        (int)step.Experts.PrefetchHits, step.Experts.BytesRead, step.Experts.IoSeconds * 1e3, step.ComputeSeconds * 1e3, step.StallSeconds * 1e3);
+                    events.Add(e);
+                    onToken?.Invoke(e);
+                }, cancel);
+                texts.Add(result.Text);
+                foreach (var s in result.Steps)
+                {
+                    hits += s.Experts.Hits;
+                    misses += s.Experts.Misses;
+                    prefetchHits += s.Experts.PrefetchHits;
+                    bytes += s.Experts.BytesRead;
+                    issued += s.Experts.PrefetchIssued;
+                    unused += s.Experts.PrefetchUnused;
+                    io += s.Experts.IoSeconds;
+                    stall += s.StallSeconds;
+                    compute += s.ComputeSeconds;
+                    seconds += s.WallSeconds;
+                }
+
+                tokens += result.Generated.Length;
+            }
+        }
+
+        bool prefetching = cell.Prefetch != "none";
+        return new CellResult
+        {
+            CellId = cell.CellId,
+            IoMode = session.IoModeLabel,
+            BudgetBytes = cell.BudgetBytes,
+            Tokens = tokens,
+            Seconds = seconds,
+            TokensPerSecond = seconds > 0 ? tokens / seconds : 0,
+            BytesRead = bytes,
+            ExpertHits = hits,
+            ExpertMisses = misses,
+            PrefetchHits = prefetchHits,
+            IoSeconds = io,
+            ComputeSeconds = compute,
+            StallSeconds = stall,
+            PeakRssBytes = PeakRss(),
+            PrefetchPrecision = prefetching && issued > 0 ? (issued - unused) / (double)issued : null,
+            PrefetchRecall = prefetching && hits + misses + prefetchHits > 0 ? prefetchHits / (double)(hits + misses + prefetchHits) : null,
+            Texts = [.. texts],
+            TokenEvents = [.. events],
+            Source = "engine",
+        };
+    }
+
+    /// <summary>Process peak resident set (VmHWM) where the OS reports it; 0 elsewhere.</summary>
+    public static long PeakRss()
+    {
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/self/status"))
+            {
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                {
+                    return long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), System.Globalization.CultureInfo.InvariantCulture) * 1024;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return Environment.WorkingSet;
+    }
+
+    string? ICellRunner.Preflight(JsonElement cell, ModelDirectory models, long availableMemoryBytes)
+    {
+        var c = Parse(cell);
+        return Preflight(c, models.Resolve(c.Model), availableMemoryBytes);
+    }
+
+    JsonElement ICellRunner.Run(JsonElement cell, ModelDirectory models, Action<TokenEvent> onToken, CancellationToken cancel)
+    {
+        var c = Parse(cell);
+        var result = Run(c, models.Resolve(c.Model), onToken, null, cancel);
+        return JsonSerializer.SerializeToElement(result, RunCellJson.Default.CellResult);
+    }
+
+    private static RunCell Parse(JsonElement cell) =>
+        cell.Deserialize(RunCellJson.Default.RunCell) ?? throw new ArgumentException("the cell document is empty");
+}

@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using MoeLab.Engine.Experts;
+using MoeLab.Engine.Model;
+using MoeLab.Engine.Sampling;
+using TextTokenizer = MoeLab.Engine.Tokenizer.Tokenizer;
+
+namespace MoeLab.Engine.Generation;
+
+/// <summary>
+/// One decoded token with what it cost: its forward pass's wall time, the part spent waiting for experts, and the
+/// expert source's counters for that pass (hits, misses, bytes, I/O time).
+/// </summary>
+public readonly record struct TokenStep(int Index, int TokenId, double WallSeconds, double StallSeconds, ExpertSourceCounters Experts)
+{
+    /// <summary>Time not spent waiting for experts: attention, routers, expert matvecs, sampling.</summary>
+    public double ComputeSeconds => Math.Max(0, WallSeconds - StallSeconds);
+}
+
+public sealed record GenerationResult(int[] PromptTokens, int[] Generated, string Text, double PromptSeconds, double DecodeSeconds, TokenStep[] Steps)
+{
+    /// <summary>Decode speed: generated tokens over the time of their forward passes (as llama-bench's tg).</summary>
+    public double TokensPerSecond => DecodeSeconds > 0 ? Generated.Length / DecodeSeconds : 0;
+}
+
+/// <summary>
+/// Prompt → tokens → decode loop. Each generated token costs one forward pass, timed on its own; the prompt is
+/// evaluated first (token by token through the KV cache) and timed separately.
+/// </summary>
+public sealed class TextGenerator(MoeModel model, TextTokenizer tokenizer)
+{
+    public MoeModel Model { get; } = model;
+
+    public TextTokenizer Tokenizer { get; } = tokenizer;
+
+    public GenerationResult Generate(
+        string prompt, int maxTokens, Sampler sampler, bool stopAtEndOfGeneration = true,
+        Action<TokenStep, string>? onToken = null, CancellationToken cancel = default)
+    {
+        int[] promptTokens = Tokenizer.Encode(prompt);
+        if (promptTokens.Length == 0)
+        {
+            throw new ArgumentException("the prompt encodes to no tokens");
+        }
+
+        if (Model.Position + promptTokens.Length + maxTokens > Model.MaxContext)
+        {
+            throw new ArgumentException($"prompt ({promptTokens.Length} tokens) plus {maxTokens} generated tokens exceed the {Model.MaxContext}-token context");
+        }
+
+        long t0 = Stopwatch.GetTimestamp();
+        ReadOnlySpan<float> logits = default;
+        foreach (int t in promptTokens)
+        {
+            cancel.ThrowIfCancellationRequested();
+            logits = Model.Forward(t);
+        }
+
+        double promptSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        var decoder = Tokenizer.CreateDecoder();
+        var generated = new List<int>(maxTokens);
+        var steps = new List<TokenStep>(maxTokens);
+        var text = new System.Text.StringBuilder();
+        double decodeSeconds = 0;
+        var source = Model.ExpertSource;
+        for (int i = 0; i < maxTokens; i++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            int token = sampler.Sample(logits);
+            if (stopAtEndOfGeneration && Tokenizer.IsEndOfGeneration(token))
+            {
+                break;
+            }
+
+            var before = source.Counters;
+            logits = Model.Forward(token);
+            var step = new TokenStep(i, token, Model.LastWallSeconds, Model.LastStallSeconds, source.Counters - before);
+            decodeSeconds += step.WallSeconds;
+            generated.Add(token);
+            steps.Add(step);
+            string piece = decoder.Append(token);
+            text.Append(piece);
+            onToken?.Invoke(step, piece);
+        }
+
+        text.Append(decoder.Flush());
+        return new GenerationResult(promptTokens, [.. generated], text.ToString(), promptSeconds, decodeSeconds, [.. steps]);
+    }
+}

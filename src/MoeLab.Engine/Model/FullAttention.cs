@@ -1,0 +1,169 @@
+using System.Numerics.Tensors;
+using MoeLab.Engine.Kernels;
+
+namespace MoeLab.Engine.Model;
+
+/// <summary>
+/// Grouped-query self-attention with a KV cache, as llama.cpp's qwen3moe and llama graphs compute it: Q/K/V
+/// projections, optional per-head RMSNorm of Q and K (Qwen3), NEOX or normal RoPE over the first
+/// <see cref="ModelConfig.RopeDimensions"/> of each head, softmax(QKᵀ/√d) V over the cached positions (optionally a
+/// sliding window), output projection. Buffers are allocated once; decoding a token allocates nothing.
+/// </summary>
+public sealed class FullAttention : IParallelBody
+{
+    private readonly ModelConfig _c;
+    private readonly ComputePool _pool;
+    private readonly WeightMatrix _wq, _wk, _wv, _wo;
+    private readonly float[]? _qNorm, _kNorm;
+    private readonly bool _neox;
+    private readonly float[] _q, _k, _v, _att, _out, _scores;
+    private readonly float[] _kCache, _vCache;
+    private readonly int _maxContext;
+    private readonly RopeTable _rope;
+    private readonly QuantizedVector _xq, _oq;
+    private int _pos;
+
+    public FullAttention(ModelConfig c, ResidentTensors w, int layer, int maxContext, ComputePool pool, RopeTable rope, bool neox)
+    {
+        _c = c;
+        _pool = pool;
+        _rope = rope;
+        _neox = neox;
+        _maxContext = maxContext;
+        string p = $"blk.{layer}.";
+        _wq = w.Matrix(p + "attn_q.weight", c.Heads * c.KeyLength, c.Hidden);
+        _wk = w.Matrix(p + "attn_k.weight", c.KvHeads * c.KeyLength, c.Hidden);
+        _wv = w.Matrix(p + "attn_v.weight", c.KvHeads * c.ValueLength, c.Hidden);
+        _wo = w.Matrix(p + "attn_output.weight", c.Hidden, c.Heads * c.ValueLength);
+        _qNorm = w.Has(p + "attn_q_norm.weight") ? w.Vector(p + "attn_q_norm.weight", c.KeyLength) : null;
+        _kNorm = w.Has(p + "attn_k_norm.weight") ? w.Vector(p + "attn_k_norm.weight", c.KeyLength) : null;
+        _q = new float[c.Heads * c.KeyLength];
+        _k = new float[c.KvHeads * c.KeyLength];
+        _v = new float[c.KvHeads * c.ValueLength];
+        _out = new float[c.Heads * c.ValueLength];
+        _scores = new float[c.Heads * maxContext];
+        _att = _scores;
+        _kCache = new float[(long)maxContext * c.KvHeads * c.KeyLength];
+        _vCache = new float[(long)maxContext * c.KvHeads * c.ValueLength];
+        _xq = new QuantizedVector(c.Hidden);
+        _oq = new QuantizedVector(c.Heads * c.ValueLength);
+    }
+
+    public void Reset() => _pos = 0;
+
+    /// <summary>Attends token at position <paramref name="pos"/> (its normed input <paramref name="x"/>) and writes the projected output.</summary>
+    public void Forward(ReadOnlySpan<float> x, int pos, Span<float> output)
+    {
+        if (pos >= _maxContext)
+        {
+            throw new InvalidOperationException($"context full: position {pos} exceeds the {_maxContext}-token KV cache");
+        }
+
+        _pos = pos;
+        _xq.Set(x);
+        _pool.MatVec(_wq, _xq, _q);
+        _pool.MatVec2(_wk, _wv, _xq, _k, _v);
+
+        int d = _c.KeyLength;
+        for (int h = 0; h < _c.Heads; h++)
+        {
+            var qh = _q.AsSpan(h * d, d);
+            if (_qNorm is not null)
+            {
+                Ops.RmsNorm(qh, _qNorm, _c.NormEpsilon, qh);
+            }
+
+            _rope.Apply(qh, pos, _neox);
+        }
+
+        for (int h = 0; h < _c.KvHeads; h++)
+        {
+            var kh = _k.AsSpan(h * d, d);
+            if (_kNorm is not null)
+            {
+                Ops.RmsNorm(kh, _kNorm, _c.NormEpsilon, kh);
+            }
+
+            _rope.Apply(kh, pos, _neox);
+        }
+
+        _k.CopyTo(_kCache.AsSpan(pos * _k.Length, _k.Length));
+        _v.CopyTo(_vCache.AsSpan(pos * _v.Length, _v.Length));
+
+        _pool.For(_c.Heads, this);
+
+        _oq.Set(_out);
+        _pool.MatVec(_wo, _oq, output);
+    }
+
+    /// <summary>One range of heads: scores over the cached positions, softmax, weighted sum of values.</summary>
+    public void Execute(int start, int end)
+    {
+        int d = _c.KeyLength, dv = _c.ValueLength, group = _c.Heads / _c.KvHeads;
+        int first = _c.SlidingWindow > 0 ? Math.Max(0, _pos - _c.SlidingWindow + 1) : 0;
+        int n = _pos + 1 - first;
+        float scale = 1f / MathF.Sqrt(d);
+        for (int h = start; h < end; h++)
+        {
+            int kvh = h / group;
+            var q = _q.AsSpan(h * d, d);
+            var scores = _att.AsSpan(h * _maxContext, n);
+            for (int t = 0; t < n; t++)
+            {
+                var k = _kCache.AsSpan(((first + t) * _k.Length) + (kvh * d), d);
+                scores[t] = TensorPrimitives.Dot(q, k) * scale;
+            }
+
+            TensorPrimitives.SoftMax(scores, scores);
+            var o = _out.AsSpan(h * dv, dv);
+            o.Clear();
+            for (int t = 0; t < n; t++)
+            {
+                var v = _vCache.AsSpan(((first + t) * _v.Length) + (kvh * dv), dv);
+                TensorPrimitives.MultiplyAdd(v, scores[t], o, o);
+            }
+        }
+    }
+}
+
+/// <summary>Rotary position embedding angles, precomputed per position (llama.cpp: theta_i = pos · base^(−2i/n_rot)).</summary>
+public sealed class RopeTable
+{
+    private readonly float[] _cos, _sin;
+    private readonly int _half;
+
+    public RopeTable(int rotatedDims, float freqBase, int maxContext)
+    {
+        _half = rotatedDims / 2;
+        _cos = new float[maxContext * _half];
+        _sin = new float[maxContext * _half];
+        for (int p = 0; p < maxContext; p++)
+        {
+            for (int i = 0; i < _half; i++)
+            {
+                double theta = p * Math.Pow(freqBase, -2.0 * i / rotatedDims);
+                _cos[(p * _half) + i] = (float)Math.Cos(theta);
+                _sin[(p * _half) + i] = (float)Math.Sin(theta);
+            }
+        }
+    }
+
+    public int RotatedDims => _half * 2;
+
+    /// <summary>
+    /// Rotates the first <see cref="RotatedDims"/> of one head. NEOX pairs element i with i + n_rot/2 (Qwen, GPT-NeoX);
+    /// normal pairs 2i with 2i+1 (Llama, Mixtral).
+    /// </summary>
+    public void Apply(Span<float> head, int pos, bool neox)
+    {
+        var cos = _cos.AsSpan(pos * _half, _half);
+        var sin = _sin.AsSpan(pos * _half, _half);
+        for (int i = 0; i < _half; i++)
+        {
+            int a = neox ? i : 2 * i, b = neox ? i + _half : (2 * i) + 1;
+            float x0 = head[a], x1 = head[b];
+            head[a] = (x0 * cos[i]) - (x1 * sin[i]);
+            head[b] = (x0 * sin[i]) + (x1 * cos[i]);
+        }
+    }
+}

@@ -1,0 +1,174 @@
+using System.Runtime.InteropServices;
+using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Kernels;
+using MoeLab.Engine.Tokenizer;
+
+namespace MoeLab.Engine.Model;
+
+/// <summary>What to synthesize: a preset's exact layer shape, optionally fewer layers, weights stored as <see cref="Quant"/>.</summary>
+public sealed record SynthOptions(ModelPreset Preset, int? Layers = null, GgmlType Quant = GgmlType.F32, ulong Seed = 1);
+
+/// <summary>
+/// Writes a random-weight model in real GGUF with the exact per-layer shape of a real model, a byte-level BPE
+/// vocabulary and the standard metadata, so MoeLab and llama.cpp both load it. Weights are uniform with the
+/// variance of a 1/√fan-in initialisation (so activations stay O(1) through the depth); norms are near 1; routers
+/// are random so routing varies from token to token. Deterministic in the seed.
+/// </summary>
+public static class ModelSynthesizer
+{
+    public static void Write(SynthOptions o, string path, IProgress<double>? progress = null)
+    {
+        var p = o.Preset;
+        if (p.Architecture != "qwen3moe")
+        {
+            throw new NotSupportedException($"synthesizing '{p.Architecture}' models ({p.Name}) is not supported yet");
+        }
+
+        int layers = o.Layers ?? p.Layers;
+        if (layers < 1 || layers > p.Layers)
+        {
+            throw new ArgumentException($"--layers must be between 1 and {p.Layers} for {p.Name}");
+        }
+
+        var w = new GgufWriter();
+        string a = p.Architecture + ".";
+        w.Set("general.architecture", p.Architecture)
+         .Set("general.name", $"moelab-synth {p.Name} ({layers} of {p.Layers} layers, {o.Quant})")
+         .Set("general.file_type", FileType(o.Quant))
+         .Set("general.quantization_version", 2u)
+         .Set(a + "context_length", (uint)p.ContextLength)
+         .Set(a + "embedding_length", (uint)p.Hidden)
+         .Set(a + "feed_forward_length", (uint)(p.ExpertFeedForward * p.ExpertsUsed))
+         .Set(a + "block_count", (uint)layers)
+         .Set(a + "attention.head_count", (uint)p.Heads)
+         .Set(a + "attention.head_count_kv", (uint)p.KvHeads)
+         .Set(a + "attention.key_length", (uint)p.HeadDim)
+         .Set(a + "attention.value_length", (uint)p.HeadDim)
+         .Set(a + "attention.layer_norm_rms_epsilon", (float)p.NormEpsilon)
+         .Set(a + "rope.freq_base", (float)p.RopeBase)
+         .Set(a + "expert_count", (uint)p.Experts)
+         .Set(a + "expert_used_count", (uint)p.ExpertsUsed)
+         .Set(a + "expert_feed_forward_length", (uint)p.ExpertFeedForward);
+
+        var vocab = ByteLevelVocabulary.Create(p.Vocab);
+        w.Set("tokenizer.ggml.model", "gpt2")
+         .Set("tokenizer.ggml.pre", "qwen2")
+         .Set("tokenizer.ggml.tokens", GgufValue.Of(vocab.Tokens))
+         .Set("tokenizer.ggml.token_type", GgufValue.Of(vocab.Types))
+         .Set("tokenizer.ggml.merges", GgufValue.Of(vocab.Merges))
+         .Set("tokenizer.ggml.eos_token_id", (uint)Array.IndexOf(vocab.Tokens, "<|im_end|>"))
+         .Set("tokenizer.ggml.padding_token_id", (uint)Array.IndexOf(vocab.Tokens, "<|endoftext|>"))
+         .Set("tokenizer.ggml.bos_token_id", (uint)Array.IndexOf(vocab.Tokens, "<|endoftext|>"))
+         .Set("tokenizer.ggml.add_bos_token", false);
+
+        ulong seed = o.Seed;
+        long total = 0, done = 0;
+        void Add(string name, GgmlType type, long[] dims, float scale, float offset = 0)
+        {
+            type = Fit(type, dims[0]);
+            ulong s = seed++;
+            total += GgufWriter.TensorBytes(type, dims);
+            w.AddTensor(name, type, dims, stream =>
+            {
+                WriteRandom(stream, type, dims, scale, offset, s);
+                done += GgufWriter.TensorBytes(type, dims);
+                progress?.Report(done / (double)total);
+            });
+        }
+
+        int h = p.Hidden, q = p.Heads * p.HeadDim, kv = p.KvHeads * p.HeadDim;
+        var qt = o.Quant;
+        Add("token_embd.weight", qt, [h, p.Vocab], 1f);
+        Add("output_norm.weight", GgmlType.F32, [h], 0.1f, 1f);
+        Add("output.weight", qt, [h, p.Vocab], Scale(h));
+        for (int l = 0; l < layers; l++)
+        {
+            string b = $"blk.{l}.";
+            Add(b + "attn_norm.weight", GgmlType.F32, [h], 0.1f, 1f);
+            Add(b + "attn_q.weight", qt, [h, q], Scale(h));
+            Add(b + "attn_k.weight", qt, [h, kv], Scale(h));
+            Add(b + "attn_v.weight", qt, [h, kv], Scale(h));
+            Add(b + "attn_output.weight", qt, [q, h], Scale(q));
+            Add(b + "attn_q_norm.weight", GgmlType.F32, [p.HeadDim], 0.1f, 1f);
+            Add(b + "attn_k_norm.weight", GgmlType.F32, [p.HeadDim], 0.1f, 1f);
+            Add(b + "ffn_norm.weight", GgmlType.F32, [h], 0.1f, 1f);
+            // llama.cpp's quantizer keeps routers in F32 too: they are tiny and routing is sensitive to them.
+            Add(b + "ffn_gate_inp.weight", GgmlType.F32, [h, p.Experts], 4 * Scale(h));
+            Add(b + "ffn_gate_exps.weight", qt, [h, p.ExpertFeedForward, p.Experts], Scale(h));
+            Add(b + "ffn_up_exps.weight", qt, [h, p.ExpertFeedForward, p.Experts], Scale(h));
+            Add(b + "ffn_down_exps.weight", qt, [p.ExpertFeedForward, h, p.Experts], Scale(p.ExpertFeedForward));
+        }
+
+        w.Write(path);
+    }
+
+    /// <summary>Uniform on ±√3/√fan-in has the variance of the usual 1/√fan-in normal initialisation.</summary>
+    private static float Scale(int fanIn) => MathF.Sqrt(3f / fanIn);
+
+    /// <summary>K-quants need rows that are multiples of 256: narrower tensors (tiny presets) fall back to Q8_0 or F32, as llama.cpp's quantizer does.</summary>
+    public static GgmlType Fit(GgmlType type, long rowLength) =>
+        rowLength % GgmlTypeInfo.BlockSize(type) == 0 ? type
+        : rowLength % 32 == 0 ? GgmlType.Q8_0
+        : GgmlType.F32;
+
+    private static void WriteRandom(Stream stream, GgmlType type, long[] dims, float scale, float offset, ulong seed)
+    {
+        int cols = (int)dims[0];
+        long rows = 1;
+        for (int i = 1; i < dims.Length; i++)
+        {
+            rows *= dims[i];
+        }
+
+        int rowBytes = (int)GgmlTypeInfo.RowBytes(type, cols);
+        int rowsPerChunk = Math.Max(1, (1 << 22) / Math.Max(rowBytes, 1));
+        var values = new float[cols];
+        var chunk = new byte[rowsPerChunk * rowBytes];
+        ulong state = (seed * 0x9E3779B97F4A7C15UL) | 1;
+        long r = 0;
+        while (r < rows)
+        {
+            int n = (int)Math.Min(rowsPerChunk, rows - r);
+            for (int i = 0; i < n; i++)
+            {
+                for (int j = 0; j < cols; j++)
+                {
+                    // xorshift64*: fast and reproducible; the top 24 bits make a uniform float in [-1, 1).
+                    state ^= state >> 12;
+                    state ^= state << 25;
+                    state ^= state >> 27;
+                    float u = ((state * 0x2545F4914F6CDD1DUL) >> 40) * (2f / (1 << 24)) - 1f;
+                    values[j] = offset + (scale * u);
+                }
+
+                var dst = chunk.AsSpan(i * rowBytes, rowBytes);
+                if (type == GgmlType.F32)
+                {
+                    MemoryMarshal.AsBytes(values.AsSpan()).CopyTo(dst);
+                }
+                else
+                {
+                    Quantizer.QuantizeRow(type, values, dst);
+                }
+            }
+
+            stream.Write(chunk, 0, n * rowBytes);
+            r += n;
+        }
+    }
+
+    /// <summary>llama_ftype of a uniformly quantized file (llama.h), so tools print the right name.</summary>
+    private static uint FileType(GgmlType t) => t switch
+    {
+        GgmlType.F32 => 0,
+        GgmlType.F16 => 1,
+        GgmlType.Q4_0 => 2,
+        GgmlType.Q8_0 => 7,
+        GgmlType.Q2_K => 10,
+        GgmlType.Q3_K => 11,
+        GgmlType.Q4_K => 14,
+        GgmlType.Q6_K => 18,
+        GgmlType.BF16 => 32,
+        _ => throw new NotSupportedException($"cannot synthesize a model quantized as {t} (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q2_K, Q3_K)"),
+    };
+}

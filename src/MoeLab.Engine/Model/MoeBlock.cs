@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using MoeLab.Engine.Experts;
+using MoeLab.Engine.Kernels;
+using MoeLab.Engine.Policies;
+
+namespace MoeLab.Engine.Model;
+
+/// <summary>Sees each layer's routing decision as the engine makes it (trace recording, telemetry). Must not allocate.</summary>
+public interface IRoutingObserver
+{
+    void Observe(in RoutingObservation observed);
+}
+
+/// <summary>
+/// One layer's sparse FFN: router softmax over all experts → top-k → renormalized weights (when the architecture
+/// does) → optional routing policy → the chosen experts, fetched through the <see cref="IExpertSource"/>, each
+/// computing down(silu(gate·x) ⊙ up·x), summed by weight; plus the always-on shared expert where the model has one
+/// (Qwen3.5: scaled by sigmoid(shared-gate · x)).
+/// </summary>
+public sealed class MoeBlock
+{
+    private readonly ModelConfig _c;
+    private readonly ComputePool _pool;
+    private readonly int _layer, _moeIndex;
+    private readonly WeightMatrix _router;
+    private readonly WeightMatrix? _sharedGate, _sharedUp, _sharedDown, _sharedGateInput;
+    private readonly float[] _probs, _weights, _gate, _up, _expertOut, _sharedScalar;
+    private readonly int[] _experts;
+    private readonly QuantizedVector _xq, _hq;
+
+    public MoeBlock(ModelConfig c, ResidentTensors w, int layer, int moeIndex, ComputePool pool)
+    {
+        _c = c;
+        _pool = pool;
+        _layer = layer;
+        _moeIndex = moeIndex;
+        string p = $"blk.{layer}.";
+        _router = w.Matrix(p + "ffn_gate_inp.weight", c.Experts, c.Hidden);
+        if (w.Has(p + "ffn_gate_shexp.weight"))
+        {
+            int sff = c.SharedFeedForward > 0 ? c.SharedFeedForward : (int)w.Info(p + "ffn_gate_shexp.weight").Dim(1);
+            _sharedGate = w.Matrix(p + "ffn_gate_shexp.weight", sff, c.Hidden);
+            _sharedUp = w.Matrix(p + "ffn_up_shexp.weight", sff, c.Hidden);
+            _sharedDown = w.Matrix(p + "ffn_down_shexp.weight", c.Hidden, sff);
+            if (w.Has(p + "ffn_gate_inp_shexp.weight"))
+            {
+                _sharedGateInput = w.Matrix(p + "ffn_gate_inp_shexp.weight", 1, c.Hidden);
+            }
+        }
+
+        int ff = Math.Max(c.ExpertFeedForward, _sharedGate?.Rows ?? 0);
+        _probs = new float[c.Experts];
+        _experts = new int[c.ExpertsUsed];
+        _weights = new float[c.ExpertsUsed];
+        _gate = new float[ff];
+        _up = new float[ff];
+        _expertOut = new float[c.Hidden];
+        _sharedScalar = new float[1];
+        _xq = new QuantizedVector(c.Hidden);
+        _hq = new QuantizedVector(ff);
+    }
+
+    /// <summary>Router probabilities for an already-normed input (also what next-gate prefetching probes).</summary>
+    public void RouterProbabilities(ReadOnlySpan<float> xNormed, Span<float> probabilities)
+    {
+        _xq.Set(xNormed);
+        _pool.MatVec(_router, _xq, probabilities);
+        TensorPrimitives.SoftMax(probabilities, probabilities);
+    }
+
+    /// <summary>
+    /// Computes the block for one token: <paramref name="xNormed"/> is the FFN-normed residual, <paramref name="residual"/>
+    /// the residual stream before the norm (what prefetchers see); the result is written to <paramref name="output"/>.
+    /// Returns the seconds spent waiting for experts (stall).
+    /// </summary>
+    public double Forward(ReadOnlySpan<float> xNormed, ReadOnlySpan<float> residual, int token, Span<float> output, in MoeRuntime rt)
+    {
+        RouterProbabilities(xNormed, _probs); // leaves xNormed quantized in _xq for the experts
+        Ops.TopK(_probs, _experts);
+        float sum = 0;
+        for (int j = 0; j < _experts.Length; j++)
+        {
+            _weights[j] = _probs[_experts[j]];
+            sum += _weights[j];
+        }
+
+        if (_c.NormalizeTopK)
+        {
+            for (int j = 0; j < _weights.Length; j++)
+            {
+                _weights[j] /= sum;
+            }
+        }
+
+        int k = _experts.Length;
+        if (rt.Routing is not null)
+        {
+            k = rt.Routing.Route(_moeIndex, _probs, _experts, _weights, k, rt.Residency!);
+        }
+
+        var observed = new RoutingObservation
+        {
+            Token = token,
+            Layer = _moeIndex,
+            Hidden = residual,
+            Experts = _experts.AsSpan(0, k),
+            Weights = _weights.AsSpan(0, k),
+        };
+        rt.Observer?.Observe(observed);
+        rt.Source.Request(observed);
+
+        output.Clear();
+        double stall = 0;
+        for (int j = 0; j < k; j++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            var e = rt.Source.Acquire(_moeIndex, _experts[j]);
+            stall += Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            try
+            {
+                Expert(e.Gate, e.Up, e.Down, _weights[j], output);
+            }
+            finally
+            {
+                rt.Source.Release(_moeIndex, _experts[j]);
+            }
+        }
+
+        if (_sharedGate is { } sg)
+        {
+            float scale = 1f;
+            if (_sharedGateInput is { } gi)
+            {
+                _pool.MatVec(gi, _xq, _sharedScalar);
+                scale = Ops.Sigmoid(_sharedScalar[0]);
+            }
+
+            Expert(sg, _sharedUp!.Value, _sharedDown!.Value, scale, output);
+        }
+
+        return stall;
+    }
+
+    private void Expert(in WeightMatrix gate, in WeightMatrix up, in WeightMatrix down, float weight, Span<float> output)
+    {
+        int ff = gate.Rows;
+        var g = _gate.AsSpan(0, ff);
+        _pool.MatVec2(gate, up, _xq, g, _up.AsSpan(0, ff));
+        Ops.SwiGlu(g, _up.AsSpan(0, ff));
+        _hq.Set(g);
+        _pool.MatVec(down, _hq, _expertOut);
+        TensorPrimitives.MultiplyAdd(_expertOut, weight, output, output);
+    }
+}
+
+/// <summary>What the MoE blocks use at run time: where experts come from and which policies change routing.</summary>
+public readonly record struct MoeRuntime(IExpertSource Source, IRoutingPolicy? Routing, IExpertResidency? Residency, IRoutingObserver? Observer);

@@ -1,0 +1,208 @@
+using System.Diagnostics;
+using MoeLab.Engine.Experts;
+using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Kernels;
+using MoeLab.Engine.Policies;
+
+namespace MoeLab.Engine.Model;
+
+/// <summary>How to load a model: threads, context, and where its routed experts come from.</summary>
+public sealed record ModelOptions
+{
+    /// <summary>Compute threads (0 = all cores).</summary>
+    public int Threads { get; init; }
+
+    /// <summary>KV-cache positions to allocate (0 = min(model context, 4096)).</summary>
+    public int MaxContext { get; init; }
+
+    /// <summary>Builds the expert source from the layout; default: every expert resident in RAM.</summary>
+    public Func<ExpertLayout, IExpertSource>? ExpertSource { get; init; }
+
+    public IRoutingPolicy? Routing { get; init; }
+
+    public IRoutingObserver? Observer { get; init; }
+}
+
+/// <summary>
+/// A Mixture-of-Experts causal LM loaded from GGUF: resident dense weights, routed experts through an
+/// <see cref="IExpertSource"/>, and one decode step per call to <see cref="Forward"/>. Reads top to bottom as the
+/// model's math; all buffers are allocated at load.
+/// </summary>
+public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
+{
+    private readonly ResidentTensors _weights;
+    private readonly ComputePool _pool;
+    private readonly float[][] _attnNorm, _ffnNorm;
+    private readonly FullAttention?[] _attention;
+    private readonly MoeBlock?[] _moe;
+    private readonly int[] _moeIndexOfLayer;
+    private readonly WeightMatrix _tokenEmbedding, _output;
+    private readonly float[] _outputNorm;
+    private readonly float[] _x, _xb, _xb2, _logits, _probeNormed;
+    private readonly QuantizedVector _finalQ;
+    private readonly IExpertSource _source;
+    private readonly MoeRuntime _runtime;
+    private readonly bool _ownsSource;
+
+    private MoeModel(GgufFile file, ModelConfig config, ModelOptions options)
+    {
+        File = file;
+        Config = config;
+        MaxContext = options.MaxContext > 0 ? options.MaxContext : Math.Min(config.ContextLength, 4096);
+        _weights = new ResidentTensors(file, t => !ExpertTensors.IsRoutedExpert(t));
+        try
+        {
+            Experts = ExpertTensors.Layout(file, config);
+            _pool = new ComputePool(options.Threads > 0 ? options.Threads : Environment.ProcessorCount);
+            var c = config;
+            _tokenEmbedding = _weights.Matrix("token_embd.weight", c.Vocab, c.Hidden);
+            _output = _weights.Has("output.weight") ? _weights.Matrix("output.weight", c.Vocab, c.Hidden) : _tokenEmbedding;
+            _outputNorm = _weights.Vector("output_norm.weight", c.Hidden);
+            _attnNorm = new float[c.Layers][];
+            _ffnNorm = new float[c.Layers][];
+            _attention = new FullAttention?[c.Layers];
+            _moe = new MoeBlock?[c.Layers];
+            _moeIndexOfLayer = new int[c.Layers];
+            bool neox = c.Architecture is "qwen3moe" or "qwen35moe" or "qwen2moe";
+            var rope = new RopeTable(c.RopeDimensions, c.RopeBase, MaxContext);
+            for (int l = 0; l < c.Layers; l++)
+            {
+                _attnNorm[l] = _weights.Vector($"blk.{l}.attn_norm.weight", c.Hidden);
+                _ffnNorm[l] = _weights.Vector(_weights.Has($"blk.{l}.ffn_norm.weight") ? $"blk.{l}.ffn_norm.weight" : $"blk.{l}.post_attention_norm.weight", c.Hidden);
+                _attention[l] = new FullAttention(c, _weights, l, MaxContext, _pool, rope, neox);
+                int moeIndex = IndexOf(Experts.MoeLayers, l);
+                if (moeIndex < 0)
+                {
+                    throw new GgufFormatException($"{file.Path}: layer {l} has no routed experts (blk.{l}.ffn_gate_exps.weight); dense layers are not supported for {c.Architecture}");
+                }
+
+                _moeIndexOfLayer[l] = moeIndex;
+                _moe[l] = new MoeBlock(c, _weights, l, moeIndex, _pool);
+            }
+
+            _x = new float[c.Hidden];
+            _xb = new float[c.Hidden];
+            _xb2 = new float[c.Hidden];
+            _probeNormed = new float[c.Hidden];
+            _logits = new float[c.Vocab];
+            _finalQ = new QuantizedVector(c.Hidden);
+            _ownsSource = options.ExpertSource is null;
+            _source = options.ExpertSource?.Invoke(Experts) ?? new ResidentExpertSource(Experts);
+            _runtime = new MoeRuntime(_source, options.Routing, this, options.Observer);
+        }
+        catch
+        {
+            _weights.Dispose();
+            throw;
+        }
+    }
+
+    public static MoeModel Load(string path, ModelOptions? options = null)
+    {
+        var file = GgufFile.Open(path);
+        var config = ModelConfig.FromGguf(file);
+        if (config.Architecture is not ("qwen3moe" or "llama"))
+        {
+            throw new NotSupportedException($"{path}: architecture '{config.Architecture}' is not supported yet (qwen3moe and llama/Mixtral are)");
+        }
+
+        return new MoeModel(file, config, options ?? new ModelOptions());
+    }
+
+    public GgufFile File { get; }
+
+    public ModelConfig Config { get; }
+
+    public ExpertLayout Experts { get; }
+
+    public IExpertSource ExpertSource => _source;
+
+    public int MaxContext { get; }
+
+    /// <summary>Bytes of the resident (non-expert) weights.</summary>
+    public long ResidentBytes => _weights.Bytes;
+
+    /// <summary>Position of the next token.</summary>
+    public int Position { get; private set; }
+
+    /// <summary>Seconds spent waiting for experts during the last <see cref="Forward"/>.</summary>
+    public double LastStallSeconds { get; private set; }
+
+    /// <summary>Wall seconds of the last <see cref="Forward"/>.</summary>
+    public double LastWallSeconds { get; private set; }
+
+    public int Layers => Experts.Layers;
+
+    public int ExpertsPerLayer => Config.Experts;
+
+    public void Reset() => Position = 0;
+
+    /// <summary>Runs one token at the next position and returns the logits over the vocabulary (valid until the next call).</summary>
+    public ReadOnlySpan<float> Forward(int token)
+    {
+        if ((uint)token >= (uint)Config.Vocab)
+        {
+            throw new ArgumentOutOfRangeException(nameof(token), token, $"token id outside the vocabulary of {Config.Vocab}");
+        }
+
+        long start = Stopwatch.GetTimestamp();
+        double stall = 0;
+        int pos = Position;
+        var c = Config;
+        Dequantizer.DequantizeRow(_tokenEmbedding.Type, _tokenEmbedding.Row(token), _x);
+        for (int l = 0; l < c.Layers; l++)
+        {
+            Ops.RmsNorm(_x, _attnNorm[l], c.NormEpsilon, _xb);
+            _attention[l]!.Forward(_xb, pos, _xb2);
+            Add(_x, _xb2);
+
+            Ops.RmsNorm(_x, _ffnNorm[l], c.NormEpsilon, _xb);
+            stall += _moe[l]!.Forward(_xb, _x, pos, _xb2, _runtime);
+            Add(_x, _xb2);
+        }
+
+        Ops.RmsNorm(_x, _outputNorm, c.NormEpsilon, _xb);
+        _finalQ.Set(_xb);
+        _pool.MatVec(_output, _finalQ, _logits);
+        Position = pos + 1;
+        LastStallSeconds = stall;
+        LastWallSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        return _logits;
+    }
+
+    private static int IndexOf(IReadOnlyList<int> list, int value)
+    {
+        for (int i = 0; i < list.Count; i++)
+        {
+            if (list[i] == value)
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    private static void Add(Span<float> x, ReadOnlySpan<float> y) => System.Numerics.Tensors.TensorPrimitives.Add(x, y, x);
+
+    /// <summary>Next-gate probing: layer <paramref name="layer"/>'s FFN norm and router applied to a residual state.</summary>
+    public void RouterProbabilities(int layer, ReadOnlySpan<float> hidden, Span<float> probabilities)
+    {
+        int l = Experts.MoeLayers[layer];
+        Ops.RmsNorm(hidden, _ffnNorm[l], Config.NormEpsilon, _probeNormed);
+        _moe[l]!.RouterProbabilities(_probeNormed, probabilities);
+    }
+
+    public bool IsResident(ExpertKey key) => _source is IExpertResidency r && r.IsResident(key);
+
+    public void Dispose()
+    {
+        if (_ownsSource && _source is IDisposable d)
+        {
+            d.Dispose();
+        }
+
+        _pool.Dispose();
+        _weights.Dispose();
+    }
+}

@@ -1,0 +1,102 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Kernels;
+
+namespace MoeLab.Engine.Model;
+
+/// <summary>
+/// The weights that stay in RAM for the whole run (embeddings, attention, norms, routers, shared experts): read once
+/// from the GGUF into 64-byte-aligned native memory, so kernels see stable pointers and the GC never moves them.
+/// Routed experts are never loaded here.
+/// </summary>
+public sealed unsafe class ResidentTensors : IDisposable
+{
+    private readonly Dictionary<string, (GgufTensorInfo Info, nint Data)> _tensors = new(StringComparer.Ordinal);
+
+    public ResidentTensors(GgufFile file, Func<GgufTensorInfo, bool> include)
+    {
+        File = file;
+        using SafeFileHandle handle = System.IO.File.OpenHandle(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        try
+        {
+            foreach (var t in file.Tensors)
+            {
+                if (!include(t))
+                {
+                    continue;
+                }
+
+                long size = t.ByteSize;
+                byte* data = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(size, 1), 64);
+                _tensors[t.Name] = (t, (nint)data);
+                Bytes += size;
+                long done = 0;
+                while (done < size)
+                {
+                    int chunk = (int)Math.Min(size - done, 1 << 30);
+                    int n = RandomAccess.Read(handle, new Span<byte>(data + done, chunk), t.AbsoluteOffset + done);
+                    if (n == 0)
+                    {
+                        throw new GgufFormatException($"{file.Path}: file ends while reading tensor '{t.Name}' at offset {t.AbsoluteOffset + done}");
+                    }
+
+                    done += n;
+                }
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public GgufFile File { get; }
+
+    /// <summary>Bytes held in RAM.</summary>
+    public long Bytes { get; private set; }
+
+    public bool Has(string name) => _tensors.ContainsKey(name);
+
+    public GgufTensorInfo Info(string name) => Get(name).Info;
+
+    /// <summary>A 2-D weight: ggml's ne[0] is the row length (input width), ne[1] the number of rows (outputs).</summary>
+    public WeightMatrix Matrix(string name, int expectRows, int expectCols)
+    {
+        var (info, data) = Get(name);
+        if (info.Dim(0) != expectCols || info.Dim(1) != expectRows || info.Dims.Length > 2)
+        {
+            throw new GgufFormatException($"{File.Path}: tensor '{name}' has shape {info.ShapeText}, expected {{{expectCols}, {expectRows}}}");
+        }
+
+        return new WeightMatrix(info.Type, expectRows, expectCols, (byte*)data);
+    }
+
+    /// <summary>A 1-D tensor (norm weights, biases) as F32, dequantizing if it is stored otherwise.</summary>
+    public float[] Vector(string name, int expectLength)
+    {
+        var (info, data) = Get(name);
+        if (info.ElementCount != expectLength)
+        {
+            throw new GgufFormatException($"{File.Path}: tensor '{name}' has shape {info.ShapeText}, expected {expectLength} elements");
+        }
+
+        var result = new float[expectLength];
+        Dequantizer.DequantizeRow(info.Type, new ReadOnlySpan<byte>((byte*)data, checked((int)info.ByteSize)), result);
+        return result;
+    }
+
+    private (GgufTensorInfo Info, nint Data) Get(string name) =>
+        _tensors.TryGetValue(name, out var t) ? t : throw new GgufFormatException($"{File.Path}: tensor '{name}' is missing");
+
+    public void Dispose()
+    {
+        foreach (var (_, data) in _tensors.Values)
+        {
+            NativeMemory.AlignedFree((void*)data);
+        }
+
+        _tensors.Clear();
+    }
+}

@@ -1,0 +1,130 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MoeLab.DeviceAgent.Runs;
+using MoeLab.Engine.Sampling;
+
+namespace MoeLab.Harness.Cli;
+
+/// <summary><c>moelab generate</c>: generate text with the engine, all experts in RAM or streamed under a budget.</summary>
+public sealed class GenerateCommand : ICliCommand
+{
+    public string Name => "generate";
+
+    public string Summary => "generate text; with --budget, routed experts stream from SSD under that RAM budget";
+
+    public string Usage =>
+        "usage: moelab generate --model F.gguf --prompt \"...\" [-n 64] [--budget 512MiB] [--io direct|buffered]\n" +
+        "                       [--cache lru] [--prefetch none] [--routing unchanged] [--io-scheduler fifo]\n" +
+        "                       [--temp 0] [--top-k 0] [--top-p 1] [--seed 42] [--threads N] [--json]\n" +
+        "Without --budget every expert is resident (the in-RAM baseline). Strategy names: moelab strategies.";
+
+    public int Run(CliArgs args)
+    {
+        string model = args.Required("model");
+        string prompt = args.Required("prompt");
+        int n = args.Int("n", 64);
+        long? budget = args.Option("budget") is { } b ? ParseBytes(b) : null;
+        var settings = new EngineSettings
+        {
+            BudgetBytes = budget,
+            IoMode = args.Option("io") ?? "direct",
+            Cache = args.Option("cache") ?? "lru",
+            Prefetch = args.Option("prefetch") ?? "none",
+            Routing = args.Option("routing") ?? "unchanged",
+            Io = args.Option("io-scheduler") ?? "fifo",
+            Threads = args.Int("threads", 0),
+        };
+        var sampling = new SamplerOptions
+        {
+            Temperature = (float)args.Double("temp", 0),
+            TopK = args.Int("top-k", 0),
+            TopP = (float)args.Double("top-p", 1),
+            Seed = (ulong)args.Int("seed", 42),
+        };
+        bool json = args.Flag("json");
+        args.EnsureAllUsed();
+        sampling.Validate();
+
+        using var session = EngineSession.Open(model, settings);
+        var sampler = new Sampler(session.Model.Config.Vocab, sampling);
+        var result = session.Generator.Generate(prompt, n, sampler, onToken: (_, piece) =>
+        {
+            Console.Write(piece);
+            Console.Out.Flush();
+        });
+        Console.WriteLine();
+        double io = 0, stall = 0, compute = 0;
+        long hits = 0, misses = 0, prefetchHits = 0, bytes = 0;
+        foreach (var s in result.Steps)
+        {
+            io += s.Experts.IoSeconds;
+            stall += s.StallSeconds;
+            compute += s.ComputeSeconds;
+            hits += s.Experts.Hits;
+            misses += s.Experts.Misses;
+            prefetchHits += s.Experts.PrefetchHits;
+            bytes += s.Experts.BytesRead;
+        }
+
+        if (json)
+        {
+            var summary = new JsonObject
+            {
+                ["tokens"] = result.Generated.Length,
+                ["prompt_tokens"] = result.PromptTokens.Length,
+                ["tokens_per_s"] = result.TokensPerSecond,
+                ["io_mode"] = session.IoModeLabel,
+                ["budget_bytes"] = budget,
+                ["bytes_read"] = bytes,
+                ["expert_hits"] = hits,
+                ["expert_misses"] = misses,
+                ["prefetch_hits"] = prefetchHits,
+                ["io_seconds"] = io,
+                ["compute_seconds"] = compute,
+                ["stall_seconds"] = stall,
+                ["peak_rss_bytes"] = EngineCellRunner.PeakRss(),
+            };
+            Console.WriteLine(summary.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
+        }
+        else
+        {
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{result.Generated.Length} tokens, {result.TokensPerSecond:F2} tokens/s ({session.IoModeLabel}); prompt {result.PromptTokens.Length} tokens in {result.PromptSeconds:F2} s; " +
+                $"experts: {hits} hits, {misses} misses, {prefetchHits} prefetched, {bytes / 1e6:F1} MB read"));
+        }
+
+        return 0;
+    }
+
+    /// <summary>Sizes like 512MiB, 2GB, 1.5GiB, or plain bytes.</summary>
+    public static long ParseBytes(string text)
+    {
+        string t = text.Trim();
+        int i = 0;
+        while (i < t.Length && (char.IsDigit(t[i]) || t[i] == '.'))
+        {
+            i++;
+        }
+
+        if (i == 0 || !double.TryParse(t[..i], NumberStyles.Float, CultureInfo.InvariantCulture, out double v))
+        {
+            throw new CliUsageException($"'{text}' is not a size (examples: 512MiB, 2GB, 1073741824)");
+        }
+
+        double unit = t[i..].Trim().ToUpperInvariant() switch
+        {
+            "" or "B" => 1,
+            "K" or "KB" => 1e3,
+            "KIB" => 1024,
+            "M" or "MB" => 1e6,
+            "MIB" => 1 << 20,
+            "G" or "GB" => 1e9,
+            "GIB" => 1 << 30,
+            "T" or "TB" => 1e12,
+            "TIB" => 1L << 40,
+            var u => throw new CliUsageException($"'{text}': unknown size unit '{u}' (B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)"),
+        };
+        return (long)(v * unit);
+    }
+}

@@ -1,0 +1,227 @@
+using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Kernels;
+
+namespace MoeLab.Engine.Tests.Model;
+
+/// <summary>
+/// An independent, deliberately plain double-precision forward pass of qwen3moe (and llama/Mixtral attention),
+/// written from the model's equations, not from the engine: it reads the GGUF's tensors into double arrays and
+/// recomputes every position's full attention from scratch. Slow; for tiny models only.
+/// </summary>
+internal sealed class ReferenceMoe
+{
+    private readonly GgufFile _f;
+    private readonly byte[] _bytes;
+    private readonly string _p;
+
+    public ReferenceMoe(string path)
+    {
+        _f = GgufFile.Open(path);
+        _bytes = File.ReadAllBytes(path);
+        _p = _f.Architecture + ".";
+    }
+
+    private int I(string k) => (int)_f.GetInt(_p + k);
+
+    /// <summary>A tensor as rows × cols doubles (ne[1] rows of ne[0]); higher dims fold into rows.</summary>
+    private double[][] T(string name)
+    {
+        var t = _f.Tensor(name);
+        int cols = (int)t.Dim(0);
+        long rows = t.ElementCount / cols;
+        int rowBytes = (int)GgmlTypeInfo.RowBytes(t.Type, cols);
+        var result = new double[rows][];
+        var tmp = new float[cols];
+        for (long r = 0; r < rows; r++)
+        {
+            Dequantizer.DequantizeRow(t.Type, _bytes.AsSpan((int)(t.AbsoluteOffset + (r * rowBytes)), rowBytes), tmp);
+            result[r] = tmp.Select(v => (double)v).ToArray();
+        }
+
+        return result;
+    }
+
+    private double[] V(string name) => T(name).SelectMany(r => r).ToArray();
+
+    public record Routing(int Layer, int[] Experts, double[] Weights);
+
+    /// <summary>Logits at every position of <paramref name="tokens"/> and the routing chosen per position and layer.</summary>
+    public (double[][] Logits, List<Routing>[] Routes) Run(int[] tokens)
+    {
+        int hidden = I("embedding_length"), layers = I("block_count"), heads = I("attention.head_count"), kvHeads = I("attention.head_count_kv");
+        int hd = (int)_f.GetInt(_p + "attention.key_length", hidden / heads);
+        int nExp = I("expert_count"), k = I("expert_used_count");
+        double eps = _f.GetDouble(_p + "attention.layer_norm_rms_epsilon", 1e-6), theta = _f.GetDouble(_p + "rope.freq_base", 10000);
+        int nRot = (int)_f.GetInt(_p + "rope.dimension_count", hd);
+        bool neox = _f.Architecture != "llama";
+        var emb = T("token_embd.weight");
+        var output = _f.FindTensor("output.weight") is null ? emb : T("output.weight");
+        int n = tokens.Length;
+        var x = tokens.Select(t => (double[])emb[t].Clone()).ToArray();
+        var routes = Enumerable.Range(0, n).Select(_ => new List<Routing>()).ToArray();
+        for (int l = 0; l < layers; l++)
+        {
+            string b = $"blk.{l}.";
+            var wq = T(b + "attn_q.weight");
+            var wk = T(b + "attn_k.weight");
+            var wv = T(b + "attn_v.weight");
+            var wo = T(b + "attn_output.weight");
+            var qn = _f.FindTensor(b + "attn_q_norm.weight") is null ? null : V(b + "attn_q_norm.weight");
+            var kn = _f.FindTensor(b + "attn_k_norm.weight") is null ? null : V(b + "attn_k_norm.weight");
+            var an = V(b + "attn_norm.weight");
+            var Q = new double[n][];
+            var K = new double[n][];
+            var Vv = new double[n][];
+            for (int t = 0; t < n; t++)
+            {
+                var xn = RmsNorm(x[t], an, eps);
+                Q[t] = MatVec(wq, xn);
+                K[t] = MatVec(wk, xn);
+                Vv[t] = MatVec(wv, xn);
+                for (int h = 0; h < heads; h++)
+                {
+                    HeadNormRope(Q[t], h * hd, hd, qn, eps, t, theta, nRot, neox);
+                }
+
+                for (int h = 0; h < kvHeads; h++)
+                {
+                    HeadNormRope(K[t], h * hd, hd, kn, eps, t, theta, nRot, neox);
+                }
+            }
+
+            for (int t = 0; t < n; t++)
+            {
+                var att = new double[heads * hd];
+                for (int h = 0; h < heads; h++)
+                {
+                    int g = h / (heads / kvHeads);
+                    var s = new double[t + 1];
+                    for (int u = 0; u <= t; u++)
+                    {
+                        double dot = 0;
+                        for (int i = 0; i < hd; i++)
+                        {
+                            dot += Q[t][(h * hd) + i] * K[u][(g * hd) + i];
+                        }
+
+                        s[u] = dot / Math.Sqrt(hd);
+                    }
+
+                    double max = s.Max(), sum = 0;
+                    for (int u = 0; u <= t; u++)
+                    {
+                        s[u] = Math.Exp(s[u] - max);
+                        sum += s[u];
+                    }
+
+                    for (int u = 0; u <= t; u++)
+                    {
+                        for (int i = 0; i < hd; i++)
+                        {
+                            att[(h * hd) + i] += s[u] / sum * Vv[u][(g * hd) + i];
+                        }
+                    }
+                }
+
+                var o = MatVec(wo, att);
+                for (int i = 0; i < hidden; i++)
+                {
+                    x[t][i] += o[i];
+                }
+            }
+
+            var fn = V(b + "ffn_norm.weight");
+            var router = T(b + "ffn_gate_inp.weight");
+            var gate = T(b + "ffn_gate_exps.weight");
+            var up = T(b + "ffn_up_exps.weight");
+            var down = T(b + "ffn_down_exps.weight");
+            int ff = gate.Length / nExp;
+            for (int t = 0; t < n; t++)
+            {
+                var xn = RmsNorm(x[t], fn, eps);
+                var logits = MatVec(router, xn);
+                double m = logits.Max();
+                var p = logits.Select(v => Math.Exp(v - m)).ToArray();
+                double ps = p.Sum();
+                p = p.Select(v => v / ps).ToArray();
+                int[] chosen = Enumerable.Range(0, nExp).OrderByDescending(e => p[e]).ThenBy(e => e).Take(k).ToArray();
+                double wsum = chosen.Sum(e => p[e]);
+                double[] weights = chosen.Select(e => p[e] / wsum).ToArray();
+                routes[t].Add(new Routing(l, chosen, weights));
+                var acc = new double[hidden];
+                for (int j = 0; j < k; j++)
+                {
+                    int e = chosen[j];
+                    var hbuf = new double[ff];
+                    for (int r = 0; r < ff; r++)
+                    {
+                        double g = Dot(gate[(e * ff) + r], xn), u = Dot(up[(e * ff) + r], xn);
+                        hbuf[r] = g / (1 + Math.Exp(-g)) * u;
+                    }
+
+                    for (int r = 0; r < hidden; r++)
+                    {
+                        acc[r] += weights[j] * Dot(down[(e * hidden) + r], hbuf);
+                    }
+                }
+
+                for (int i = 0; i < hidden; i++)
+                {
+                    x[t][i] += acc[i];
+                }
+            }
+        }
+
+        var on = V("output_norm.weight");
+        var result = x.Select(v => MatVec(output, RmsNorm(v, on, eps))).ToArray();
+        return (result, routes);
+    }
+
+    private static void HeadNormRope(double[] v, int off, int hd, double[]? norm, double eps, int pos, double theta, int nRot, bool neox)
+    {
+        if (norm is not null)
+        {
+            double ss = 0;
+            for (int i = 0; i < hd; i++)
+            {
+                ss += v[off + i] * v[off + i];
+            }
+
+            double scale = 1 / Math.Sqrt((ss / hd) + eps);
+            for (int i = 0; i < hd; i++)
+            {
+                v[off + i] *= scale * norm[i];
+            }
+        }
+
+        int half = nRot / 2;
+        for (int i = 0; i < half; i++)
+        {
+            double ang = pos * Math.Pow(theta, -2.0 * i / nRot);
+            int a = neox ? off + i : off + (2 * i), b = neox ? off + i + half : off + (2 * i) + 1;
+            double x0 = v[a], x1 = v[b];
+            v[a] = (x0 * Math.Cos(ang)) - (x1 * Math.Sin(ang));
+            v[b] = (x0 * Math.Sin(ang)) + (x1 * Math.Cos(ang));
+        }
+    }
+
+    private static double[] RmsNorm(double[] x, double[] w, double eps)
+    {
+        double ss = x.Sum(v => v * v) / x.Length;
+        double s = 1 / Math.Sqrt(ss + eps);
+        return x.Select((v, i) => v * s * w[i]).ToArray();
+    }
+
+    private static double[] MatVec(double[][] w, double[] x) => w.Select(row => Dot(row, x)).ToArray();
+
+    private static double Dot(double[] a, double[] b)
+    {
+        double s = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            s += a[i] * b[i];
+        }
+
+        return s;
+    }
+}
