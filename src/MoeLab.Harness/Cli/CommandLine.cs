@@ -65,7 +65,7 @@ public static class CommandLine
             Console.Error.WriteLine(command.Usage);
             return 2;
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or FormatException or ArgumentException or InvalidOperationException or NotSupportedException)
+        catch (Exception e) when (e is MoeLab.Strategies.StrategyException or IOException or InvalidDataException or UnauthorizedAccessException or FormatException or ArgumentException or InvalidOperationException or NotSupportedException)
         {
             // Errors at boundaries carry their own location and fix; a stack trace would only bury it.
             Console.Error.WriteLine($"moelab {command.Name}: {e.Message}");

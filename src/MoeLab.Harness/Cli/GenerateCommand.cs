@@ -97,34 +97,6 @@ public sealed class GenerateCommand : ICliCommand
         return 0;
     }
 
-    /// <summary>Sizes like 512MiB, 2GB, 1.5GiB, or plain bytes.</summary>
-    public static long ParseBytes(string text)
-    {
-        string t = text.Trim();
-        int i = 0;
-        while (i < t.Length && (char.IsDigit(t[i]) || t[i] == '.'))
-        {
-            i++;
-        }
-
-        if (i == 0 || !double.TryParse(t[..i], NumberStyles.Float, CultureInfo.InvariantCulture, out double v))
-        {
-            throw new CliUsageException($"'{text}' is not a size (examples: 512MiB, 2GB, 1073741824)");
-        }
-
-        double unit = t[i..].Trim().ToUpperInvariant() switch
-        {
-            "" or "B" => 1,
-            "K" or "KB" => 1e3,
-            "KIB" => 1024,
-            "M" or "MB" => 1e6,
-            "MIB" => 1 << 20,
-            "G" or "GB" => 1e9,
-            "GIB" => 1 << 30,
-            "T" or "TB" => 1e12,
-            "TIB" => 1L << 40,
-            var u => throw new CliUsageException($"'{text}': unknown size unit '{u}' (B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)"),
-        };
-        return (long)(v * unit);
-    }
+    private static long ParseBytes(string text) =>
+        MoeLab.Harness.Experiments.ByteSize.TryParse(text, out long b) ? b : throw new CliUsageException($"'{text}' is not a size (examples: 512MiB, 2GB, 1073741824)");
 }
