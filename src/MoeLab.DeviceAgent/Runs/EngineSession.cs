@@ -106,7 +106,7 @@ public sealed class EngineSession : IDisposable
         MoeModel model;
         try
         {
-            model = MoeModel.Load(modelPath, new ModelOptions
+            model = MoeModel.Load(file, new ModelOptions
             {
                 Threads = s.Threads,
                 MaxContext = s.MaxContext,

@@ -97,9 +97,11 @@ public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
         }
     }
 
-    public static MoeModel Load(string path, ModelOptions? options = null)
+    public static MoeModel Load(string path, ModelOptions? options = null) => Load(GgufFile.Open(path), options);
+
+    public static MoeModel Load(GgufFile file, ModelOptions? options = null)
     {
-        var file = GgufFile.Open(path);
+        string path = file.Path;
         var config = ModelConfig.FromGguf(file);
         if (config.Architecture is not ("qwen3moe" or "llama"))
         {
@@ -149,6 +151,7 @@ public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
         double stall = 0;
         int pos = Position;
         var c = Config;
+        _source.BeginToken(pos);
         Dequantizer.DequantizeRow(_tokenEmbedding.Type, _tokenEmbedding.Row(token), _x);
         for (int l = 0; l < c.Layers; l++)
         {
