@@ -23,9 +23,11 @@ public sealed class CliArgs
                 break;
             }
 
-            if (a.StartsWith("--", StringComparison.Ordinal) && a.Length > 2)
+            // "-n 64" (llama.cpp's spelling) is accepted as "--n 64": single letters only, so "-1" stays a value.
+            bool shortOption = a.Length == 2 && a[0] == '-' && char.IsAsciiLetter(a[1]);
+            if ((a.StartsWith("--", StringComparison.Ordinal) && a.Length > 2) || shortOption)
             {
-                string name = a[2..];
+                string name = shortOption ? a[1..] : a[2..];
                 string? value = null;
                 int eq = name.IndexOf('=');
                 if (eq >= 0)
@@ -105,5 +107,11 @@ public sealed class CliArgs
         {
             if (!_used.Contains(name)) throw new CliUsageException($"unknown option --{name}");
         }
+    }
+
+    /// <summary>For commands that take only options: a stray word is an error, not silently ignored.</summary>
+    public void EnsureNoPositional()
+    {
+        if (Positional.Count > 0) throw new CliUsageException($"unexpected argument '{Positional[0]}'");
     }
 }

@@ -10,6 +10,7 @@ public static class CommandLine
         new ModelInfoCommand(),
         new LogitsCommand(),
         new GenerateCommand(),
+        new BenchCommand(),
         new ServeCommand(),
         new AgentCommand(),
         new ValidateCommand(),

@@ -44,6 +44,7 @@ public sealed class GenerateCommand : ICliCommand
         };
         bool json = args.Flag("json");
         args.EnsureAllUsed();
+        args.EnsureNoPositional();
         sampling.Validate();
 
         using var session = EngineSession.Open(model, settings);

@@ -19,7 +19,9 @@ public sealed class LogitsCommand : ICliCommand
         "usage: moelab logits --model F.gguf --tokens 1,2,3 --out L.bin [--csv] [--router-out R.csv] [--threads N]\n" +
         "binary layout (little-endian): int32 magic 'LGTS', int32 n_tokens, int32 n_vocab, int32 tokens[n_tokens],\n" +
         "float32 logits[n_tokens][n_vocab]. --csv writes position,token,logit_0..logit_{V-1} instead.\n" +
-        "--router-out writes position,layer,rank,expert,weight for every routed expert.";
+        "--router-out writes position,layer,rank,expert,weight for every routed expert.\n" +
+        "--compare OTHER.bin prints max |Δlogit|, mean |Δlogit| and top-1 agreement against another engine's LGTS file;\n" +
+        "--router-compare OTHER.csv (position,layer,rank,expert) prints how many (position, layer) chose the same experts.";
 
     public int Run(CliArgs args)
     {
@@ -29,7 +31,10 @@ public sealed class LogitsCommand : ICliCommand
         bool csv = args.Flag("csv");
         string? routerOut = args.Option("router-out");
         int threads = args.Int("threads", 0);
+        string? compare = args.Option("compare");
+        string? routerCompare = args.Option("router-compare");
         args.EnsureAllUsed();
+        args.EnsureNoPositional();
 
         int[] tokens;
         try
@@ -103,15 +108,106 @@ public sealed class LogitsCommand : ICliCommand
         }
 
         Console.Error.WriteLine($"wrote {tokens.Length} × {vocab} logits to {output}");
+        if (compare is not null)
+        {
+            Console.WriteLine(CompareLogits(tokens, logits, compare));
+        }
+
+        if (routerCompare is not null)
+        {
+            Console.WriteLine(CompareRouters(router?.Choices ?? throw new CliUsageException("--router-compare needs --router-out"), routerCompare));
+        }
+
         return 0;
+    }
+
+    /// <summary>Reads another engine's LGTS file and reports how far its logits are from ours.</summary>
+    public static string CompareLogits(int[] tokens, float[][] ours, string otherPath)
+    {
+        using var r = new BinaryReader(File.OpenRead(otherPath));
+        if (!r.ReadBytes(4).AsSpan().SequenceEqual("LGTS"u8))
+        {
+            throw new InvalidDataException($"{otherPath}: not an LGTS logits file (bad magic)");
+        }
+
+        int n = r.ReadInt32(), vocab = r.ReadInt32();
+        if (n != tokens.Length || vocab != ours[0].Length)
+        {
+            throw new InvalidDataException($"{otherPath}: holds {n} × {vocab} logits, ours are {tokens.Length} × {ours[0].Length}");
+        }
+
+        for (int i = 0; i < n; i++)
+        {
+            int t = r.ReadInt32();
+            if (t != tokens[i])
+            {
+                throw new InvalidDataException($"{otherPath}: token {i} is {t}, ours is {tokens[i]}");
+            }
+        }
+
+        double max = 0, sum = 0, scale = 0;
+        int top1 = 0;
+        for (int i = 0; i < n; i++)
+        {
+            int bestOurs = 0, bestOther = 0;
+            float bestOtherValue = float.NegativeInfinity;
+            for (int v = 0; v < vocab; v++)
+            {
+                float o = r.ReadSingle();
+                double d = Math.Abs(o - ours[i][v]);
+                max = Math.Max(max, d);
+                sum += d;
+                scale = Math.Max(scale, Math.Abs(o));
+                if (ours[i][v] > ours[i][bestOurs])
+                {
+                    bestOurs = v;
+                }
+
+                if (o > bestOtherValue)
+                {
+                    bestOtherValue = o;
+                    bestOther = v;
+                }
+            }
+
+            top1 += bestOurs == bestOther ? 1 : 0;
+        }
+
+        return string.Create(CultureInfo.InvariantCulture,
+            $"logits vs {Path.GetFileName(otherPath)}: max |Δ| {max:G4}, mean |Δ| {sum / ((double)n * vocab):G4} (max |logit| {scale:G4}), top-1 agreement {top1}/{n}");
+    }
+
+    /// <summary>Compares expert choices per (position, layer) as sets (engines may order equal-weight ties differently).</summary>
+    public static string CompareRouters(Dictionary<(int Position, int Layer), SortedSet<int>> ours, string otherCsv)
+    {
+        var other = new Dictionary<(int, int), SortedSet<int>>();
+        foreach (string line in File.ReadLines(otherCsv).Skip(1))
+        {
+            var f = line.Split(',');
+            var key = (int.Parse(f[0], CultureInfo.InvariantCulture), int.Parse(f[1], CultureInfo.InvariantCulture));
+            if (!other.TryGetValue(key, out var set))
+            {
+                other[key] = set = [];
+            }
+
+            set.Add(int.Parse(f[3], CultureInfo.InvariantCulture));
+        }
+
+        int same = ours.Count(kv => other.TryGetValue(kv.Key, out var s) && s.SetEquals(kv.Value));
+        var firstDiff = ours.Keys.Where(k => !other.TryGetValue(k, out var s) || !s.SetEquals(ours[k])).OrderBy(k => k).Take(1).ToList();
+        return $"router choices vs {Path.GetFileName(otherCsv)}: {same}/{ours.Count} (position, layer) pairs identical" +
+               (firstDiff.Count > 0 ? $"; first difference at position {firstDiff[0].Position}, layer {firstDiff[0].Layer}" : "");
     }
 
     private sealed class RouterRecorder : IRoutingObserver
     {
         private readonly StringBuilder _csv = new("position,layer,rank,expert,weight\n");
 
+        public Dictionary<(int Position, int Layer), SortedSet<int>> Choices { get; } = [];
+
         public void Observe(in RoutingObservation o)
         {
+            Choices[(o.Token, o.Layer)] = [.. o.Experts.ToArray()];
             for (int j = 0; j < o.Experts.Length; j++)
             {
                 _csv.Append(CultureInfo.InvariantCulture, $"{o.Token},{o.Layer},{j},{o.Experts[j]},{o.Weights[j].ToString("R", CultureInfo.InvariantCulture)}\n");

@@ -26,6 +26,7 @@ public sealed class ModelSynthCommand : ICliCommand
         ulong seed = (ulong)args.Int("seed", 1);
         string output = args.Required("out");
         args.EnsureAllUsed();
+        args.EnsureNoPositional();
 
         var options = new SynthOptions(preset, layers, quant, seed);
         int n = layers ?? preset.Layers;

@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Model;
+using Xunit.Abstractions;
+
+namespace MoeLab.Engine.Tests.Model;
+
+/// <summary>
+/// MoeLab's logits against llama.cpp's on the same files, including files quantized by llama.cpp's own quantizer.
+/// Needs MOELAB_LLAMA_LOGITS (tests/peers/llama-logits.cpp, built) and MOELAB_LLAMA_BIN (llama.cpp's build/bin with
+/// llama-quantize); skips with a message otherwise. See tests/peers/README.md.
+/// </summary>
+[Trait("Category", "Slow")]
+public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("moelab-parity-").FullName;
+    private static readonly int[] Tokens = [1, 17, 250, 3, 99, 42, 5, 311, 7, 64, 128, 200];
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    public static TheoryData<string, double> Cases() => new()
+    {
+        // F16: both engines compute in F32 on the same F16 weights; left is accumulation order and activation rounding.
+        { "F16", 2e-3 },
+        // Quantized: both quantize activations to Q8_0/Q8_K blocks; differences are summation order, a few 1e-2 at most.
+        { "Q8_0", 3e-2 },
+        { "Q4_0", 5e-2 },
+        { "Q4_K_M", 5e-2 },
+    };
+
+    [LlamaCppTheory]
+    [MemberData(nameof(Cases))]
+    public void Logits_and_router_choices_match_llama_cpp(string quant, double tolerance)
+    {
+        string dumper = Environment.GetEnvironmentVariable("MOELAB_LLAMA_LOGITS")!;
+        string bin = Environment.GetEnvironmentVariable("MOELAB_LLAMA_BIN")!;
+
+        string f16 = Path.Combine(_dir, "m-F16.gguf");
+        ModelSynthesizer.Write(new SynthOptions(ModelPreset.Find("small-qwen3moe")!, 2, GgmlType.F16, Seed: 11), f16);
+        string model = f16;
+        if (quant != "F16")
+        {
+            model = Path.Combine(_dir, $"m-{quant}.gguf");
+            Run(Path.Combine(bin, "llama-quantize"), $"{f16} {model} {quant}");
+        }
+
+        string theirs = Path.Combine(_dir, "llama.bin"), theirRouter = Path.Combine(_dir, "llama-router.csv");
+        Run(dumper, $"{model} {string.Join(',', Tokens)} {theirs} {theirRouter} --threads 2 --kv-f32 --no-fa");
+
+        var observer = new Routes();
+        using var m = MoeModel.Load(model, new ModelOptions { Threads = 2, MaxContext = 32, Observer = observer });
+        using var r = new BinaryReader(File.OpenRead(theirs));
+        Assert.Equal("LGTS"u8.ToArray(), r.ReadBytes(4));
+        Assert.Equal(Tokens.Length, r.ReadInt32());
+        int vocab = r.ReadInt32();
+        Assert.Equal(m.Config.Vocab, vocab);
+        r.ReadBytes(4 * Tokens.Length);
+        double max = 0;
+        foreach (int t in Tokens)
+        {
+            var ours = m.Forward(t);
+            for (int v = 0; v < vocab; v++)
+            {
+                max = Math.Max(max, Math.Abs(r.ReadSingle() - ours[v]));
+            }
+        }
+
+        var llamaRoutes = File.ReadLines(theirRouter).Skip(1).Select(l => l.Split(',').Select(int.Parse).ToArray())
+            .GroupBy(f => (f[0], f[1])).ToDictionary(g => g.Key, g => g.Select(f => f[3]).Order().ToArray());
+        int same = observer.Seen.Count(kv => llamaRoutes.TryGetValue(kv.Key, out var e) && e.SequenceEqual(kv.Value.Order()));
+        output.WriteLine($"{quant}: max |Δlogit| {max:G4}; router {same}/{observer.Seen.Count} identical");
+        Assert.Equal(observer.Seen.Count, same);
+        Assert.True(max <= tolerance, $"{quant}: max |Δlogit| {max} > {tolerance}");
+    }
+
+    private static void Run(string exe, string args)
+    {
+        using var p = Process.Start(new ProcessStartInfo(exe, args) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+        string err = p.StandardError.ReadToEnd();
+        p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, $"{exe} {args} failed: {err[^Math.Min(err.Length, 2000)..]}");
+    }
+
+    private sealed class Routes : IRoutingObserver
+    {
+        public Dictionary<(int, int), int[]> Seen { get; } = [];
+
+        public void Observe(in MoeLab.Engine.Policies.RoutingObservation o) => Seen[(o.Token, o.Layer)] = o.Experts.ToArray();
+    }
+}
+
+/// <summary>Skips, saying why, unless the llama.cpp peer tools are configured.</summary>
+public sealed class LlamaCppTheoryAttribute : TheoryAttribute
+{
+    public LlamaCppTheoryAttribute()
+    {
+        string? dumper = Environment.GetEnvironmentVariable("MOELAB_LLAMA_LOGITS");
+        string? bin = Environment.GetEnvironmentVariable("MOELAB_LLAMA_BIN");
+        if (dumper is null || bin is null || !File.Exists(dumper) || !File.Exists(Path.Combine(bin, "llama-quantize")))
+        {
+            Skip = "llama.cpp peer not configured: set MOELAB_LLAMA_LOGITS and MOELAB_LLAMA_BIN (tests/peers/README.md)";
+        }
+    }
+}
