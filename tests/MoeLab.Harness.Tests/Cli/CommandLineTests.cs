@@ -7,8 +7,10 @@ public sealed class CommandLineTests
     [Fact]
     public void OptionsFlagsAndPositionalsParse()
     {
-        var a = new CliArgs(["model.gguf", "--budget", "512MiB", "--json", "--io=direct", "-n", "x"]);
+        var a = new CliArgs(["model.gguf", "--budget", "512MiB", "--json", "--io=direct", "-n", "24", "-1"]);
         Assert.Equal("512MiB", a.Option("budget"));
+        Assert.Equal(24, a.Int("n", 64));
+        Assert.Contains("-1", a.Positional);
         Assert.True(a.Flag("json"));
         Assert.Equal("direct", a.Option("io"));
         Assert.Contains("model.gguf", a.Positional);
