@@ -3,6 +3,7 @@ using MoeLab.Engine.Generation;
 using MoeLab.Engine.Io;
 using MoeLab.Engine.Model;
 using MoeLab.Engine.Policies;
+using MoeLab.Engine.Tokenizer;
 using MoeLab.Strategies;
 using TextTokenizer = MoeLab.Engine.Tokenizer.Tokenizer;
 
