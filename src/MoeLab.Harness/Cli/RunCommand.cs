@@ -81,7 +81,7 @@ public sealed class RunCommand : ICliCommand
         RunOutcome outcome;
         try
         {
-            var runner = new ExperimentRunner(target, store, IRunProgress.ForConsole(), TimeSpan.FromSeconds(1 / hz), s => Report.WriteData(ResultSet.Load(s)));
+            var runner = new ExperimentRunner(target, store, IRunProgress.ForConsole(), TimeSpan.FromSeconds(1 / hz), s => Report.WriteSummaries(ResultSet.Load(s)));
             outcome = runner.Run(cells, cancel.Token);
         }
         catch (OperationCanceledException)

@@ -251,7 +251,13 @@ public static partial class ExperimentValidator
         catch (StrategyException e)
         {
             // The axis defaults (lru, none, native, unchanged, fifo) are the engine's built-in behaviour even before a catalog entry exists.
-            if (s.Name.Value == Axes.DefaultOf(axis) && s.Parameters.Count == 0) return new AxisValue(s.Name.Value, StrategySpec.Of(s.Name.Value));
+            if (s.Name.Value == Axes.DefaultOf(axis))
+            {
+                if (s.Parameters.Count == 0) return new AxisValue(s.Name.Value, StrategySpec.Of(s.Name.Value));
+                error(s.Parameters[0].Key.At, $"{axis} policy '{s.Name.Value}' is the built-in default in this build and takes no parameters", "no parameters", null, null);
+                return null;
+            }
+
             var known = StrategyCatalog.All.Where(d => d.Kind == kind).Select(d => d.Name).Append(Axes.DefaultOf(axis)).Distinct().ToList();
             error(s.Name.At, $"unknown {axis} policy '{s.Name.Value}'", "one of " + string.Join(", ", known), null, StrategyCatalog.Nearest(s.Name.Value, known));
             _ = e;

@@ -100,6 +100,7 @@ public sealed class PlotExporter : IResultExporter
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks.ToArray());
         plot.Axes.Bottom.TickLabelStyle.Rotation = 30;
         plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
+        plot.Axes.Bottom.MinimumSize = 10 + (6.5f * Math.Min(40, rows.Max(r => r.Name.Length)));
         plot.Axes.Margins(bottom: 0);
         plot.YLabel("tokens/s (mean, 95% CI)");
         return Save(plot, dir, "tokens_per_s", "Tokens/s per cell", "Mean decode tokens/s over repetitions; error bars are 95% confidence intervals of the mean (gray: baseline).");

@@ -1,0 +1,23 @@
+using MoeLab.Harness.Experiments;
+using MoeLab.Harness.Tests.Runs;
+
+namespace MoeLab.Harness.Tests.Experiments;
+
+public sealed class ShippedExperimentsTests
+{
+    /// <summary>Every experiment in experiments/ validates and expands (the trace-replay ones need the shared trace).</summary>
+    [Fact]
+    public void EveryShippedExperimentValidates()
+    {
+        string dir = Path.Combine(KillResumeTests.RepoRoot(), "experiments");
+        var files = Directory.GetFiles(dir, "*.yaml");
+        Assert.Contains(files, f => Path.GetFileName(f) == "quickstart.yaml");
+        foreach (string f in files)
+        {
+            if (File.ReadAllText(f).Contains("/work/shared/traces/", StringComparison.Ordinal) && !Directory.Exists("/work/shared/traces")) continue;
+            var e = ExperimentReader.Load(f);
+            Assert.Equal(Path.GetFileNameWithoutExtension(f), e.Name);
+            Assert.NotEmpty(Matrix.Expand(e, ModelSizes.TotalExpertBytes(e.Model)));
+        }
+    }
+}
