@@ -13,6 +13,7 @@ public static class CellTargets
 {
     public static IReadOnlyList<CellTargetFactory> All { get; } =
     [
+        new("local", "this machine, with the real engine (synthesized models are cached in models/)", (_, _, _) => new LocalTarget()),
         new("sim:", "the trace-driven simulator with a device profile (experiments/devices/PROFILE.yaml)", (name, _, _) => new SimTarget(name["sim:".Length..])),
         new("agents", "device agents dialing the coordinator this run starts", (_, e, log) => new AgentsTarget(e.Agents!, log)),
     ];
