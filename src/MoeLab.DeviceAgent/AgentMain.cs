@@ -57,7 +57,7 @@ public static class AgentMain
                 emulation,
                 o.TryGetValue("max-cells", out string? mc) ? int.Parse(mc, CultureInfo.InvariantCulture) : int.MaxValue,
                 o.TryGetValue("idle-exit", out string? ie) ? TimeSpan.FromSeconds(double.Parse(ie, CultureInfo.InvariantCulture)) : null);
-            var runner = (RunnerFactory ?? throw new InvalidOperationException("no cell runner is configured"))();
+            var runner = (RunnerFactory ?? (() => new Runs.EngineCellRunner()))();
             using var cancel = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) =>
             {
