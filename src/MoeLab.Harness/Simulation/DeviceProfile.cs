@@ -118,13 +118,16 @@ public sealed class DeviceProfile
         throw new FileNotFoundException($"no device profile '{nameOrPath}' (looked in {dir ?? "experiments/devices, not found"}); known: {string.Join(", ", known)}");
     }
 
-    /// <summary>experiments/devices of the nearest enclosing checkout.</summary>
+    /// <summary>experiments/devices of the nearest enclosing checkout: above the working directory, else above the binary.</summary>
     public static string? DevicesDirectory()
     {
-        for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d is not null; d = d.Parent)
+        foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
         {
-            string p = Path.Combine(d.FullName, "experiments", "devices");
-            if (Directory.Exists(p)) return p;
+            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
+            {
+                string p = Path.Combine(d.FullName, "experiments", "devices");
+                if (Directory.Exists(p)) return p;
+            }
         }
 
         return null;

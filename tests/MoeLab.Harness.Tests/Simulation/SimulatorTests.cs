@@ -193,4 +193,16 @@ public sealed class SimulatorTests
         Assert.Equal(all.PerToken!.Skip(30).Sum(t => (long)t.Misses), warm.Misses);
         Assert.Equal(70 * 4 * 2, warm.Requests);
     }
+
+    [Fact]
+    public void TheCatalogOraclePrefetcherHasFullRecallInReplay()
+    {
+        var trace = SyntheticTrace.Generate(new SyntheticTraceOptions { Layers = 4, Experts = 16, ExpertsPerToken = 2, Tokens = 120, Seed = 9 });
+        var r = Simulator.Run(new SimulationOptions { Trace = trace, SkipTokens = 20, Prefetch = StrategySpec.Of("oracle") }, 64);
+        Assert.Equal(1.0, r.PrefetchRecall);
+        Assert.Equal(1.0, r.PrefetchPrecision);
+        Assert.Equal(2, r.Misses); // only the first replayed step, before any prediction
+        var online = Simulator.Run(new SimulationOptions { Trace = trace, SkipTokens = 20, Prefetch = StrategySpec.Of("repeat-last") }, 64);
+        Assert.True(online.PrefetchRecall < 1.0);
+    }
 }
