@@ -29,8 +29,11 @@ static bool on_tensor(struct ggml_tensor * t, bool ask, void * user) {
     }
     int layer = atoi(t->name + strlen(prefix));
     int64_t k = t->ne[0], n = t->ne[1];
+    // The top-k tensor is a view into the full argsort (row stride nb[1] > k ints): copy row by row.
     std::vector<int32_t> ids(k * n);
-    ggml_backend_tensor_get(t, ids.data(), 0, ids.size() * sizeof(int32_t));
+    for (int64_t p = 0; p < n; p++) {
+        ggml_backend_tensor_get(t, ids.data() + p * k, p * t->nb[1], k * sizeof(int32_t));
+    }
     for (int64_t p = 0; p < n; p++) {
         for (int64_t j = 0; j < k; j++) {
             fprintf(cap->csv, "%lld,%d,%lld,%d\n", (long long) p, layer, (long long) j, ids[p * k + j]);

@@ -20,8 +20,9 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
 
     public static TheoryData<string, double> Cases() => new()
     {
-        // F16: both engines compute in F32 on the same F16 weights; left is accumulation order and activation rounding.
-        { "F16", 2e-3 },
+        // F16: llama.cpp rounds the activations to F16 before its F16 dot products, MoeLab keeps them in F32
+        // (measured 3.0e-3 on this model: the "about 2e-3").
+        { "F16", 4e-3 },
         // Quantized: both quantize activations to Q8_0/Q8_K blocks; differences are summation order, a few 1e-2 at most.
         { "Q8_0", 3e-2 },
         { "Q4_0", 5e-2 },
