@@ -7,9 +7,11 @@ namespace MoeLab.Engine.Model;
 /// Grouped-query self-attention with a KV cache, as llama.cpp's qwen3moe and llama graphs compute it: Q/K/V
 /// projections, optional per-head RMSNorm of Q and K (Qwen3), NEOX or normal RoPE over the first
 /// <see cref="ModelConfig.RopeDimensions"/> of each head, softmax(QKᵀ/√d) V over the cached positions (optionally a
-/// sliding window), output projection. Buffers are allocated once; decoding a token allocates nothing.
+/// sliding window), output projection. Qwen3.5 (<see cref="ModelConfig.GatedAttention"/>) projects Q and an output
+/// gate jointly (per head: d query values, then d gate values) and multiplies the attention output by sigmoid(gate)
+/// before the output projection. Buffers are allocated once; decoding a token allocates nothing.
 /// </summary>
-public sealed class FullAttention : IParallelBody
+public sealed class FullAttention : IAttentionLayer, IParallelBody
 {
     private readonly ModelConfig _c;
     private readonly ComputePool _pool;
@@ -17,6 +19,7 @@ public sealed class FullAttention : IParallelBody
     private readonly float[]? _qNorm, _kNorm;
     private readonly bool _neox;
     private readonly float[] _q, _k, _v, _att, _out, _scores;
+    private readonly float[]? _qGate, _gate;
     private readonly float[] _kCache, _vCache;
     private readonly int _maxContext;
     private readonly RopeTable _rope;
@@ -31,7 +34,7 @@ public sealed class FullAttention : IParallelBody
         _neox = neox;
         _maxContext = maxContext;
         string p = $"blk.{layer}.";
-        _wq = w.Matrix(p + "attn_q.weight", c.Heads * c.KeyLength, c.Hidden);
+        _wq = w.Matrix(p + "attn_q.weight", c.Heads * c.KeyLength * (c.GatedAttention ? 2 : 1), c.Hidden);
         _wk = w.Matrix(p + "attn_k.weight", c.KvHeads * c.KeyLength, c.Hidden);
         _wv = w.Matrix(p + "attn_v.weight", c.KvHeads * c.ValueLength, c.Hidden);
         _wo = w.Matrix(p + "attn_output.weight", c.Hidden, c.Heads * c.ValueLength);
@@ -41,6 +44,12 @@ public sealed class FullAttention : IParallelBody
         _k = new float[c.KvHeads * c.KeyLength];
         _v = new float[c.KvHeads * c.ValueLength];
         _out = new float[c.Heads * c.ValueLength];
+        if (c.GatedAttention)
+        {
+            _qGate = new float[2 * c.Heads * c.KeyLength];
+            _gate = new float[c.Heads * c.KeyLength];
+        }
+
         _scores = new float[c.Heads * maxContext];
         _att = _scores;
         _kCache = new float[(long)maxContext * c.KvHeads * c.KeyLength];
@@ -49,6 +58,7 @@ public sealed class FullAttention : IParallelBody
         _oq = new QuantizedVector(c.Heads * c.ValueLength);
     }
 
+    /// <summary>Positions are overwritten as they are decoded again, so forgetting the sequence needs no clearing.</summary>
     public void Reset() => _pos = 0;
 
     /// <summary>Attends token at position <paramref name="pos"/> (its normed input <paramref name="x"/>) and writes the projected output.</summary>
@@ -61,10 +71,23 @@ public sealed class FullAttention : IParallelBody
 
         _pos = pos;
         _xq.Set(x);
-        _pool.MatVec(_wq, _xq, _q);
+        int d = _c.KeyLength;
+        if (_qGate is not null)
+        {
+            _pool.MatVec(_wq, _xq, _qGate);
+            for (int h = 0; h < _c.Heads; h++)
+            {
+                _qGate.AsSpan(2 * h * d, d).CopyTo(_q.AsSpan(h * d, d));
+                _qGate.AsSpan((2 * h * d) + d, d).CopyTo(_gate!.AsSpan(h * d, d));
+            }
+        }
+        else
+        {
+            _pool.MatVec(_wq, _xq, _q);
+        }
+
         _pool.MatVec2(_wk, _wv, _xq, _k, _v);
 
-        int d = _c.KeyLength;
         for (int h = 0; h < _c.Heads; h++)
         {
             var qh = _q.AsSpan(h * d, d);
@@ -91,6 +114,13 @@ public sealed class FullAttention : IParallelBody
         _v.CopyTo(_vCache.AsSpan(pos * _v.Length, _v.Length));
 
         _pool.For(_c.Heads, this);
+        if (_gate is not null)
+        {
+            for (int i = 0; i < _out.Length; i++)
+            {
+                _out[i] *= Ops.Sigmoid(_gate[i]);
+            }
+        }
 
         _oq.Set(_out);
         _pool.MatVec(_wo, _oq, output);

@@ -49,6 +49,33 @@ public sealed record ModelConfig
     /// <summary>Every n-th layer uses full attention, the rest linear attention (Qwen3.5); 0 = every layer full.</summary>
     public int FullAttentionInterval { get; init; }
 
+    /// <summary>Multi-token-prediction blocks appended after the main stack (<c>nextn_predict_layers</c>); not run.</summary>
+    public int NextNLayers { get; init; }
+
+    /// <summary>Gated DeltaNet causal convolution width (<c>ssm.conv_kernel</c>).</summary>
+    public int SsmConvKernel { get; init; }
+
+    /// <summary>Gated DeltaNet value width, value heads × value head dim (<c>ssm.inner_size</c>).</summary>
+    public int SsmInnerSize { get; init; }
+
+    /// <summary>Gated DeltaNet key (= value) head dimension (<c>ssm.state_size</c>).</summary>
+    public int SsmStateSize { get; init; }
+
+    /// <summary>Gated DeltaNet value heads (<c>ssm.time_step_rank</c>).</summary>
+    public int SsmValueHeads { get; init; }
+
+    /// <summary>Gated DeltaNet key heads (<c>ssm.group_count</c>).</summary>
+    public int SsmKeyHeads { get; init; }
+
+    /// <summary>Full-attention layers gate their output with sigmoid(gate), the gate coming from a joint Q+gate projection (Qwen3.5).</summary>
+    public bool GatedAttention => Architecture is "qwen35moe";
+
+    /// <summary>
+    /// Whether layer <paramref name="layer"/> is a Gated DeltaNet (recurrent) layer: llama.cpp's rule
+    /// (i + 1) % full_attention_interval != 0, so the last layer of every group of n is full attention.
+    /// </summary>
+    public bool IsRecurrent(int layer) => FullAttentionInterval > 0 && (layer + 1) % FullAttentionInterval != 0;
+
     public required int Vocab { get; init; }
 
     public static ModelConfig FromGguf(GgufFile f)
@@ -61,6 +88,7 @@ public sealed record ModelConfig
         int hidden = Int("embedding_length");
         int heads = Int("attention.head_count");
         int keyLength = IntOr("attention.key_length", hidden / heads);
+        bool hybrid = arch is "qwen35moe";
         int vocab = f.GetArray<string>("tokenizer.ggml.tokens")?.Length
                     ?? checked((int)f.Tensor("token_embd.weight").Dim(1));
         var config = new ModelConfig
@@ -68,7 +96,9 @@ public sealed record ModelConfig
             Architecture = arch,
             ContextLength = IntOr("context_length", 4096),
             Hidden = hidden,
-            Layers = Int("block_count"),
+            // block_count includes the MTP blocks llama.cpp loads but does not run in the main pass.
+            Layers = Int("block_count") - IntOr("nextn_predict_layers", 0),
+            NextNLayers = IntOr("nextn_predict_layers", 0),
             Heads = heads,
             KvHeads = IntOr("attention.head_count_kv", heads),
             KeyLength = keyLength,
@@ -82,7 +112,12 @@ public sealed record ModelConfig
             SharedFeedForward = IntOr("expert_shared_feed_forward_length", 0),
             NormalizeTopK = f.GetBool(p + "expert_weights_norm", arch is "qwen3moe" or "llama" or "qwen35moe"),
             SlidingWindow = IntOr("attention.sliding_window", 0),
-            FullAttentionInterval = IntOr("full_attention_interval", 0),
+            FullAttentionInterval = IntOr("full_attention_interval", hybrid ? 4 : 0),
+            SsmConvKernel = hybrid ? Int("ssm.conv_kernel") : 0,
+            SsmInnerSize = hybrid ? Int("ssm.inner_size") : 0,
+            SsmStateSize = hybrid ? Int("ssm.state_size") : 0,
+            SsmValueHeads = hybrid ? Int("ssm.time_step_rank") : 0,
+            SsmKeyHeads = hybrid ? Int("ssm.group_count") : 0,
             Vocab = vocab,
         };
         config.Validate(f.Path);
@@ -103,6 +138,15 @@ public sealed record ModelConfig
         Require(KvHeads > 0 && Heads % KvHeads == 0, $"attention.head_count {Heads} is not a multiple of head_count_kv {KvHeads}");
         Require(Experts > 0 && ExpertsUsed > 0 && ExpertsUsed <= Experts, $"expert_used_count {ExpertsUsed} must be between 1 and expert_count {Experts}");
         Require(ExpertFeedForward > 0, "expert_feed_forward_length is missing");
+        if (Architecture is "qwen35moe")
+        {
+            Require(SsmConvKernel >= 1 && SsmStateSize > 0 && SsmKeyHeads > 0 && SsmValueHeads > 0, "ssm.conv_kernel, ssm.state_size, ssm.group_count and ssm.time_step_rank must be positive");
+            Require(SsmValueHeads % SsmKeyHeads == 0, $"ssm.time_step_rank {SsmValueHeads} (value heads) is not a multiple of ssm.group_count {SsmKeyHeads} (key heads)");
+            Require(SsmInnerSize == SsmValueHeads * SsmStateSize, $"ssm.inner_size {SsmInnerSize} must equal value heads {SsmValueHeads} × state size {SsmStateSize} (key and value heads have the same dimension)");
+            Require(KeyLength == ValueLength, $"attention.key_length {KeyLength} must equal value_length {ValueLength}");
+        }
+
+        Require(Layers > 0, "block_count minus nextn_predict_layers must be positive");
         Require(RopeDimensions > 0 && RopeDimensions <= KeyLength && RopeDimensions % 2 == 0, $"rope.dimension_count {RopeDimensions} must be even and at most key_length {KeyLength}");
     }
 }

@@ -71,6 +71,9 @@ public sealed record ModelPreset
 
     public int MoeLayerCount => (Layers + MoeEvery - 1) / MoeEvery;
 
+    /// <summary>Rotated dimensions per head (<c>rope.dimension_count</c>): head_dim × partial_rotary_factor.</summary>
+    public int RopeDimensions => (int)Math.Round(HeadDim * PartialRotary);
+
     /// <summary>Bytes of one routed expert (gate, up: FF rows of Hidden; down: Hidden rows of FF) stored as <paramref name="type"/>.</summary>
     public long ExpertBytes(GgmlType type) =>
         (2 * GgmlTypeInfo.RowBytes(type, Hidden) * ExpertFeedForward) + (GgmlTypeInfo.RowBytes(type, ExpertFeedForward) * Hidden);
@@ -89,7 +92,9 @@ public sealed record ModelPreset
         // Qwen/Qwen3-235B-A22B config.json
         new() { Name = "qwen3-235b-a22b", Architecture = "qwen3moe", Layers = 94, Hidden = 4096, Heads = 64, KvHeads = 4, HeadDim = 128, Experts = 128, ExpertsUsed = 8, ExpertFeedForward = 1536, Vocab = 151936, ContextLength = 40960 },
 
-        // Qwen/Qwen3.5-397B-A17B config.json (text_config)
+        // Qwen/Qwen3.5-397B-A17B config.json (text_config): 60 layers = 15 × (3 Gated DeltaNet + 1 gated full attention),
+        // hidden 4096, 32 Q / 2 KV heads of 256, partial_rotary_factor 0.25, 512 experts (10 routed + 1 shared) of 1024,
+        // linear attention 16 QK / 64 V heads of 128, conv kernel 4, vocab 248320, rope_theta 1e7.
         new()
         {
             Name = "qwen3.5-397b-a17b", Architecture = "qwen35moe", Layers = 60, Hidden = 4096, Heads = 32, KvHeads = 2, HeadDim = 256,
@@ -98,7 +103,8 @@ public sealed record ModelPreset
             LinearKeyHeads = 16, LinearValueHeads = 64, LinearKeyHeadDim = 128, LinearValueHeadDim = 128, ConvKernel = 4,
         },
 
-        // Qwen/Qwen3.5-35B-A3B config.json (text_config)
+        // Qwen/Qwen3.5-35B-A3B config.json (text_config): 40 layers, hidden 2048, 16 Q / 2 KV heads of 256, 256 experts
+        // (8 routed + 1 shared) of 512, linear attention 16 QK / 32 V heads of 128.
         new()
         {
             Name = "qwen3.5-35b-a3b", Architecture = "qwen35moe", Layers = 40, Hidden = 2048, Heads = 16, KvHeads = 2, HeadDim = 256,
@@ -107,7 +113,8 @@ public sealed record ModelPreset
             LinearKeyHeads = 16, LinearValueHeads = 32, LinearKeyHeadDim = 128, LinearValueHeadDim = 128, ConvKernel = 4,
         },
 
-        // mistralai/Mixtral-8x7B-v0.1 config.json
+        // mistralai/Mixtral-8x7B-v0.1 config.json: 32 layers, hidden 4096, 32 Q / 8 KV heads, intermediate 14336, 8 experts,
+        // top-2, vocab 32000, max_position_embeddings 32768, rope_theta 1e6, rms_norm_eps 1e-5, sliding_window null.
         new() { Name = "mixtral-8x7b", Architecture = "llama", Layers = 32, Hidden = 4096, Heads = 32, KvHeads = 8, HeadDim = 128, Experts = 8, ExpertsUsed = 2, ExpertFeedForward = 14336, Vocab = 32000, ContextLength = 32768, NormEpsilon = 1e-5 },
 
         // meta-llama/Llama-4-Maverick-17B-128E config.json: MoE every second layer, one shared expert. Simulator only.
@@ -119,6 +126,14 @@ public sealed record ModelPreset
 
         // Tiny models for tests: the same structure at toy width, so a forward pass takes milliseconds.
         new() { Name = "tiny-qwen3moe", Architecture = "qwen3moe", Layers = 2, Hidden = 64, Heads = 4, KvHeads = 2, HeadDim = 16, Experts = 8, ExpertsUsed = 2, ExpertFeedForward = 32, Vocab = 320, ContextLength = 512 },
+        new()
+        {
+            Name = "tiny-qwen35moe", Architecture = "qwen35moe", Layers = 8, Hidden = 64, Heads = 4, KvHeads = 2, HeadDim = 16,
+            Experts = 8, ExpertsUsed = 2, ExpertFeedForward = 32, SharedFeedForward = 32, Vocab = 320, ContextLength = 512,
+            RopeBase = 10_000_000, FullAttentionInterval = 4, PartialRotary = 0.25,
+            LinearKeyHeads = 2, LinearValueHeads = 4, LinearKeyHeadDim = 16, LinearValueHeadDim = 16, ConvKernel = 4,
+        },
+        new() { Name = "tiny-mixtral", Architecture = "llama", Layers = 2, Hidden = 64, Heads = 4, KvHeads = 2, HeadDim = 16, Experts = 8, ExpertsUsed = 2, ExpertFeedForward = 32, Vocab = 400, ContextLength = 512, NormEpsilon = 1e-5 },
         new() { Name = "small-qwen3moe", Architecture = "qwen3moe", Layers = 4, Hidden = 256, Heads = 8, KvHeads = 2, HeadDim = 32, Experts = 32, ExpertsUsed = 4, ExpertFeedForward = 256, Vocab = 512, ContextLength = 1024 },
     ];
 

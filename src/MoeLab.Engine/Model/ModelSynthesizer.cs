@@ -19,9 +19,9 @@ public static class ModelSynthesizer
     public static void Write(SynthOptions o, string path, IProgress<double>? progress = null)
     {
         var p = o.Preset;
-        if (p.Architecture != "qwen3moe")
+        if (p.Architecture is not ("qwen3moe" or "qwen35moe" or "llama"))
         {
-            throw new NotSupportedException($"synthesizing '{p.Architecture}' models ({p.Name}) is not supported yet");
+            throw new NotSupportedException($"synthesizing '{p.Architecture}' models ({p.Name}) is not supported (qwen3moe, qwen35moe and llama/Mixtral are)");
         }
 
         int layers = o.Layers ?? p.Layers;
@@ -32,13 +32,14 @@ public static class ModelSynthesizer
 
         var w = new GgufWriter();
         string a = p.Architecture + ".";
+        bool hybrid = p.Architecture == "qwen35moe";
+        int rot = p.RopeDimensions;
         w.Set("general.architecture", p.Architecture)
          .Set("general.name", $"moelab-synth {p.Name} ({layers} of {p.Layers} layers, {o.Quant})")
          .Set("general.file_type", FileType(o.Quant))
          .Set("general.quantization_version", 2u)
          .Set(a + "context_length", (uint)p.ContextLength)
          .Set(a + "embedding_length", (uint)p.Hidden)
-         .Set(a + "feed_forward_length", (uint)(p.ExpertFeedForward * p.ExpertsUsed))
          .Set(a + "block_count", (uint)layers)
          .Set(a + "attention.head_count", (uint)p.Heads)
          .Set(a + "attention.head_count_kv", (uint)p.KvHeads)
@@ -46,20 +47,40 @@ public static class ModelSynthesizer
          .Set(a + "attention.value_length", (uint)p.HeadDim)
          .Set(a + "attention.layer_norm_rms_epsilon", (float)p.NormEpsilon)
          .Set(a + "rope.freq_base", (float)p.RopeBase)
+         .Set(a + "rope.dimension_count", (uint)rot)
          .Set(a + "expert_count", (uint)p.Experts)
-         .Set(a + "expert_used_count", (uint)p.ExpertsUsed)
-         .Set(a + "expert_feed_forward_length", (uint)p.ExpertFeedForward);
+         .Set(a + "expert_used_count", (uint)p.ExpertsUsed);
+        if (p.Architecture == "llama")
+        {
+            // llama.cpp's llama graph sizes the expert tensors by feed_forward_length (Mixtral has no other FFN).
+            w.Set(a + "feed_forward_length", (uint)p.ExpertFeedForward);
+        }
+        else
+        {
+            w.Set(a + "feed_forward_length", (uint)(p.ExpertFeedForward * p.ExpertsUsed))
+             .Set(a + "expert_feed_forward_length", (uint)p.ExpertFeedForward);
+        }
 
-        var vocab = ByteLevelVocabulary.Create(p.Vocab);
-        w.Set("tokenizer.ggml.model", "gpt2")
-         .Set("tokenizer.ggml.pre", "qwen2")
-         .Set("tokenizer.ggml.tokens", GgufValue.Of(vocab.Tokens))
-         .Set("tokenizer.ggml.token_type", GgufValue.Of(vocab.Types))
-         .Set("tokenizer.ggml.merges", GgufValue.Of(vocab.Merges))
-         .Set("tokenizer.ggml.eos_token_id", (uint)Array.IndexOf(vocab.Tokens, "<|im_end|>"))
-         .Set("tokenizer.ggml.padding_token_id", (uint)Array.IndexOf(vocab.Tokens, "<|endoftext|>"))
-         .Set("tokenizer.ggml.bos_token_id", (uint)Array.IndexOf(vocab.Tokens, "<|endoftext|>"))
-         .Set("tokenizer.ggml.add_bos_token", false);
+        if (p.SlidingWindow > 0)
+        {
+            w.Set(a + "attention.sliding_window", (uint)p.SlidingWindow);
+        }
+
+        if (hybrid)
+        {
+            // Qwen3_5MoeTextModel in convert_hf_to_gguf.py: ssm.* from the linear_* config entries, the interleaved
+            // M-RoPE sections (text positions make them plain NEOX rotation), the layer schedule's interval.
+            w.Set(a + "expert_shared_feed_forward_length", (uint)p.SharedFeedForward)
+             .Set(a + "rope.dimension_sections", GgufValue.Of(MRopeSections))
+             .Set(a + "ssm.conv_kernel", (uint)p.ConvKernel)
+             .Set(a + "ssm.state_size", (uint)p.LinearKeyHeadDim)
+             .Set(a + "ssm.group_count", (uint)p.LinearKeyHeads)
+             .Set(a + "ssm.time_step_rank", (uint)p.LinearValueHeads)
+             .Set(a + "ssm.inner_size", (uint)(p.LinearValueHeadDim * p.LinearValueHeads))
+             .Set(a + "full_attention_interval", (uint)p.FullAttentionInterval);
+        }
+
+        WriteTokenizer(w, p);
 
         ulong seed = o.Seed;
         long total = 0, done = 0;
@@ -76,30 +97,94 @@ public static class ModelSynthesizer
             });
         }
 
-        int h = p.Hidden, q = p.Heads * p.HeadDim, kv = p.KvHeads * p.HeadDim;
+        int h = p.Hidden, hd = p.HeadDim, q = p.Heads * hd, kv = p.KvHeads * hd;
         var qt = o.Quant;
+        var f32 = GgmlType.F32;
         Add("token_embd.weight", qt, [h, p.Vocab], 1f);
-        Add("output_norm.weight", GgmlType.F32, [h], 0.1f, 1f);
+        Add("output_norm.weight", f32, [h], 0.1f, 1f);
         Add("output.weight", qt, [h, p.Vocab], Scale(h));
         for (int l = 0; l < layers; l++)
         {
             string b = $"blk.{l}.";
-            Add(b + "attn_norm.weight", GgmlType.F32, [h], 0.1f, 1f);
-            Add(b + "attn_q.weight", qt, [h, q], Scale(h));
-            Add(b + "attn_k.weight", qt, [h, kv], Scale(h));
-            Add(b + "attn_v.weight", qt, [h, kv], Scale(h));
-            Add(b + "attn_output.weight", qt, [q, h], Scale(q));
-            Add(b + "attn_q_norm.weight", GgmlType.F32, [p.HeadDim], 0.1f, 1f);
-            Add(b + "attn_k_norm.weight", GgmlType.F32, [p.HeadDim], 0.1f, 1f);
-            Add(b + "ffn_norm.weight", GgmlType.F32, [h], 0.1f, 1f);
+            Add(b + "attn_norm.weight", f32, [h], 0.1f, 1f);
+            if (hybrid && (l + 1) % p.FullAttentionInterval != 0)
+            {
+                // Gated DeltaNet (llama.cpp's qwen35moe tensor shapes).
+                int dk = p.LinearKeyHeadDim, keyDim = p.LinearKeyHeads * dk, valueDim = p.LinearValueHeads * p.LinearValueHeadDim;
+                int channels = (2 * keyDim) + valueDim, vh = p.LinearValueHeads;
+                Add(b + "attn_qkv.weight", qt, [h, channels], Scale(h));
+                Add(b + "attn_gate.weight", qt, [h, valueDim], Scale(h));
+                Add(b + "ssm_conv1d.weight", f32, [p.ConvKernel, channels], Scale(p.ConvKernel));
+                Add(b + "ssm_dt.bias", f32, [vh], 0.5f);
+                Add(b + "ssm_a", f32, [vh], 0.5f, -1f); // −exp(A_log): negative, so exp(g) is a decay in (0, 1)
+                // β and α are per-head scalars that steer the recurrence; kept F32 like the routers.
+                Add(b + "ssm_beta.weight", f32, [h, vh], Scale(h));
+                Add(b + "ssm_alpha.weight", f32, [h, vh], Scale(h));
+                Add(b + "ssm_norm.weight", f32, [p.LinearValueHeadDim], 0.1f, 1f);
+                Add(b + "ssm_out.weight", qt, [valueDim, h], Scale(valueDim));
+            }
+            else
+            {
+                Add(b + "attn_q.weight", qt, [h, hybrid ? 2 * q : q], Scale(h));
+                Add(b + "attn_k.weight", qt, [h, kv], Scale(h));
+                Add(b + "attn_v.weight", qt, [h, kv], Scale(h));
+                Add(b + "attn_output.weight", qt, [q, h], Scale(q));
+                if (p.Architecture != "llama")
+                {
+                    Add(b + "attn_q_norm.weight", f32, [hd], 0.1f, 1f);
+                    Add(b + "attn_k_norm.weight", f32, [hd], 0.1f, 1f);
+                }
+            }
+
+            Add(b + (hybrid ? "post_attention_norm.weight" : "ffn_norm.weight"), f32, [h], 0.1f, 1f);
             // llama.cpp's quantizer keeps routers in F32 too: they are tiny and routing is sensitive to them.
-            Add(b + "ffn_gate_inp.weight", GgmlType.F32, [h, p.Experts], 4 * Scale(h));
+            Add(b + "ffn_gate_inp.weight", f32, [h, p.Experts], 4 * Scale(h));
             Add(b + "ffn_gate_exps.weight", qt, [h, p.ExpertFeedForward, p.Experts], Scale(h));
             Add(b + "ffn_up_exps.weight", qt, [h, p.ExpertFeedForward, p.Experts], Scale(h));
             Add(b + "ffn_down_exps.weight", qt, [p.ExpertFeedForward, h, p.Experts], Scale(p.ExpertFeedForward));
+            if (p.SharedFeedForward > 0 && hybrid)
+            {
+                int sff = p.SharedFeedForward;
+                Add(b + "ffn_gate_inp_shexp.weight", f32, [h], 4 * Scale(h));
+                Add(b + "ffn_gate_shexp.weight", qt, [h, sff], Scale(h));
+                Add(b + "ffn_up_shexp.weight", qt, [h, sff], Scale(h));
+                Add(b + "ffn_down_shexp.weight", qt, [sff, h], Scale(sff));
+            }
         }
 
         w.Write(path);
+    }
+
+    /// <summary>Qwen3.5's mrope_section [11, 11, 10] padded to four, as convert_hf_to_gguf.py writes it.</summary>
+    private static readonly int[] MRopeSections = [11, 11, 10, 0];
+
+    private static void WriteTokenizer(GgufWriter w, ModelPreset p)
+    {
+        if (p.Architecture == "llama")
+        {
+            var spm = SentencePieceVocabulary.Create(p.Vocab);
+            w.Set("tokenizer.ggml.model", "llama")
+             .Set("tokenizer.ggml.tokens", GgufValue.Of(spm.Tokens))
+             .Set("tokenizer.ggml.scores", GgufValue.Of(spm.Scores))
+             .Set("tokenizer.ggml.token_type", GgufValue.Of(spm.Types))
+             .Set("tokenizer.ggml.unknown_token_id", 0u)
+             .Set("tokenizer.ggml.bos_token_id", 1u)
+             .Set("tokenizer.ggml.eos_token_id", 2u)
+             .Set("tokenizer.ggml.add_bos_token", true)
+             .Set("tokenizer.ggml.add_eos_token", false);
+            return;
+        }
+
+        var vocab = ByteLevelVocabulary.Create(p.Vocab);
+        w.Set("tokenizer.ggml.model", "gpt2")
+         .Set("tokenizer.ggml.pre", p.Architecture == "qwen35moe" ? "qwen35" : "qwen2")
+         .Set("tokenizer.ggml.tokens", GgufValue.Of(vocab.Tokens))
+         .Set("tokenizer.ggml.token_type", GgufValue.Of(vocab.Types))
+         .Set("tokenizer.ggml.merges", GgufValue.Of(vocab.Merges))
+         .Set("tokenizer.ggml.eos_token_id", (uint)Array.IndexOf(vocab.Tokens, "<|im_end|>"))
+         .Set("tokenizer.ggml.padding_token_id", (uint)Array.IndexOf(vocab.Tokens, "<|endoftext|>"))
+         .Set("tokenizer.ggml.bos_token_id", (uint)Array.IndexOf(vocab.Tokens, "<|endoftext|>"))
+         .Set("tokenizer.ggml.add_bos_token", false);
     }
 
     /// <summary>Uniform on ±√3/√fan-in has the variance of the usual 1/√fan-in normal initialisation.</summary>

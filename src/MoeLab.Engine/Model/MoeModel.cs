@@ -33,7 +33,7 @@ public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
     private readonly ResidentTensors _weights;
     private readonly ComputePool _pool;
     private readonly float[][] _attnNorm, _ffnNorm;
-    private readonly FullAttention?[] _attention;
+    private readonly IAttentionLayer[] _attention;
     private readonly MoeBlock?[] _moe;
     private readonly int[] _moeIndexOfLayer;
     private readonly WeightMatrix _tokenEmbedding, _output;
@@ -60,7 +60,7 @@ public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
             _outputNorm = _weights.Vector("output_norm.weight", c.Hidden);
             _attnNorm = new float[c.Layers][];
             _ffnNorm = new float[c.Layers][];
-            _attention = new FullAttention?[c.Layers];
+            _attention = new IAttentionLayer[c.Layers];
             _moe = new MoeBlock?[c.Layers];
             _moeIndexOfLayer = new int[c.Layers];
             bool neox = c.Architecture is "qwen3moe" or "qwen35moe" or "qwen2moe";
@@ -69,7 +69,9 @@ public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
             {
                 _attnNorm[l] = _weights.Vector($"blk.{l}.attn_norm.weight", c.Hidden);
                 _ffnNorm[l] = _weights.Vector(_weights.Has($"blk.{l}.ffn_norm.weight") ? $"blk.{l}.ffn_norm.weight" : $"blk.{l}.post_attention_norm.weight", c.Hidden);
-                _attention[l] = new FullAttention(c, _weights, l, MaxContext, _pool, rope, neox);
+                _attention[l] = c.IsRecurrent(l)
+                    ? new GatedDeltaNet(c, _weights, l, _pool)
+                    : new FullAttention(c, _weights, l, MaxContext, _pool, rope, neox);
                 int moeIndex = IndexOf(Experts.MoeLayers, l);
                 if (moeIndex < 0)
                 {
@@ -103,13 +105,16 @@ public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
     {
         string path = file.Path;
         var config = ModelConfig.FromGguf(file);
-        if (config.Architecture is not ("qwen3moe" or "llama"))
+        if (!IsSupported(config.Architecture))
         {
-            throw new NotSupportedException($"{path}: architecture '{config.Architecture}' is not supported yet (qwen3moe and llama/Mixtral are)");
+            throw new NotSupportedException($"{path}: architecture '{config.Architecture}' is not supported yet (qwen3moe, qwen35moe and llama/Mixtral are)");
         }
 
         return new MoeModel(file, config, options ?? new ModelOptions());
     }
+
+    /// <summary>GGUF architectures this engine runs.</summary>
+    public static bool IsSupported(string architecture) => architecture is "qwen3moe" or "qwen35moe" or "llama";
 
     public GgufFile File { get; }
 
@@ -137,7 +142,18 @@ public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
 
     public int ExpertsPerLayer => Config.Experts;
 
-    public void Reset() => Position = 0;
+    /// <summary>Starts a new sequence: position 0, and every layer's KV cache or recurrent state forgotten.</summary>
+    public void Reset()
+    {
+        Position = 0;
+        foreach (var layer in _attention)
+        {
+            layer.Reset();
+        }
+    }
+
+    /// <summary>Which token mixer layer <paramref name="layer"/> uses ("full" or "linear" attention).</summary>
+    public string LayerKind(int layer) => _attention[layer] is GatedDeltaNet ? "linear" : "full";
 
     /// <summary>Runs one token at the next position and returns the logits over the vocabulary (valid until the next call).</summary>
     public ReadOnlySpan<float> Forward(int token)
@@ -156,7 +172,7 @@ public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
         for (int l = 0; l < c.Layers; l++)
         {
             Ops.RmsNorm(_x, _attnNorm[l], c.NormEpsilon, _xb);
-            _attention[l]!.Forward(_xb, pos, _xb2);
+            _attention[l].Forward(_xb, pos, _xb2);
             Add(_x, _xb2);
 
             Ops.RmsNorm(_x, _ffnNorm[l], c.NormEpsilon, _xb);

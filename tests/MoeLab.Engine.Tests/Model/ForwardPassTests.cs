@@ -105,7 +105,7 @@ public sealed class ForwardPassTests : IDisposable
         Assert.Equal(first.Last(), again.Last());
     }
 
-    private sealed class RecordingObserver : IRoutingObserver
+    internal sealed class RecordingObserver : IRoutingObserver
     {
         private readonly List<(int Token, int Layer, int[] Experts)> _seen = [];
 
