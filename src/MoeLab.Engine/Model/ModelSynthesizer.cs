@@ -206,6 +206,12 @@ public static class ModelSynthesizer
         }
 
         int rowBytes = (int)GgmlTypeInfo.RowBytes(type, cols);
+        if (type == GgmlType.Q4_K && rows * cols >= DirectBlocksThreshold)
+        {
+            WriteRandomQ4K(stream, rows, cols, scale, seed);
+            return;
+        }
+
         int rowsPerChunk = Math.Max(1, (1 << 22) / Math.Max(rowBytes, 1));
         var values = new float[cols];
         var chunk = new byte[rowsPerChunk * rowBytes];
@@ -239,6 +245,52 @@ public static class ModelSynthesizer
 
             stream.Write(chunk, 0, n * rowBytes);
             r += n;
+        }
+    }
+
+    /// <summary>Tensors at least this large are written as random Q4_K blocks directly (see <see cref="WriteRandomQ4K"/>).</summary>
+    public const long DirectBlocksThreshold = 1L << 24;
+
+    /// <summary>
+    /// Random Q4_K blocks drawn directly instead of quantizing random floats: ggml's Q4_K quantizer searches 20
+    /// scale candidates per 32 values, far too slow for the hundreds of GB of a full-width 397B slice. Every sub-block
+    /// gets the full 6-bit scale and min (63) and d, dmin chosen so w = d·63·q − dmin·63 with q uniform in 0..15 is
+    /// uniform on 16 levels in ±<paramref name="scale"/>: the same spread as the float path, and the stored values
+    /// are exactly the model's weights. Rows are generated in parallel from per-row seeds, so the file is deterministic.
+    /// </summary>
+    internal static void WriteRandomQ4K(Stream stream, long rows, int cols, float scale, ulong seed)
+    {
+        const int blockBytes = 144, half = 7; // q − 7.5 ∈ [−7.5, 7.5]
+        int blocks = cols / 256, rowBytes = blocks * blockBytes;
+        float d = scale / (63f * (half + 0.5f));
+        ushort dBits = Fp16.FromFloat(d), dminBits = Fp16.FromFloat(d * (half + 0.5f));
+        int rowsPerChunk = Math.Max(1, (1 << 24) / rowBytes);
+        var chunk = new byte[rowsPerChunk * rowBytes];
+        for (long r0 = 0; r0 < rows; r0 += rowsPerChunk)
+        {
+            int n = (int)Math.Min(rowsPerChunk, rows - r0);
+            long first = r0;
+            Parallel.For(0, n, i =>
+            {
+                var row = chunk.AsSpan(i * rowBytes, rowBytes);
+                ulong state = ((seed * 0x9E3779B97F4A7C15UL) ^ ((ulong)(first + i) * 0xD1B54A32D192ED03UL)) | 1;
+                for (int b = 0; b < blocks; b++)
+                {
+                    var blk = row.Slice(b * blockBytes, blockBytes);
+                    System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(blk, dBits);
+                    System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(blk[2..], dminBits);
+                    blk.Slice(4, 12).Fill(0xFF); // all eight 6-bit scales and mins = 63 in ggml's packing
+                    var qs = MemoryMarshal.Cast<byte, ulong>(blk.Slice(16, 128));
+                    for (int k = 0; k < qs.Length; k++)
+                    {
+                        state ^= state >> 12;
+                        state ^= state << 25;
+                        state ^= state >> 27;
+                        qs[k] = state * 0x2545F4914F6CDD1DUL; // 16 random nibbles
+                    }
+                }
+            });
+            stream.Write(chunk, 0, n * rowBytes);
         }
     }
 
