@@ -49,7 +49,7 @@ public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
         File = file;
         Config = config;
         MaxContext = options.MaxContext > 0 ? options.MaxContext : Math.Min(config.ContextLength, 4096);
-        _weights = new ResidentTensors(file, t => !ExpertTensors.IsRoutedExpert(t));
+        _weights = new ResidentTensors(file, t => !ExpertTensors.IsRoutedExpert(t) && IsMainStack(t.Name, config.Layers));
         try
         {
             Experts = ExpertTensors.Layout(file, config);
@@ -187,6 +187,23 @@ public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
         LastStallSeconds = stall;
         LastWallSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         return _logits;
+    }
+
+    /// <summary>Tensors of the main pass: not the MTP blocks appended after it, not a vision tower (never run here).</summary>
+    private static bool IsMainStack(string name, int layers)
+    {
+        if (name.StartsWith("v.", StringComparison.Ordinal) || name.StartsWith("mm.", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        if (!name.StartsWith("blk.", StringComparison.Ordinal))
+        {
+            return true;
+        }
+
+        int dot = name.IndexOf('.', 4);
+        return dot < 0 || !int.TryParse(name.AsSpan(4, dot - 4), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int block) || block < layers;
     }
 
     private static int IndexOf(IReadOnlyList<int> list, int value)
