@@ -71,7 +71,7 @@ public static class ModelSynthesizer
             // Qwen3_5MoeTextModel in convert_hf_to_gguf.py: ssm.* from the linear_* config entries, the interleaved
             // M-RoPE sections (text positions make them plain NEOX rotation), the layer schedule's interval.
             w.Set(a + "expert_shared_feed_forward_length", (uint)p.SharedFeedForward)
-             .Set(a + "rope.dimension_sections", GgufValue.Of(MRopeSections))
+             .Set(a + "rope.dimension_sections", GgufValue.Of(MRopeSections(rot)))
              .Set(a + "ssm.conv_kernel", (uint)p.ConvKernel)
              .Set(a + "ssm.state_size", (uint)p.LinearKeyHeadDim)
              .Set(a + "ssm.group_count", (uint)p.LinearKeyHeads)
@@ -155,8 +155,16 @@ public static class ModelSynthesizer
         w.Write(path);
     }
 
-    /// <summary>Qwen3.5's mrope_section [11, 11, 10] padded to four, as convert_hf_to_gguf.py writes it.</summary>
-    private static readonly int[] MRopeSections = [11, 11, 10, 0];
+    /// <summary>
+    /// Qwen3.5's mrope_section [11, 11, 10] padded to four, as convert_hf_to_gguf.py writes it: the rotated pairs
+    /// (n_rot / 2 = 32) split over time/height/width. ggml requires the sections to fit in n_rot, so narrower
+    /// (tiny) heads get the same three-way split of their own pairs. Text positions make all sections equal.
+    /// </summary>
+    private static int[] MRopeSections(int rotatedDims)
+    {
+        int pairs = rotatedDims / 2, third = pairs / 3, rest = pairs % 3;
+        return [third + (rest > 0 ? 1 : 0), third + (rest > 1 ? 1 : 0), third, 0];
+    }
 
     private static void WriteTokenizer(GgufWriter w, ModelPreset p)
     {

@@ -64,7 +64,7 @@ public sealed class SynthesizerTests
             Assert.Equal("qwen35moe", f.Architecture);
             Assert.Equal(4, f.GetInt("qwen35moe.full_attention_interval"));
             Assert.Equal(tiny.LinearValueHeads * tiny.LinearValueHeadDim, f.GetInt("qwen35moe.ssm.inner_size"));
-            Assert.Equal([11, 11, 10, 0], f.GetArray<int>("qwen35moe.rope.dimension_sections")!);
+            Assert.Equal([1, 1, 0, 0], f.GetArray<int>("qwen35moe.rope.dimension_sections")!); // 2 rotated pairs; the 397B preset gets [11, 11, 10, 0]
             Assert.Equal("qwen35", f.GetStringOrNull("tokenizer.ggml.pre"));
             Assert.NotNull(f.FindTensor("blk.0.ssm_dt.bias"));
             Assert.NotNull(f.FindTensor("blk.0.ssm_a"));
