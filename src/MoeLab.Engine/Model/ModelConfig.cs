@@ -74,7 +74,11 @@ public sealed record ModelConfig
     /// Whether layer <paramref name="layer"/> is a Gated DeltaNet (recurrent) layer: llama.cpp's rule
     /// (i + 1) % full_attention_interval != 0, so the last layer of every group of n is full attention.
     /// </summary>
-    public bool IsRecurrent(int layer) => FullAttentionInterval > 0 && (layer + 1) % FullAttentionInterval != 0;
+    public bool IsRecurrent(int layer) =>
+        RecurrentLayers is { } explicitly ? explicitly[layer] : FullAttentionInterval > 0 && (layer + 1) % FullAttentionInterval != 0;
+
+    /// <summary>An explicit per-layer schedule (<c>attention.recurrent_layers</c>), which llama.cpp prefers over the interval when present.</summary>
+    public bool[]? RecurrentLayers { get; init; }
 
     public required int Vocab { get; init; }
 
@@ -113,6 +117,7 @@ public sealed record ModelConfig
             NormalizeTopK = f.GetBool(p + "expert_weights_norm", arch is "qwen3moe" or "llama" or "qwen35moe"),
             SlidingWindow = IntOr("attention.sliding_window", 0),
             FullAttentionInterval = IntOr("full_attention_interval", hybrid ? 4 : 0),
+            RecurrentLayers = hybrid && f.Has(p + "attention.recurrent_layers") ? f.GetArray<bool>(p + "attention.recurrent_layers") : null,
             SsmConvKernel = hybrid ? Int("ssm.conv_kernel") : 0,
             SsmInnerSize = hybrid ? Int("ssm.inner_size") : 0,
             SsmStateSize = hybrid ? Int("ssm.state_size") : 0,
@@ -147,6 +152,7 @@ public sealed record ModelConfig
         }
 
         Require(Layers > 0, "block_count minus nextn_predict_layers must be positive");
+        Require(RecurrentLayers is null || RecurrentLayers.Length >= Layers, $"attention.recurrent_layers has {RecurrentLayers?.Length} entries for {Layers} layers");
         Require(RopeDimensions > 0 && RopeDimensions <= KeyLength && RopeDimensions % 2 == 0, $"rope.dimension_count {RopeDimensions} must be even and at most key_length {KeyLength}");
     }
 }
