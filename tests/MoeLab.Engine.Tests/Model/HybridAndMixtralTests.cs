@@ -1,5 +1,6 @@
 using MoeLab.Engine.Gguf;
 using MoeLab.Engine.Model;
+using MoeLab.Engine.Tokenizer;
 
 namespace MoeLab.Engine.Tests.Model;
 
