@@ -130,25 +130,11 @@ public sealed class EngineCellRunner : ICellRunner
         };
     }
 
-    /// <summary>Process peak resident set (VmHWM) where the OS reports it; 0 elsewhere.</summary>
-    public static long PeakRss()
-    {
-        try
-        {
-            foreach (string line in File.ReadLines("/proc/self/status"))
-            {
-                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                {
-                    return long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), System.Globalization.CultureInfo.InvariantCulture) * 1024;
-                }
-            }
-        }
-        catch (IOException)
-        {
-        }
+    /// <summary>Process peak resident set (VmHWM) where the OS reports it; the current working set elsewhere.</summary>
+    public static long PeakRss() => Telemetry.ProcFiles.ReadValue("/proc/self/status", "VmHWM") * 1024 ?? Environment.WorkingSet;
 
-        return Environment.WorkingSet;
-    }
+    /// <summary>Memory the OS says is available for a new allocation (MemAvailable); unbounded where it does not say.</summary>
+    public static long AvailableMemory() => Telemetry.ProcFiles.ReadValue("/proc/meminfo", "MemAvailable") * 1024 ?? long.MaxValue;
 
     string? ICellRunner.Preflight(JsonElement cell, ModelDirectory models, long availableMemoryBytes)
     {

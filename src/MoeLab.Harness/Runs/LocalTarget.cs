@@ -85,22 +85,5 @@ public sealed class LocalTarget(string modelCacheDirectory = "models") : ICellTa
         return path;
     }
 
-    private static long AvailableMemory()
-    {
-        try
-        {
-            foreach (string line in File.ReadLines("/proc/meminfo"))
-            {
-                if (line.StartsWith("MemAvailable:", StringComparison.Ordinal))
-                {
-                    return long.Parse(line.AsSpan(13).Trim().TrimEnd("kB").Trim(), CultureInfo.InvariantCulture) * 1024;
-                }
-            }
-        }
-        catch (IOException)
-        {
-        }
-
-        return long.MaxValue;
-    }
+    private static long AvailableMemory() => EngineCellRunner.AvailableMemory();
 }
