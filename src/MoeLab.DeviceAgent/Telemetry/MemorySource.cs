@@ -3,6 +3,9 @@ namespace MoeLab.DeviceAgent.Telemetry;
 /// <summary>Process resident set (current and peak) and the memory the OS says is still available.</summary>
 public sealed class MemorySource : ITelemetrySource
 {
+    private static readonly string[] StatusKeys = ["VmRSS", "VmHWM"];
+    private readonly long?[] _status = new long?[2];
+
     public string Name => "memory";
 
     public IReadOnlyList<string> Metrics { get; } = ["rss_bytes", "peak_rss_bytes", "available_memory_bytes"];
@@ -15,8 +18,9 @@ public sealed class MemorySource : ITelemetrySource
         values.Fill(double.NaN);
         if (OperatingSystem.IsLinux())
         {
-            values[0] = Kib(ProcFiles.ReadValue("/proc/self/status", "VmRSS"));
-            values[1] = Kib(ProcFiles.ReadValue("/proc/self/status", "VmHWM"));
+            ProcFiles.ReadValues("/proc/self/status", StatusKeys, _status);
+            values[0] = Kib(_status[0]);
+            values[1] = Kib(_status[1]);
             values[2] = Kib(ProcFiles.ReadValue("/proc/meminfo", "MemAvailable"));
             double cgroupFree = CgroupMemory.AvailableBytes();
             if (!double.IsNaN(cgroupFree) && (double.IsNaN(values[2]) || cgroupFree < values[2])) values[2] = cgroupFree;
