@@ -81,7 +81,15 @@ public sealed class Agent(AgentOptions options, ICellRunner runner, TextWriter l
             while (!linked.Token.IsCancellationRequested)
             {
                 outbox.Add(sampler.Drain());
-                Flush(client, lease, outbox, linked.Token, untilEmpty: false);
+                try
+                {
+                    Flush(client, lease, outbox, linked.Token, untilEmpty: false);
+                }
+                catch (Exception e) when (e is HttpRequestException or IOException or InvalidDataException or ObjectDisposedException or CoordinatorAuthException)
+                {
+                    // Unsent batches stay in the outbox; the next tick or the final flush after the cell resends them.
+                }
+
                 linked.Token.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(250));
             }
         }) { IsBackground = true, Name = "moelab-events" };

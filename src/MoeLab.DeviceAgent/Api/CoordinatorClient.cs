@@ -97,8 +97,16 @@ public sealed class CoordinatorClient : IDisposable
                 if (!response.IsSuccessStatusCode)
                     throw new InvalidDataException($"{method} {path}: the coordinator answered {(int)response.StatusCode}: {ReadError(response)}");
                 if (response.StatusCode == HttpStatusCode.NoContent || responseInfo is null) return null;
-                using var stream = response.Content.ReadAsStream(cancel);
-                return JsonSerializer.Deserialize(stream, responseInfo);
+                try
+                {
+                    using var stream = response.Content.ReadAsStream(cancel);
+                    return JsonSerializer.Deserialize(stream, responseInfo);
+                }
+                catch (ObjectDisposedException) when (cancel.IsCancellationRequested)
+                {
+                    // Cancelling mid-read disposes the content; report it as the cancellation it is.
+                    throw new OperationCanceledException(cancel);
+                }
             }
         }
     }

@@ -107,13 +107,16 @@ public class ComputePoolTests
         pool.For(64, body);
         pool.For(64, new CountingStruct(hits));
         long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 100; i++)
+        for (int i = 0; i < 1000; i++)
         {
             pool.MatVec(m.Matrix, x, y);
             pool.MatVec2(m.Matrix, m.Matrix, x, y, y);
             pool.For(64, body);
             pool.For(64, new CountingStruct(hits));
         }
-        Assert.Equal(before, GC.GetAllocatedBytesForCurrentThread());
+
+        // 4000 dispatches: a per-dispatch allocation (≥ 24 B each) would show ≥ 96 KB. The runtime may allocate once,
+        // lazily, the first time the caller blocks under contention (seen once in CI: 1,216 B), so allow one page.
+        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - before, 0, 4096);
     }
 }
