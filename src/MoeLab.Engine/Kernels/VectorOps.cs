@@ -18,11 +18,17 @@ public static class VectorOps
     public static void RmsNorm(ReadOnlySpan<float> x, float eps, Span<float> dst) =>
         TensorPrimitives.Multiply(x, RmsScale(x, eps), dst[..x.Length]);
 
+    /// <summary>1/sqrt(mean(x²) + eps) with the sum of squares in double, as ggml's rms_norm accumulates it.</summary>
     private static float RmsScale(ReadOnlySpan<float> x, float eps)
     {
         if (x.Length == 0) return 0;
-        double mean = TensorPrimitives.SumOfSquares(x) / (double)x.Length;
-        return 1f / MathF.Sqrt((float)mean + eps);
+        double sum = 0;
+        foreach (float v in x)
+        {
+            sum += (double)v * v;
+        }
+
+        return (float)(1.0 / Math.Sqrt((sum / x.Length) + eps));
     }
 
     /// <summary>x = x·sigmoid(x), in place.</summary>

@@ -93,7 +93,7 @@ public sealed class FullAttention : IAttentionLayer, IParallelBody
             var qh = _q.AsSpan(h * d, d);
             if (_qNorm is not null)
             {
-                Ops.RmsNorm(qh, _qNorm, _c.NormEpsilon, qh);
+                VectorOps.RmsNorm(qh, _qNorm, _c.NormEpsilon, qh);
             }
 
             _rope.Apply(qh, pos, _neox);
@@ -104,7 +104,7 @@ public sealed class FullAttention : IAttentionLayer, IParallelBody
             var kh = _k.AsSpan(h * d, d);
             if (_kNorm is not null)
             {
-                Ops.RmsNorm(kh, _kNorm, _c.NormEpsilon, kh);
+                VectorOps.RmsNorm(kh, _kNorm, _c.NormEpsilon, kh);
             }
 
             _rope.Apply(kh, pos, _neox);

@@ -117,7 +117,7 @@ public sealed class GatedDeltaNet : IAttentionLayer, IParallelBody
         for (int h = 0; h < _vHeads; h++)
         {
             var oh = _o.AsSpan(h * _d, _d);
-            Ops.RmsNorm(oh, _norm, eps, oh);
+            VectorOps.RmsNorm(oh, _norm, eps, oh);
             var zh = _z.AsSpan(h * _d, _d);
             for (int i = 0; i < _d; i++)
             {

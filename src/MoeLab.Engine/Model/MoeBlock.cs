@@ -147,7 +147,7 @@ public sealed class MoeBlock
         int ff = gate.Rows;
         var g = _gate.AsSpan(0, ff);
         _pool.MatVec2(gate, up, _xq, g, _up.AsSpan(0, ff));
-        Ops.SwiGlu(g, _up.AsSpan(0, ff));
+        VectorOps.SwiGlu(g, _up.AsSpan(0, ff));
         _hq.Set(g);
         _pool.MatVec(down, _hq, _expertOut);
         TensorPrimitives.MultiplyAdd(_expertOut, weight, output, output);

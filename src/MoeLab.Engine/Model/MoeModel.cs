@@ -171,16 +171,16 @@ public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
         Dequantizer.DequantizeRow(_tokenEmbedding.Type, _tokenEmbedding.Row(token), _x);
         for (int l = 0; l < c.Layers; l++)
         {
-            Ops.RmsNorm(_x, _attnNorm[l], c.NormEpsilon, _xb);
+            VectorOps.RmsNorm(_x, _attnNorm[l], c.NormEpsilon, _xb);
             _attention[l].Forward(_xb, pos, _xb2);
             Add(_x, _xb2);
 
-            Ops.RmsNorm(_x, _ffnNorm[l], c.NormEpsilon, _xb);
+            VectorOps.RmsNorm(_x, _ffnNorm[l], c.NormEpsilon, _xb);
             stall += _moe[l]!.Forward(_xb, _x, pos, _xb2, _runtime);
             Add(_x, _xb2);
         }
 
-        Ops.RmsNorm(_x, _outputNorm, c.NormEpsilon, _xb);
+        VectorOps.RmsNorm(_x, _outputNorm, c.NormEpsilon, _xb);
         _finalQ.Set(_xb);
         _pool.MatVec(_output, _finalQ, _logits);
         Position = pos + 1;
@@ -225,7 +225,7 @@ public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
     public void RouterProbabilities(int layer, ReadOnlySpan<float> hidden, Span<float> probabilities)
     {
         int l = Experts.MoeLayers[layer];
-        Ops.RmsNorm(hidden, _ffnNorm[l], Config.NormEpsilon, _probeNormed);
+        VectorOps.RmsNorm(hidden, _ffnNorm[l], Config.NormEpsilon, _probeNormed);
         _moe[l]!.RouterProbabilities(_probeNormed, probabilities);
     }
 

@@ -1,34 +1,8 @@
-using System.Numerics.Tensors;
-
 namespace MoeLab.Engine.Model;
 
-/// <summary>The few element-wise operations of the forward pass, span in, span out, allocation-free.</summary>
+/// <summary>Scalar helpers of the forward pass that the kernels' VectorOps (RmsNorm, SwiGlu, …) do not cover.</summary>
 public static class Ops
 {
-    /// <summary>y = x / sqrt(mean(x²) + eps) ⊙ weight (the sum of squares in double, as ggml accumulates it).</summary>
-    public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y)
-    {
-        double sum = 0;
-        foreach (float v in x)
-        {
-            sum += (double)v * v;
-        }
-
-        float scale = (float)(1.0 / Math.Sqrt((sum / x.Length) + eps));
-        TensorPrimitives.Multiply(x, scale, y);
-        TensorPrimitives.Multiply(y, weight, y);
-    }
-
-    /// <summary>gate ← silu(gate) ⊙ up (SwiGLU).</summary>
-    public static void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
-    {
-        for (int i = 0; i < gate.Length; i++)
-        {
-            float g = gate[i];
-            gate[i] = g / (1f + MathF.Exp(-g)) * up[i];
-        }
-    }
-
     public static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
 
     /// <summary>Indices of the k largest values, best first (ties: lower index first, as a stable sort gives).</summary>
