@@ -87,16 +87,12 @@ public class MatVecTests
         var x = new QuantizedVector(1024);
         var xs = KernelTestData.Gaussian(new Random(4), 1024);
         var y = new float[64];
-        x.Set(xs);
-        MatVec.Multiply(m.Matrix, x, y, 0, 64);
-        MatVec.Multiply(q.Matrix, x, y, 0, 64);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 10; i++)
+        double perCall = AllocationProbe.BytesPerCall(() =>
         {
             x.Set(xs);
             MatVec.Multiply(m.Matrix, x, y, 0, 64);
             MatVec.Multiply(q.Matrix, x, y, 0, 64);
-        }
-        Assert.Equal(before, GC.GetAllocatedBytesForCurrentThread());
+        });
+        Assert.True(perCall < AllocationProbe.NoPerCallAllocation, $"{perCall} bytes per call");
     }
 }

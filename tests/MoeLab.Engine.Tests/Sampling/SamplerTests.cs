@@ -137,13 +137,8 @@ public class SamplerTests
         })
         {
             var sampler = new Sampler(logits.Length, options);
-            sampler.Sample(logits);
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 20; i++)
-            {
-                sampler.Sample(logits);
-            }
-            Assert.Equal(before, GC.GetAllocatedBytesForCurrentThread());
+            double perCall = AllocationProbe.BytesPerCall(() => sampler.Sample(logits), calls: 200);
+            Assert.True(perCall < AllocationProbe.NoPerCallAllocation, $"{perCall} bytes per Sample call");
         }
     }
 
