@@ -3,13 +3,13 @@ namespace MoeLab.Harness.Results;
 /// <summary>A result set loaded from disk: the manifest, every finished cell, failures, and the summary rows (with baseline ratios).</summary>
 public sealed class ResultSet
 {
-    private ResultSet(ResultStore store, Manifest manifest, IReadOnlyList<CellRecord> cells, IReadOnlyList<CellFailure> failures)
+    private ResultSet(ResultStore store, Manifest manifest, IReadOnlyList<(CellRecord Record, CellSummary Summary)> cells, IReadOnlyList<CellFailure> failures)
     {
         Store = store;
         Manifest = manifest;
-        Cells = cells;
+        Cells = cells.Select(c => c.Record).ToList();
         Failures = failures;
-        Summaries = Summarize(cells);
+        Summaries = WithBaselineRatios(cells.Select(c => c.Summary).ToList());
     }
 
     public ResultStore Store { get; }
@@ -28,11 +28,11 @@ public sealed class ResultSet
 
     public static ResultSet Load(string directory) => Load(ResultStore.Open(directory));
 
-    public static ResultSet Load(ResultStore store) => new(store, store.ReadManifest(), store.LoadCells(), store.LoadFailures());
+    /// <summary>Loads the set; through the same store again, only cells finished since are read (see <see cref="ResultStore.LoadFinished"/>).</summary>
+    public static ResultSet Load(ResultStore store) => new(store, store.ReadManifest(), store.LoadFinished(), store.LoadFailures());
 
-    private static List<CellSummary> Summarize(IReadOnlyList<CellRecord> cells)
+    private static List<CellSummary> WithBaselineRatios(List<CellSummary> rows)
     {
-        var rows = cells.Select(CellSummary.Of).ToList();
         var baseline = rows.FirstOrDefault(r => r.IsBaseline);
         if (baseline is null) return rows;
         var b = Described.Of(baseline.TpsPerRepetition);

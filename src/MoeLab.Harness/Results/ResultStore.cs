@@ -10,6 +10,11 @@ namespace MoeLab.Harness.Results;
 /// </summary>
 public sealed class ResultStore
 {
+    // Finished cells already parsed (or written) by this store, by file path, with their summary rows: a cell file is
+    // written once and never changed, so refreshing the result set after each cell parses only the new one.
+    private readonly Dictionary<string, (CellRecord Record, CellSummary Summary)> _loaded = new(StringComparer.Ordinal);
+    private readonly object _gate = new();
+
     private ResultStore(string directory) => Directory = Path.GetFullPath(directory);
 
     public string Directory { get; }
@@ -68,7 +73,12 @@ public sealed class ResultStore
         if (record.Result.TraceBase64 is { } trace)
             WriteAtomic(Path.Combine(TracesDirectory, record.CellId + ".moelab"), s => s.Write(Convert.FromBase64String(trace)));
         bool written = WriteAtomic(path, s => JsonSerializer.Serialize(s, record, ResultsJson.Default.CellRecord), overwrite: false);
-        if (written) File.Delete(FailurePath(record.CellId));
+        if (written)
+        {
+            File.Delete(FailurePath(record.CellId));
+            lock (_gate) _loaded[path] = (record, CellSummary.Of(record));
+        }
+
         return written;
     }
 
@@ -80,14 +90,38 @@ public sealed class ResultStore
             : [];
 
     /// <summary>Every finished cell, in the order they finished.</summary>
-    public IReadOnlyList<CellRecord> LoadCells()
+    public IReadOnlyList<CellRecord> LoadCells() => LoadFinished().Select(c => c.Record).ToList();
+
+    /// <summary>Cell files this store has parsed from disk (its own writes are never parsed back).</summary>
+    public int ParsedCellFiles { get; private set; }
+
+    /// <summary>
+    /// Every finished cell with its summary row, in the order they finished. The directory listing is the truth (a
+    /// deleted cell file drops out); only files this store has not seen yet are parsed and summarized, so refreshing
+    /// after each of N cells parses N files in all, not N²/2.
+    /// </summary>
+    internal IReadOnlyList<(CellRecord Record, CellSummary Summary)> LoadFinished()
     {
         if (!System.IO.Directory.Exists(CellsDirectory)) return [];
-        return System.IO.Directory.GetFiles(CellsDirectory, "*.json")
-            .Where(f => !f.EndsWith(".failed.json", StringComparison.Ordinal))
-            .Select(f => Read(f, ResultsJson.Default.CellRecord))
-            .OrderBy(r => r.Finished)
-            .ToList();
+        var files = System.IO.Directory.GetFiles(CellsDirectory, "*.json").Where(f => !f.EndsWith(".failed.json", StringComparison.Ordinal));
+        var cells = new List<(CellRecord Record, CellSummary Summary)>();
+        lock (_gate)
+        {
+            foreach (string f in files)
+            {
+                if (!_loaded.TryGetValue(f, out var cell))
+                {
+                    var record = Read(f, ResultsJson.Default.CellRecord);
+                    ParsedCellFiles++;
+                    cell = (record, CellSummary.Of(record));
+                    _loaded[f] = cell;
+                }
+
+                cells.Add(cell);
+            }
+        }
+
+        return cells.OrderBy(c => c.Record.Finished).ToList();
     }
 
     public static void WriteJson<T>(string path, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> info) =>

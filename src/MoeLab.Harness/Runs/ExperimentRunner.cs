@@ -136,11 +136,15 @@ public sealed class ExperimentRunner(ICellTarget target, ResultStore store, IRun
         names.AddRange(sampler.MetricNames);
         var rows = new List<TelemetryRow>(samples.Count);
         double previous = 0;
+        int next = 0; // arrivals and samples are both in time order: one pass over each
         foreach (var s in samples)
         {
             var values = new double?[names.Count];
             double span = s.Seconds - previous;
-            values[0] = span > 0 && rows.Count > 0 ? arrivals.Count(a => a > previous && a <= s.Seconds) / span : null;
+            while (next < arrivals.Count && arrivals[next] <= previous) next++;
+            int first = next;
+            while (next < arrivals.Count && arrivals[next] <= s.Seconds) next++;
+            values[0] = span > 0 && rows.Count > 0 ? (next - first) / span : null;
             for (int i = 0; i < s.Values.Length; i++) values[i + 1] = double.IsNaN(s.Values[i]) ? null : s.Values[i];
             rows.Add(new TelemetryRow(s.Seconds, values));
             previous = s.Seconds;
