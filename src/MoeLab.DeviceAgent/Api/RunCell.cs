@@ -68,6 +68,12 @@ public sealed record RunCell
 
     /// <summary>Compute next-token KL / top-1 agreement against the exact model (lossy strategies).</summary>
     public bool MeasureQuality { get; init; }
+
+    /// <summary>The reference text quality is teacher-forced on (null: <c>QualityText.Default</c>); carried inline so a device needs no file.</summary>
+    public string? QualityText { get; init; }
+
+    /// <summary>At most this many tokens of the reference text are evaluated (bounded by the context).</summary>
+    public int QualityTokens { get; init; } = 256;
 }
 
 /// <summary>What a target reports for a cell: totals plus the per-token rows (also streamed as <see cref="TokenEvent"/>s).</summary>
@@ -111,6 +117,21 @@ public sealed record CellResult
     public double? MeanKlDivergence { get; init; }
 
     public double? Top1Agreement { get; init; }
+
+    /// <summary>Perplexity of the quality reference text under this cell's strategies, when measured.</summary>
+    public double? Perplexity { get; init; }
+
+    /// <summary>Perplexity of the same text under the exact model (native precision, unchanged routing).</summary>
+    public double? ExactPerplexity { get; init; }
+
+    /// <summary>Largest per-position KL(exact ‖ this), when measured.</summary>
+    public double? MaxKlDivergence { get; init; }
+
+    /// <summary>Next-token predictions the quality figures average over.</summary>
+    public int? QualityPositions { get; init; }
+
+    /// <summary>Of those, positions whose logits were bit-identical to the exact model's (all of them for an exact strategy).</summary>
+    public int? IdenticalLogitPositions { get; init; }
 
     /// <summary>Generated text per repetition.</summary>
     public string[] Texts { get; init; } = [];

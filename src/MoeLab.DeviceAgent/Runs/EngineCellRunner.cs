@@ -3,6 +3,7 @@ using MoeLab.DeviceAgent.Api;
 using MoeLab.Engine.Generation;
 using MoeLab.Engine.Gguf;
 using MoeLab.Engine.Model;
+using MoeLab.Engine.Quality;
 using MoeLab.Engine.Sampling;
 
 namespace MoeLab.DeviceAgent.Runs;
@@ -24,6 +25,7 @@ public sealed class EngineCellRunner : ICellRunner
         Cache = cell.Cache,
         Prefetch = cell.Prefetch,
         Routing = cell.Routing,
+        Precision = cell.Precision,
         Io = cell.Io,
         Threads = cell.Threads,
         MaxContext = 0,
@@ -52,7 +54,57 @@ public sealed class EngineCellRunner : ICellRunner
             : null;
     }
 
+    /// <summary>
+    /// Runs the cell's timed generation, then, when the cell asks for it, its quality cost (after the timed session is
+    /// closed, so the two never hold RAM at once and quality work never shows in the timings).
+    /// </summary>
     public static CellResult Run(RunCell cell, string modelPath, Action<TokenEvent>? onToken, MoeLab.Engine.Model.IRoutingObserver? observer, CancellationToken cancel)
+    {
+        var result = RunTimed(cell, modelPath, onToken, observer, cancel);
+        if (!cell.MeasureQuality)
+        {
+            return result;
+        }
+
+        var q = MeasureQuality(cell, modelPath, cancel);
+        return result with
+        {
+            MeanKlDivergence = q.MeanKl,
+            MaxKlDivergence = q.MaxKl,
+            Top1Agreement = q.Top1Agreement,
+            Perplexity = q.Perplexity,
+            ExactPerplexity = q.ExactPerplexity,
+            QualityPositions = q.Positions,
+            IdenticalLogitPositions = q.IdenticalPositions,
+        };
+    }
+
+    /// <summary>
+    /// The exact configuration of a cell: the same budget, cache, prefetch and I/O (exact strategies, which leave the
+    /// logits bit-identical to the all-resident model) with native precision and the router's own choice.
+    /// </summary>
+    public static EngineSettings ExactSettings(RunCell cell) => Settings(cell) with { Routing = "unchanged", Precision = "native" };
+
+    /// <summary>
+    /// Quality cost of the cell's strategies: the exact model's logits over the reference text are recorded first
+    /// (its session then closed), then the text is teacher-forced through a fresh session with the cell's strategies.
+    /// The cache starts cold in both, so a cache-dependent precision policy is measured from a cold start.
+    /// </summary>
+    public static QualityReport MeasureQuality(RunCell cell, string modelPath, CancellationToken cancel)
+    {
+        ReferenceLogits reference;
+        using (var exact = EngineSession.Open(modelPath, ExactSettings(cell)))
+        {
+            int[] tokens = exact.Tokenizer.Encode(cell.QualityText ?? ReferenceText.Default);
+            int n = Math.Min(tokens.Length, Math.Min(Math.Max(2, cell.QualityTokens), exact.Model.MaxContext));
+            reference = ReferenceLogits.Record(exact.Model, tokens.AsSpan(0, n), cancel);
+        }
+
+        using var candidate = EngineSession.Open(modelPath, Settings(cell));
+        return QualityEvaluator.Compare(reference, candidate.Model, cancel);
+    }
+
+    private static CellResult RunTimed(RunCell cell, string modelPath, Action<TokenEvent>? onToken, MoeLab.Engine.Model.IRoutingObserver? observer, CancellationToken cancel)
     {
         using var session = EngineSession.Open(modelPath, Settings(cell, observer));
         var events = new List<TokenEvent>();

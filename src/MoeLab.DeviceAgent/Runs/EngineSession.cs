@@ -25,6 +25,9 @@ public sealed record EngineSettings
 
     public string Routing { get; init; } = "unchanged";
 
+    /// <summary>Precision policy spec; anything but native needs expert variant side files next to the model (see ExpertVariantFiles).</summary>
+    public string Precision { get; init; } = "native";
+
     public string Io { get; init; } = "fifo";
 
     public int Threads { get; init; }
@@ -72,11 +75,26 @@ public sealed class EngineSession : IDisposable
         StreamingExpertSource? streaming = null;
         Func<ExpertLayout, IExpertSource>? factory = null;
         StrategyContext? context = null;
+        var file = MoeLab.Engine.Gguf.GgufFile.Open(modelPath);
+        var config = ModelConfig.FromGguf(file);
+        bool native = StrategySpec.Parse(s.Precision).Name == "native";
+        if (!native && s.BudgetBytes is null)
+        {
+            throw new ArgumentException($"precision '{s.Precision}' needs a RAM budget: precision policies choose what the streaming expert source reads (all-resident runs compute every expert as stored)");
+        }
+
         if (s.BudgetBytes is { } budget)
         {
             factory = layout =>
             {
-                store = new ExpertStore(layout, IoModes.Parse(s.IoMode));
+                // A precision policy chooses among the model's experts (variant 0) and its side files' copies.
+                var variants = native ? [layout] : ExpertVariantFiles.Layouts(file, config, layout);
+                if (!native && variants.Count < 2)
+                {
+                    throw new FileNotFoundException($"precision '{s.Precision}' needs lower-precision copies of the experts next to {modelPath} (none found like {Path.GetFileName(ExpertVariantFiles.PathFor(modelPath, MoeLab.Engine.Gguf.GgmlType.Q4_0))}); write them with `moelab model requant --model {modelPath} --type q4_0`");
+                }
+
+                store = new ExpertStore(variants, IoModes.Parse(s.IoMode));
                 var options = new StreamingOptions { BudgetBytes = budget, WorkingBuffers = Math.Max(8, probe.ExpertsUsed(layout)) };
                 var shape = new ModelShape(layout.Layers, layout.ExpertsPerLayer, probe.ExpertsUsed(layout), layout.MaxExpertBytes, probe.Hidden);
                 context = new StrategyContext
@@ -89,14 +107,13 @@ public sealed class EngineSession : IDisposable
                 var cache = StrategyCatalog.CreateCache(StrategySpec.Parse(s.Cache), context);
                 var io = StrategyCatalog.CreateIo(StrategySpec.Parse(s.Io), context);
                 var prefetch = StrategyCatalog.CreatePrefetcher(StrategySpec.Parse(s.Prefetch), context);
-                streaming = new StreamingExpertSource(store, options, cache, io, prefetch);
+                var precision = native ? null : StrategyCatalog.CreatePrecision(StrategySpec.Parse(s.Precision), context);
+                streaming = new StreamingExpertSource(store, options, cache, io, prefetch, precision);
                 return streaming;
             };
         }
 
         // The routing policy needs the shape too, but not the source: build it against the file's own config.
-        var file = MoeLab.Engine.Gguf.GgufFile.Open(modelPath);
-        var config = ModelConfig.FromGguf(file);
         probe.Configure(config);
         var routingContext = new StrategyContext
         {
