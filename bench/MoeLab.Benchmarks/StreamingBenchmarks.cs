@@ -162,29 +162,8 @@ public static class StreamingVsFio
         return c.BytesRead / elapsed / 1e6;
     }
 
-    private static double Fio(string path, long blockSize, int depth, double seconds)
-    {
-        var psi = new ProcessStartInfo("fio")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var a in new[]
-        {
-            "--name=r", $"--filename={path}", "--rw=randread", Inv($"--bs={blockSize}"), Inv($"--iodepth={depth}"), "--direct=1",
-            "--ioengine=libaio", Inv($"--runtime={seconds}"), "--ramp_time=1", "--time_based", "--output-format=json",
-        })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("fio did not start (apt-get install -y fio)");
-        string json = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"fio exited {p.ExitCode}: {p.StandardError.ReadToEnd()}");
-        using var doc = JsonDocument.Parse(json);
-        return doc.RootElement.GetProperty("jobs")[0].GetProperty("read").GetProperty("bw_bytes").GetDouble() / 1e6;
-    }
+    private static double Fio(string path, long blockSize, int depth, double seconds) =>
+        MoeLab.Harness.Peers.Fio.RandomRead(path, blockSize, depth, seconds).MegabytesPerSecond;
 
     private static int IntArg(string[] args, string name, int fallback)
     {

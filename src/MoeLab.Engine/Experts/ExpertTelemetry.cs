@@ -59,6 +59,19 @@ public readonly record struct ExpertSourceCounters(
 
     public double HitRate => Requests == 0 ? 0 : (double)(Hits + PrefetchHits) / Requests;
 
+    public static ExpertSourceCounters operator +(in ExpertSourceCounters a, in ExpertSourceCounters b) => new(
+        a.Hits + b.Hits,
+        a.Misses + b.Misses,
+        a.PrefetchHits + b.PrefetchHits,
+        a.PrefetchIssued + b.PrefetchIssued,
+        a.PrefetchUnused + b.PrefetchUnused,
+        a.PrefetchCancelled + b.PrefetchCancelled,
+        a.BytesRead + b.BytesRead,
+        a.BytesTransferred + b.BytesTransferred,
+        a.IoSeconds + b.IoSeconds,
+        a.IoBusySeconds + b.IoBusySeconds,
+        a.StallSeconds + b.StallSeconds);
+
     public static ExpertSourceCounters operator -(in ExpertSourceCounters a, in ExpertSourceCounters b) => new(
         a.Hits - b.Hits,
         a.Misses - b.Misses,

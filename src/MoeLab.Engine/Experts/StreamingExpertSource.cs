@@ -123,6 +123,9 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
 
     public ExpertStore Store => _store;
 
+    /// <summary>Reads in flight at most (the I/O scheduler's queue depth).</summary>
+    public int QueueDepth => _scheduler.QueueDepth;
+
     public IExpertEventSink? EventSink { get; set; }
 
     public ExpertSourceCounters Counters

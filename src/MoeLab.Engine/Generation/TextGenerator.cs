@@ -20,6 +20,20 @@ public sealed record GenerationResult(int[] PromptTokens, int[] Generated, strin
 {
     /// <summary>Decode speed: generated tokens over the time of their forward passes (as llama-bench's tg).</summary>
     public double TokensPerSecond => DecodeSeconds > 0 ? Generated.Length / DecodeSeconds : 0;
+
+    /// <summary>The expert source's counters summed over the generated tokens (the prompt excluded).</summary>
+    public ExpertSourceCounters DecodeExperts
+    {
+        get
+        {
+            var sum = default(ExpertSourceCounters);
+            foreach (var s in Steps) sum += s.Experts;
+            return sum;
+        }
+    }
+
+    /// <summary>Summed over the generated tokens: time blocked waiting for experts.</summary>
+    public double DecodeStallSeconds => Steps.Sum(s => s.StallSeconds);
 }
 
 /// <summary>

@@ -1,109 +1,335 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Text.RegularExpressions;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using MoeLab.DeviceAgent.Runs;
+using MoeLab.Engine.Experts;
+using MoeLab.Engine.Io;
 using MoeLab.Engine.Sampling;
+using MoeLab.Harness.Experiments;
+using MoeLab.Harness.Peers;
 
 namespace MoeLab.Harness.Cli;
 
 /// <summary>
 /// <c>moelab bench</c>: decode speed (llama-bench's "tg": n tokens after a short prompt, greedy, repeated) with all
-/// experts in RAM or under a budget; with --llama-bench it runs llama.cpp's llama-bench on the same file and thread
-/// count in the same session and prints the ratio.
+/// experts in RAM or streaming under a budget, and the peers to hold it against in the same session: llama-bench on
+/// the same file and threads; fio at the streaming reads' block size and depth; the all-in-RAM engine as the
+/// compute-bound token time (so token time can be set against max(I/O, compute)); and, under a fresh memory cgroup
+/// that counts page cache, llama.cpp's mmap streaming of the same file at the same limit.
 /// </summary>
-public sealed partial class BenchCommand : ICliCommand
+public sealed class BenchCommand : ICliCommand
 {
     public string Name => "bench";
 
-    public string Summary => "measure decode tokens/s (tg), optionally against llama.cpp's llama-bench on the same file";
+    public string Summary => "measure decode tokens/s (tg) in RAM or streaming, against llama-bench, fio and llama.cpp mmap streaming";
 
     public string Usage =>
-        "usage: moelab bench --model F.gguf [-n 64] [-r 3] [--threads N] [--budget 512MiB --io direct|buffered --cache lru]\n" +
-        "                    [--llama-bench /path/to/llama-bench]\n" +
-        "Prints mean ± stddev tokens/s over r repetitions (after one warm-up run).";
+        "usage: moelab bench --model F.gguf [-n 64] [-r 3] [--threads N] [--prompt The]\n" +
+        "                    [--budget 512MiB [--io direct|buffered] [--cache lru] [--prefetch none] [--io-scheduler fifo:queue_depth=8]]\n" +
+        "                    [--llama-bench /path/to/llama-bench]     all-in-RAM decode against llama.cpp's llama-bench\n" +
+        "                    [--resident-baseline]                    also time the all-in-RAM engine (the compute-bound token time)\n" +
+        "                    [--fio]                                  run fio randread (direct, libaio) at the streaming block size and depth\n" +
+        "                    [--memory-limit 900MiB [--llama-completion /path/to/llama-completion]]\n" +
+        "                                                             run under a fresh cgroup-v1 memory limit that counts page cache;\n" +
+        "                                                             with --llama-completion, llama.cpp's mmap streaming under the same limit\n" +
+        "                    [--json]\n" +
+        "Prints mean ± stddev tokens/s over r repetitions (after one warm-up run); streaming runs add hit rate, MB read and\n" +
+        "I/O time per token, the device MB/s achieved while reads were in flight, and stall time.";
 
     public int Run(CliArgs args)
     {
-        string model = args.Required("model");
-        int n = args.Int("n", 64);
-        int reps = args.Int("r", 3);
-        int threads = args.Int("threads", Environment.ProcessorCount);
-        long? budget = args.Option("budget") is { } b ? (MoeLab.Harness.Experiments.ByteSize.TryParse(b, out long v) ? v : throw new CliUsageException($"bad --budget '{b}'")) : null;
-        string io = args.Option("io") ?? "direct";
-        string cache = args.Option("cache") ?? "lru";
+        var o = new Options
+        {
+            Model = args.Required("model"),
+            Tokens = args.Int("n", 64),
+            Reps = args.Int("r", 3),
+            Threads = args.Int("threads", Environment.ProcessorCount),
+            Prompt = args.Option("prompt") ?? "The",
+            Budget = args.Option("budget") is { } b ? ParseSize("budget", b) : null,
+            Io = args.Option("io") ?? "direct",
+            Cache = args.Option("cache") ?? "lru",
+            Prefetch = args.Option("prefetch") ?? "none",
+            IoScheduler = args.Option("io-scheduler") ?? "fifo",
+        };
         string? llamaBench = args.Option("llama-bench");
+        bool residentBaseline = args.Flag("resident-baseline");
+        bool fio = args.Flag("fio");
+        long? memoryLimit = args.Option("memory-limit") is { } m ? ParseSize("memory-limit", m) : null;
+        string? llamaCompletion = args.Option("llama-completion");
+        bool json = args.Flag("json");
         args.EnsureAllUsed();
         args.EnsureNoPositional();
+        if (o.Tokens < 1 || o.Reps < 1) throw new CliUsageException("-n and -r must be at least 1");
+        if (llamaCompletion is not null && memoryLimit is null) throw new CliUsageException("--llama-completion compares streaming under a memory limit: give --memory-limit too");
+        if ((fio || residentBaseline) && o.Budget is null) throw new CliUsageException("--fio and --resident-baseline describe a streaming run: give --budget too");
 
-        var speeds = new List<double>();
-        using (var session = EngineSession.Open(model, new EngineSettings { BudgetBytes = budget, IoMode = io, Cache = cache, Threads = threads }))
+        if (memoryLimit is { } limit)
         {
-            var sampler = new Sampler(session.Model.Config.Vocab, SamplerOptions.Greedy);
-            for (int r = -1; r < reps; r++)
-            {
-                session.Model.Reset();
-                var result = session.Generator.Generate("The", n, sampler, stopAtEndOfGeneration: false);
-                if (r >= 0)
-                {
-                    speeds.Add(result.TokensPerSecond);
-                }
-            }
+            return UnderMemoryLimit(o, limit, llamaCompletion, json);
+        }
 
-            Console.WriteLine($"| model | experts | threads | test | t/s |");
-            Console.WriteLine($"| --- | --- | ---: | --- | ---: |");
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {Path.GetFileName(model)} | {session.IoModeLabel}{(budget is { } bb ? " " + MoeLab.Harness.Experiments.ByteSize.Format(bb) : "")} | {threads} | tg{n} | {Mean(speeds):F2} ± {Std(speeds):F2} |"));
+        var ours = Measure(o);
+        if (json)
+        {
+            Console.WriteLine(ours.ToJson().ToJsonString());
+            return 0;
+        }
+
+        Console.WriteLine("| model | experts | threads | test | t/s |");
+        Console.WriteLine("| --- | --- | ---: | --- | ---: |");
+        Console.WriteLine(Inv($"| {Path.GetFileName(o.Model)} | {ours.ExpertsLabel} | {o.Threads} | tg{o.Tokens} | {ours.Mean:F2} ± {ours.Std:F2} |"));
+        Measurement? resident = null;
+        if (residentBaseline)
+        {
+            resident = Measure(o with { Budget = null });
+            Console.WriteLine(Inv($"| {Path.GetFileName(o.Model)} | {resident.ExpertsLabel} | {o.Threads} | tg{o.Tokens} | {resident.Mean:F2} ± {resident.Std:F2} |"));
         }
 
         if (llamaBench is not null)
         {
-            double theirs = RunLlamaBench(llamaBench, model, n, reps, threads);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {Path.GetFileName(model)} | llama.cpp (llama-bench, mmap) | {threads} | tg{n} | {theirs:F2} |"));
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"MoeLab / llama.cpp = {Mean(speeds) / theirs:F3}"));
+            double theirs = LlamaCpp.BenchDecode(llamaBench, o.Model, o.Tokens, o.Reps, o.Threads);
+            Console.WriteLine(Inv($"| {Path.GetFileName(o.Model)} | llama.cpp (llama-bench, mmap) | {o.Threads} | tg{o.Tokens} | {theirs:F2} |"));
+            Console.WriteLine(Inv($"MoeLab / llama.cpp = {ours.Mean / theirs:F3}"));
+        }
+
+        if (ours.Streaming is { } s)
+        {
+            Console.WriteLine();
+            Console.WriteLine(Inv($"streaming ({ours.ExpertsLabel}, queue depth {s.QueueDepth}), per token over {ours.TokensMeasured} measured tokens:"));
+            Console.WriteLine(Inv($"  hit rate {s.HitRate:P1}; {s.BytesReadPerToken / 1e6:F2} MB of experts read ({s.BytesTransferredPerToken / 1e6:F2} MB transferred by the device)"));
+            Console.WriteLine(Inv($"  token {s.TokenMs:F1} ms = compute {s.TokenMs - s.StallMs:F1} + stall {s.StallMs:F1}; reads in flight {s.IoBusyMs:F1} ms → {s.DeviceMBps:F0} MB/s achieved while reading"));
+            Console.WriteLine(Inv($"  token / max(I/O busy, compute outside stalls) = {s.TokenMs / Math.Max(s.IoBusyMs, s.TokenMs - s.StallMs):F3}"));
+            if (resident is not null)
+            {
+                double computeMs = 1e3 / resident.Mean;
+                Console.WriteLine(Inv($"  all-in-RAM token {computeMs:F1} ms: token / max(I/O busy, all-in-RAM token) = {s.TokenMs / Math.Max(s.IoBusyMs, computeMs):F3}"));
+            }
+
+            if (fio)
+            {
+                long block = s.SliceTransferBytes;
+                var f = Fio.RandomRead(o.Model, block, s.QueueDepth, seconds: 5);
+                double ioAtFioMs = s.BytesTransferredPerToken / (f.MegabytesPerSecond * 1e6) * 1e3;
+                Console.WriteLine(Inv($"  fio randread bs={block} iodepth={s.QueueDepth} direct libaio: {f.MegabytesPerSecond:F0} MB/s (mean latency {f.MeanLatencyMicroseconds:F0} µs)"));
+                Console.WriteLine(Inv($"  achieved while reading / fio = {s.DeviceMBps / f.MegabytesPerSecond:F3}; this token's reads at fio's rate take {ioAtFioMs:F1} ms"));
+                if (resident is not null)
+                {
+                    Console.WriteLine(Inv($"  token / max(reads at fio's rate, all-in-RAM token) = {s.TokenMs / Math.Max(ioAtFioMs, 1e3 / resident.Mean):F3}"));
+                }
+            }
         }
 
         return 0;
     }
 
-    private static double RunLlamaBench(string exe, string model, int n, int reps, int threads)
+    /// <summary>Runs this same bench in a child process inside a fresh memory cgroup, then llama.cpp's mmap streaming under the same limit.</summary>
+    private static int UnderMemoryLimit(Options o, long limit, string? llamaCompletion, bool json)
     {
-        var psi = new ProcessStartInfo(exe, $"-m {model} -p 0 -n {n} -r {reps} -t {threads} -o csv") { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {exe}");
-        string stdout = p.StandardOutput.ReadToEnd();
-        string stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0)
+        var timeout = TimeSpan.FromMinutes(30);
+        DropPageCache(o.Model);
+        var (program, prefix) = SelfInvocation();
+        var childArgs = new List<string>(prefix)
         {
-            throw new InvalidOperationException($"llama-bench failed ({p.ExitCode}): {stderr[^Math.Min(stderr.Length, 800)..]}");
+            "bench", "--model", o.Model, "-n", Inv($"{o.Tokens}"), "-r", Inv($"{o.Reps}"), "--threads", Inv($"{o.Threads}"), "--prompt", o.Prompt,
+            "--io", o.Io, "--cache", o.Cache, "--prefetch", o.Prefetch, "--io-scheduler", o.IoScheduler, "--json",
+        };
+        if (o.Budget is { } b) childArgs.AddRange(["--budget", ByteSize.Format(b)]);
+        var run = MemoryLimitedProcess.Run(limit, program, childArgs, timeout);
+        if (run.ExitCode != 0)
+        {
+            throw new InvalidOperationException(run.OomKilled
+                ? $"MoeLab was OOM-killed under the {ByteSize.Format(limit)} limit (peak {ByteSize.Format(run.PeakBytes)}): lower --budget"
+                : $"the MoeLab bench child exited {run.ExitCode}: {LlamaCpp.Tail(run.Stderr)}");
         }
 
-        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        var header = CsvFields(lines[0]);
-        int col = Array.IndexOf(header, "avg_ts");
-        if (col < 0 || lines.Length < 2)
+        var ours = JsonNode.Parse(run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1])!.AsObject();
+        ours["memory_limit_bytes"] = limit;
+        ours["cgroup_peak_bytes"] = run.PeakBytes;
+        double oursTps = ours["tokens_per_s_mean"]!.GetValue<double>();
+        JsonObject? theirs = null;
+        if (llamaCompletion is not null)
         {
-            throw new InvalidOperationException("llama-bench printed no avg_ts column");
+            // Cold start for both: llama.cpp's reads must come from the disk, as ours do.
+            DropPageCache(o.Model);
+            var speeds = new List<double>();
+            long peak = 0;
+            string? failure = null;
+            for (int r = 0; r < o.Reps && failure is null; r++)
+            {
+                var l = MemoryLimitedProcess.Run(limit, llamaCompletion, LlamaCpp.MmapCompletionArguments(o.Model, o.Prompt, o.Tokens, o.Threads), timeout);
+                peak = Math.Max(peak, l.PeakBytes);
+                if (l.ExitCode != 0)
+                {
+                    failure = l.OomKilled ? $"OOM-killed under the limit (peak {ByteSize.Format(l.PeakBytes)})" : $"exited {l.ExitCode}: {LlamaCpp.Tail(l.Stderr)}";
+                }
+                else
+                {
+                    speeds.Add(LlamaCpp.ParseDecodeTokensPerSecond(l.Stderr + "\n" + l.Stdout));
+                }
+            }
+
+            theirs = new JsonObject
+            {
+                ["tool"] = "llama-completion (mmap, --no-repack, --no-warmup)",
+                ["tokens_per_s_mean"] = speeds.Count > 0 ? speeds.Average() : null,
+                ["tokens_per_s_std"] = Std(speeds),
+                ["cgroup_peak_bytes"] = peak,
+                ["failure"] = failure,
+            };
         }
 
-        return double.Parse(CsvFields(lines[^1])[col], CultureInfo.InvariantCulture);
-    }
-
-    private static string[] CsvFields(string line) => CsvField().Matches(line).Select(m => m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value).ToArray();
-
-    [GeneratedRegex("\"([^\"]*)\"|([^,]+)")]
-    private static partial Regex CsvField();
-
-    private static double Mean(List<double> xs) => xs.Count == 0 ? 0 : xs.Average();
-
-    private static double Std(List<double> xs)
-    {
-        if (xs.Count < 2)
+        if (json)
         {
+            Console.WriteLine(new JsonObject { ["moelab"] = ours, ["llama_cpp_mmap"] = theirs }.ToJsonString());
             return 0;
         }
 
-        double m = Mean(xs);
+        Console.WriteLine(Inv($"under a {ByteSize.Format(limit)} memory cgroup (page cache counted), page cache of {Path.GetFileName(o.Model)} dropped before each side, tg{o.Tokens} x{o.Reps}, {o.Threads} threads:"));
+        // The group's peak counts page cache (the resident weights' load, llama.cpp's mmapped pages), so it reaches the
+        // limit whenever reclaim had to work; peak RSS is the process's own memory.
+        Console.WriteLine("| engine | t/s | cgroup peak (incl. page cache) | peak RSS |");
+        Console.WriteLine("| --- | ---: | ---: | ---: |");
+        Console.WriteLine(Inv($"| MoeLab ({ours["experts"]}) | {oursTps:F2} ± {ours["tokens_per_s_std"]!.GetValue<double>():F2} | {ByteSize.Format(run.PeakBytes)} | {ByteSize.Format(ours["peak_rss_bytes"]!.GetValue<long>())} |"));
+        if (theirs is not null)
+        {
+            if (theirs["failure"] is { } f)
+            {
+                Console.WriteLine(Inv($"| llama.cpp mmap | failed: {f} | {ByteSize.Format(theirs["cgroup_peak_bytes"]!.GetValue<long>())} | |"));
+            }
+            else
+            {
+                double t = theirs["tokens_per_s_mean"]!.GetValue<double>();
+                Console.WriteLine(Inv($"| llama.cpp mmap (no repack) | {t:F2} ± {theirs["tokens_per_s_std"]!.GetValue<double>():F2} | {ByteSize.Format(theirs["cgroup_peak_bytes"]!.GetValue<long>())} | (mapped file pages) |"));
+                Console.WriteLine(Inv($"MoeLab / llama.cpp mmap = {oursTps / t:F2}x"));
+            }
+        }
+
+        return 0;
+    }
+
+    private static Measurement Measure(Options o)
+    {
+        var speeds = new List<double>();
+        var counters = default(ExpertSourceCounters);
+        double wall = 0, stall = 0;
+        int tokens = 0;
+        using var session = EngineSession.Open(o.Model, new EngineSettings
+        {
+            BudgetBytes = o.Budget, IoMode = o.Io, Cache = o.Cache, Prefetch = o.Prefetch, Io = o.IoScheduler, Threads = o.Threads,
+        });
+        var sampler = new Sampler(session.Model.Config.Vocab, SamplerOptions.Greedy);
+        for (int r = -1; r < o.Reps; r++)
+        {
+            session.Model.Reset();
+            var result = session.Generator.Generate(o.Prompt, o.Tokens, sampler, stopAtEndOfGeneration: false);
+            if (r < 0) continue; // warm-up: not counted
+            speeds.Add(result.TokensPerSecond);
+            counters += result.DecodeExperts;
+            wall += result.DecodeSeconds;
+            stall += result.DecodeStallSeconds;
+            tokens += result.Generated.Length;
+        }
+
+        string label = session.IoModeLabel + (o.Budget is { } bb ? " " + ByteSize.Format(bb) : "");
+        StreamingFigures? streaming = null;
+        if (session.Streaming is { } source && tokens > 0)
+        {
+            // Direct reads transfer each slice's covering 4 KiB-aligned range: fio reads that block size.
+            var gate = source.Store.Layout[0, 0].Gate;
+            long aligned = ((gate.Length + ModelFile.DirectAlignment - 1) / ModelFile.DirectAlignment * ModelFile.DirectAlignment) + ModelFile.DirectAlignment;
+            streaming = new StreamingFigures(
+                source.QueueDepth, counters.HitRate, (double)counters.BytesRead / tokens, (double)counters.BytesTransferred / tokens,
+                wall / tokens * 1e3, stall / tokens * 1e3, counters.IoBusySeconds / tokens * 1e3,
+                counters.IoBusySeconds > 0 ? counters.BytesTransferred / counters.IoBusySeconds / 1e6 : 0, aligned);
+        }
+
+        return new Measurement(label, speeds, tokens, streaming);
+    }
+
+    /// <summary>How to start this same CLI again: the app host, or <c>dotnet moelab.dll</c> when run through dotnet.</summary>
+    private static (string Program, string[] Prefix) SelfInvocation()
+    {
+        string exe = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find this process's executable");
+        string dll = typeof(BenchCommand).Assembly.Location;
+        return Path.GetFileNameWithoutExtension(exe) == "dotnet" ? (exe, [dll]) : (exe, []);
+    }
+
+    private static void DropPageCache(string path)
+    {
+        using var file = ModelFile.Open(path, IoMode.Buffered);
+        file.DropPageCache();
+    }
+
+    private static long ParseSize(string option, string text) =>
+        ByteSize.TryParse(text, out long v) ? v : throw new CliUsageException($"--{option}: '{text}' is not a size (examples: 512MiB, 2GB)");
+
+    private static double Std(IReadOnlyList<double> xs)
+    {
+        if (xs.Count < 2) return 0;
+        double m = xs.Average();
         return Math.Sqrt(xs.Sum(x => (x - m) * (x - m)) / (xs.Count - 1));
+    }
+
+    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+
+    private sealed record Options
+    {
+        public required string Model { get; init; }
+
+        public int Tokens { get; init; }
+
+        public int Reps { get; init; }
+
+        public int Threads { get; init; }
+
+        public required string Prompt { get; init; }
+
+        public long? Budget { get; init; }
+
+        public required string Io { get; init; }
+
+        public required string Cache { get; init; }
+
+        public required string Prefetch { get; init; }
+
+        public required string IoScheduler { get; init; }
+    }
+
+    /// <summary>Per-token streaming figures over the measured repetitions (warm-up excluded).</summary>
+    private sealed record StreamingFigures(
+        int QueueDepth, double HitRate, double BytesReadPerToken, double BytesTransferredPerToken,
+        double TokenMs, double StallMs, double IoBusyMs, double DeviceMBps, long SliceTransferBytes);
+
+    private sealed record Measurement(string ExpertsLabel, List<double> Speeds, int TokensMeasured, StreamingFigures? Streaming)
+    {
+        public double Mean => Speeds.Count == 0 ? 0 : Speeds.Average();
+
+        public double Std => BenchCommand.Std(Speeds);
+
+        public JsonObject ToJson()
+        {
+            var j = new JsonObject
+            {
+                ["experts"] = ExpertsLabel,
+                ["tokens_per_s_mean"] = Mean,
+                ["tokens_per_s_std"] = Std,
+                ["tokens_per_s"] = new JsonArray([.. Speeds.Select(s => (JsonNode?)JsonValue.Create(s))]),
+                ["tokens_measured"] = TokensMeasured,
+                ["peak_rss_bytes"] = EngineCellRunner.PeakRss(),
+            };
+            if (Streaming is { } s)
+            {
+                j["queue_depth"] = s.QueueDepth;
+                j["hit_rate"] = s.HitRate;
+                j["bytes_read_per_token"] = s.BytesReadPerToken;
+                j["bytes_transferred_per_token"] = s.BytesTransferredPerToken;
+                j["token_ms"] = s.TokenMs;
+                j["stall_ms"] = s.StallMs;
+                j["io_busy_ms"] = s.IoBusyMs;
+                j["device_mb_per_s_while_reading"] = s.DeviceMBps;
+            }
+
+            return j;
+        }
     }
 }

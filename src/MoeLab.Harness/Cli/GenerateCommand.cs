@@ -55,18 +55,9 @@ public sealed class GenerateCommand : ICliCommand
             Console.Out.Flush();
         });
         Console.WriteLine();
-        double io = 0, stall = 0, compute = 0;
-        long hits = 0, misses = 0, prefetchHits = 0, bytes = 0;
-        foreach (var s in result.Steps)
-        {
-            io += s.Experts.IoSeconds;
-            stall += s.StallSeconds;
-            compute += s.ComputeSeconds;
-            hits += s.Experts.Hits;
-            misses += s.Experts.Misses;
-            prefetchHits += s.Experts.PrefetchHits;
-            bytes += s.Experts.BytesRead;
-        }
+        var experts = result.DecodeExperts;
+        double io = experts.IoSeconds, stall = result.DecodeStallSeconds, compute = result.Steps.Sum(s => s.ComputeSeconds);
+        long hits = experts.Hits, misses = experts.Misses, prefetchHits = experts.PrefetchHits, bytes = experts.BytesRead;
 
         if (json)
         {
@@ -99,5 +90,5 @@ public sealed class GenerateCommand : ICliCommand
     }
 
     private static long ParseBytes(string text) =>
-        MoeLab.Harness.Experiments.ByteSize.TryParse(text, out long b) ? b : throw new CliUsageException($"'{text}' is not a size (examples: 512MiB, 2GB, 1073741824)");
+        MoeLab.Harness.Experiments.ByteSize.TryParse(text, out long b) ? b : throw new CliUsageException($"'{text}' is not a size (examples: 512MiB, 2GB, 1073741824B)");
 }
