@@ -9,15 +9,21 @@ namespace MoeLab.Engine.Experts;
 /// </summary>
 public readonly record struct ExpertTensorSlice(long Offset, long Length, GgmlType Type, int Rows, int Cols);
 
-/// <summary>The three slices of one expert; in a GGUF the gate, up and down slices lie in three separate tensors.</summary>
+/// <summary>
+/// The three slices of one expert. In a GGUF the gate, up and down slices lie in three separate tensors, or, with a
+/// fused ffn_gate_up_exps tensor, gate and up are adjacent halves of one slab (<see cref="GateUpAdjacent"/>).
+/// </summary>
 public readonly record struct ExpertSlices(ExpertTensorSlice Gate, ExpertTensorSlice Up, ExpertTensorSlice Down)
 {
     public long Bytes => Gate.Length + Up.Length + Down.Length;
+
+    /// <summary>Up starts where gate ends in the file, so one read fetches both.</summary>
+    public bool GateUpAdjacent => Up.Offset == Gate.Offset + Gate.Length;
 }
 
 /// <summary>
 /// Where every routed expert of a model lies in its file: what an <c>ExpertStore</c> needs to read one expert with
-/// three positional reads. Built from a GGUF's tensor table (or by a test from hand-placed ranges).
+/// three positional reads (two when gate and up are adjacent). Built from a GGUF's tensor table (or by a test from hand-placed ranges).
 /// </summary>
 public sealed class ExpertLayout
 {

@@ -12,7 +12,7 @@ public readonly unsafe struct SliceRead(int tag, int variant, int layer, int exp
 
     public int Expert { get; } = expert;
 
-    /// <summary>0 gate, 1 up, 2 down.</summary>
+    /// <summary>Which of the expert's reads (<see cref="ExpertStore.Reads"/>): 0 gate, 1 up, 2 down, or 0 gate+up, 1 down when they are adjacent.</summary>
     public int Slice { get; } = slice;
 
     public byte* Buffer { get; } = buffer;

@@ -8,7 +8,8 @@ namespace MoeLab.Engine.Experts;
 public readonly record struct SlicePlacement(long FileStart, long TransferLength, long BufferOffset, long DataOffset);
 
 /// <summary>
-/// Reads routed experts from the model file(s) with positional reads, one read per gate/up/down slice, into an
+/// Reads routed experts from the model file(s) with positional reads, one read per gate/up/down slice (gate and up
+/// in one read when they are adjacent, as in a fused ffn_gate_up_exps tensor), into an
 /// expert buffer of <see cref="BufferBytes"/>. Holds one <see cref="ExpertLayout"/> per stored precision (variant 0
 /// is the model file's own). Thread-safe: any number of readers may call <see cref="ReadSlice"/> at once.
 /// </summary>
@@ -90,18 +91,38 @@ public sealed unsafe class ExpertStore : IDisposable
     private int SliceAlignment { get; }
 
     /// <summary>
+    /// Positional reads one expert takes: 3 (gate, up, down), or 2 when gate and up are adjacent in the file (a fused
+    /// ffn_gate_up_exps tensor) and one read fetches both.
+    /// </summary>
+    public int Reads(int variant, int layer, int expert) => _variants[variant][layer, expert].GateUpAdjacent ? 2 : 3;
+
+    /// <summary>
     /// Placement of slice <paramref name="slice"/> (0 gate, 1 up, 2 down) of an expert; slice 3 gives, in
-    /// <see cref="SlicePlacement.BufferOffset"/>, the buffer bytes the whole expert occupies.
+    /// <see cref="SlicePlacement.BufferOffset"/>, the buffer bytes the whole expert occupies. When gate and up share
+    /// one read, that read is slice 0's transfer and slice 1 transfers nothing (its data lies inside slice 0's).
     /// </summary>
     public SlicePlacement Place(int variant, int layer, int expert, int slice)
     {
         ref readonly var s = ref _variants[variant][layer, expert];
         var file = _fileOfVariant[variant];
+        bool joint = s.GateUpAdjacent;
         long bufferOffset = 0;
         for (int i = 0; ; i++)
         {
             var t = i switch { 0 => s.Gate, 1 => s.Up, _ => s.Down };
-            var (start, length) = file.Covering(t.Offset, t.Length);
+            if (joint && i == 1)
+            {
+                if (slice == 1)
+                {
+                    var (gateStart, _) = file.Covering(s.Gate.Offset, s.Gate.Length + s.Up.Length);
+                    long first = Place(variant, layer, expert, 0).BufferOffset;
+                    return new SlicePlacement(gateStart, 0, first, first + (s.Up.Offset - gateStart));
+                }
+
+                continue;
+            }
+
+            var (start, length) = joint && i == 0 ? file.Covering(s.Gate.Offset, s.Gate.Length + s.Up.Length) : file.Covering(t.Offset, t.Length);
             if (i == slice) return new SlicePlacement(start, length, bufferOffset, bufferOffset + (t.Offset - start));
             bufferOffset = AlignUp(bufferOffset + length, SliceAlignment);
             if (i == 2) return new SlicePlacement(0, 0, bufferOffset, bufferOffset);
@@ -112,20 +133,31 @@ public sealed unsafe class ExpertStore : IDisposable
     public long TransferBytes(int variant, int layer, int expert) =>
         Place(variant, layer, expert, 0).TransferLength + Place(variant, layer, expert, 1).TransferLength + Place(variant, layer, expert, 2).TransferLength;
 
-    /// <summary>Reads one slice into the expert buffer at <paramref name="buffer"/>; returns the bytes transferred.</summary>
-    public long ReadSlice(int variant, int layer, int expert, int slice, byte* buffer)
+    /// <summary>
+    /// Performs read <paramref name="read"/> (0 ≤ read &lt; <see cref="Reads"/>) of an expert into the expert buffer at
+    /// <paramref name="buffer"/>; returns the bytes transferred.
+    /// </summary>
+    public long ReadSlice(int variant, int layer, int expert, int read, byte* buffer)
     {
         ref readonly var s = ref _variants[variant][layer, expert];
-        var t = slice switch { 0 => s.Gate, 1 => s.Up, 2 => s.Down, _ => throw new ArgumentOutOfRangeException(nameof(slice)) };
+        bool joint = s.GateUpAdjacent;
+        if ((uint)read >= (uint)(joint ? 2 : 3)) throw new ArgumentOutOfRangeException(nameof(read));
+        int slice = joint && read == 1 ? 2 : read;
+        var t = slice switch { 0 => s.Gate, 1 => s.Up, _ => s.Down };
+        long length = joint && slice == 0 ? s.Gate.Length + s.Up.Length : t.Length;
         var p = Place(variant, layer, expert, slice);
-        int at = _fileOfVariant[variant].Read(t.Offset, t.Length, buffer + p.BufferOffset, out long transferred);
+        int at = _fileOfVariant[variant].Read(t.Offset, length, buffer + p.BufferOffset, out long transferred);
         System.Diagnostics.Debug.Assert(p.BufferOffset + at == p.DataOffset, "placement and read disagree");
         return transferred;
     }
 
-    /// <summary>Reads all three slices, one after another; returns the bytes transferred.</summary>
-    public long ReadExpert(int variant, int layer, int expert, byte* buffer) =>
-        ReadSlice(variant, layer, expert, 0, buffer) + ReadSlice(variant, layer, expert, 1, buffer) + ReadSlice(variant, layer, expert, 2, buffer);
+    /// <summary>Performs all of an expert's reads, one after another; returns the bytes transferred.</summary>
+    public long ReadExpert(int variant, int layer, int expert, byte* buffer)
+    {
+        long transferred = 0;
+        for (int r = 0, n = Reads(variant, layer, expert); r < n; r++) transferred += ReadSlice(variant, layer, expert, r, buffer);
+        return transferred;
+    }
 
     /// <summary>The expert's matrices as they lie in a buffer that <see cref="ReadExpert"/> (or three <see cref="ReadSlice"/>) filled.</summary>
     public ExpertWeights View(int variant, int layer, int expert, byte* buffer)

@@ -435,10 +435,10 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         fresh.InCache = admitted;
         fresh.Weight = weight;
         fresh.Outcome = ExpertOutcome.Miss;
-        fresh.SlicesToIssue = 3;
+        fresh.Reads = fresh.SlicesToIssue = _store.Reads(variant, layer, expert);
         _slotOf[k] = s;
         Enqueue(s, key, IoPriority.Demand, _token, size);
-        return 3;
+        return fresh.Reads;
     }
 
     /// <summary>A prefetcher's guess: read it into the cache if the policy admits it and a buffer is free now.</summary>
@@ -474,12 +474,12 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         slot.InCache = true;
         slot.Prefetched = true;
         slot.PrefetchRead = true;
-        slot.SlicesToIssue = 3;
+        slot.Reads = slot.SlicesToIssue = _store.Reads(variant, key.Layer, key.Expert);
         _slotOf[k] = s;
 
         // A guess for a later layer is for this token; for this or an earlier layer, for the next one.
         Enqueue(s, key, IoPriority.Prefetch, key.Layer > layer ? token : token + 1, size);
-        return 3;
+        return slot.Reads;
     }
 
     private int TakeFreeBuffer(bool wait)
@@ -549,7 +549,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         {
             int s = _pendingSlot[i];
             ref var slot = ref _slots[s];
-            if (_pending[i].Priority != IoPriority.Prefetch || slot.SlicesToIssue != 3 || slot.Pins != 0) continue;
+            if (_pending[i].Priority != IoPriority.Prefetch || slot.SlicesToIssue != slot.Reads || slot.Pins != 0) continue;
             int targetToken = _pendingTargetToken[i];
             if (targetToken > token || (targetToken == token && slot.Layer >= layer)) continue;
             RemovePendingAt(i);
@@ -569,7 +569,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         if (slot.State == SlotState.Queued)
         {
             int i = PendingIndexOf(s);
-            if (i >= 0 && slot.SlicesToIssue == 3)
+            if (i >= 0 && slot.SlicesToIssue == slot.Reads)
             {
                 RemovePendingAt(i);
                 _prefetchCancelled++;
@@ -609,7 +609,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
 
                 int s = _pendingSlot[i];
                 ref var slot = ref _slots[s];
-                int slice = 3 - slot.SlicesToIssue;
+                int slice = slot.Reads - slot.SlicesToIssue;
                 slot.SlicesToIssue--;
                 slot.SlicesInFlight++;
                 if (slice == 0)
@@ -678,6 +678,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         public bool InCache;       // the cache policy holds it
         public bool Prefetched;    // brought in by a prefetch and not yet demanded
         public bool PrefetchRead;  // its read was started by a prefetcher (even if demanded since)
+        public int Reads;          // positional reads this expert takes (ExpertStore.Reads)
         public int SlicesToIssue;
         public int SlicesInFlight;
         public long Transferred;

@@ -17,6 +17,7 @@ public sealed class FullAttention : IAttentionLayer, IParallelBody
     private readonly ComputePool _pool;
     private readonly WeightMatrix _wq, _wk, _wv, _wo;
     private readonly float[]? _qNorm, _kNorm;
+    private readonly float[]? _bq, _bk, _bv, _bo; // optional projection biases (Qwen2-style checkpoints, llama's attn_output.bias)
     private readonly bool _neox;
     private readonly float[] _q, _k, _v, _att, _out, _scores;
     private readonly float[]? _qGate, _gate;
@@ -34,10 +35,31 @@ public sealed class FullAttention : IAttentionLayer, IParallelBody
         _neox = neox;
         _maxContext = maxContext;
         string p = $"blk.{layer}.";
-        _wq = w.Matrix(p + "attn_q.weight", c.Heads * c.KeyLength * (c.GatedAttention ? 2 : 1), c.Hidden);
-        _wk = w.Matrix(p + "attn_k.weight", c.KvHeads * c.KeyLength, c.Hidden);
-        _wv = w.Matrix(p + "attn_v.weight", c.KvHeads * c.ValueLength, c.Hidden);
+        int qRows = c.Heads * c.KeyLength * (c.GatedAttention ? 2 : 1), kRows = c.KvHeads * c.KeyLength, vRows = c.KvHeads * c.ValueLength;
+        if (w.Has(p + "attn_qkv.weight"))
+        {
+            // A fused projection (llama.cpp's create_tensor_qkv): Q rows, then K, then V; each part is used as its own
+            // matrix, so the products are exactly those of separate tensors.
+            var parts = w.Split(p + "attn_qkv.weight", c.Hidden, qRows, kRows, vRows);
+            (_wq, _wk, _wv) = (parts[0], parts[1], parts[2]);
+            if (w.Has(p + "attn_qkv.bias"))
+            {
+                float[] b = w.Vector(p + "attn_qkv.bias", qRows + kRows + vRows);
+                (_bq, _bk, _bv) = (b[..qRows], b[qRows..(qRows + kRows)], b[(qRows + kRows)..]);
+            }
+        }
+        else
+        {
+            _wq = w.Matrix(p + "attn_q.weight", qRows, c.Hidden);
+            _wk = w.Matrix(p + "attn_k.weight", kRows, c.Hidden);
+            _wv = w.Matrix(p + "attn_v.weight", vRows, c.Hidden);
+            _bq = Optional(w, p + "attn_q.bias", qRows);
+            _bk = Optional(w, p + "attn_k.bias", kRows);
+            _bv = Optional(w, p + "attn_v.bias", vRows);
+        }
+
         _wo = w.Matrix(p + "attn_output.weight", c.Hidden, c.Heads * c.ValueLength);
+        _bo = Optional(w, p + "attn_output.bias", c.Hidden);
         _qNorm = w.Has(p + "attn_q_norm.weight") ? w.Vector(p + "attn_q_norm.weight", c.KeyLength) : null;
         _kNorm = w.Has(p + "attn_k_norm.weight") ? w.Vector(p + "attn_k_norm.weight", c.KeyLength) : null;
         _q = new float[c.Heads * c.KeyLength];
@@ -75,6 +97,7 @@ public sealed class FullAttention : IAttentionLayer, IParallelBody
         if (_qGate is not null)
         {
             _pool.MatVec(_wq, _xq, _qGate);
+            AddBias(_qGate, _bq);
             for (int h = 0; h < _c.Heads; h++)
             {
                 _qGate.AsSpan(2 * h * d, d).CopyTo(_q.AsSpan(h * d, d));
@@ -84,9 +107,12 @@ public sealed class FullAttention : IAttentionLayer, IParallelBody
         else
         {
             _pool.MatVec(_wq, _xq, _q);
+            AddBias(_q, _bq);
         }
 
         _pool.MatVec2(_wk, _wv, _xq, _k, _v);
+        AddBias(_k, _bk);
+        AddBias(_v, _bv);
 
         for (int h = 0; h < _c.Heads; h++)
         {
@@ -124,6 +150,17 @@ public sealed class FullAttention : IAttentionLayer, IParallelBody
 
         _oq.Set(_out);
         _pool.MatVec(_wo, _oq, output);
+        AddBias(output, _bo);
+    }
+
+    private static float[]? Optional(ResidentTensors w, string name, int length) => w.Has(name) ? w.Vector(name, length) : null;
+
+    private static void AddBias(Span<float> y, float[]? bias)
+    {
+        if (bias is not null)
+        {
+            TensorPrimitives.Add(y[..bias.Length], bias, y);
+        }
     }
 
     /// <summary>One range of heads: scores over the cached positions, softmax, weighted sum of values.</summary>

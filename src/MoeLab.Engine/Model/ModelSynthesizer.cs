@@ -6,7 +6,23 @@ using MoeLab.Engine.Tokenizer;
 namespace MoeLab.Engine.Model;
 
 /// <summary>What to synthesize: a preset's exact layer shape, optionally fewer layers, weights stored as <see cref="Quant"/>.</summary>
-public sealed record SynthOptions(ModelPreset Preset, int? Layers = null, GgmlType Quant = GgmlType.F32, ulong Seed = 1);
+public sealed record SynthOptions(ModelPreset Preset, int? Layers = null, GgmlType Quant = GgmlType.F32, ulong Seed = 1)
+{
+    /// <summary>
+    /// One <c>blk.N.attn_qkv.weight</c> (Q rows, then K, then V) in full-attention layers instead of attn_q/k/v, as
+    /// some converters write it (llama.cpp's create_tensor_qkv). Same weights as the separate file with the same seed.
+    /// </summary>
+    public bool FusedQkv { get; init; }
+
+    /// <summary>
+    /// One <c>blk.N.ffn_gate_up_exps.weight</c> {E, 2·FF, n}: per expert its FF gate rows, then its FF up rows
+    /// (llama.cpp's create_tensor_gate_up_exps). Same weights as the separate file with the same seed.
+    /// </summary>
+    public bool FusedGateUp { get; init; }
+
+    /// <summary>Q, K and V biases (<c>attn_{q,k,v}.bias</c>, or <c>attn_qkv.bias</c> with <see cref="FusedQkv"/>), as Qwen2-style checkpoints carry.</summary>
+    public bool AttentionBias { get; init; }
+}
 
 /// <summary>
 /// Writes a random-weight model in real GGUF with the exact per-layer shape of a real model, a byte-level BPE
@@ -84,17 +100,44 @@ public static class ModelSynthesizer
 
         ulong seed = o.Seed;
         long total = 0, done = 0;
-        void Add(string name, GgmlType type, long[] dims, float scale, float offset = 0)
+
+        // A tensor is one or more random parts, each drawing its own seed in order; a fused tensor writes, per group
+        // (all of it, or one expert), each part's rows in turn, so it holds exactly the separate tensors' values.
+        void AddParts(string name, GgmlType type, long[] dims, int groups, params Part[] parts)
         {
             type = Fit(type, dims[0]);
-            ulong s = seed++;
-            total += GgufWriter.TensorBytes(type, dims);
+            var rows = new RandomRows[parts.Length];
+            for (int i = 0; i < parts.Length; i++)
+            {
+                rows[i] = new RandomRows(type, parts[i].Cols > 0 ? parts[i].Cols : (int)dims[0], parts[i].Rows * groups, parts[i].Scale, parts[i].Offset, seed++);
+            }
+
+            long bytes = GgufWriter.TensorBytes(type, dims);
+            total += bytes;
             w.AddTensor(name, type, dims, stream =>
             {
-                WriteRandom(stream, type, dims, scale, offset, s);
-                done += GgufWriter.TensorBytes(type, dims);
+                for (int g = 0; g < groups; g++)
+                {
+                    for (int i = 0; i < rows.Length; i++)
+                    {
+                        rows[i].Write(stream, parts[i].Rows);
+                    }
+                }
+
+                done += bytes;
                 progress?.Report(done / (double)total);
             });
+        }
+
+        void Add(string name, GgmlType type, long[] dims, float scale, float offset = 0)
+        {
+            long rows = 1;
+            for (int i = 1; i < dims.Length; i++)
+            {
+                rows *= dims[i];
+            }
+
+            AddParts(name, type, dims, 1, new Part(rows, scale, offset));
         }
 
         int h = p.Hidden, hd = p.HeadDim, q = p.Heads * hd, kv = p.KvHeads * hd;
@@ -125,9 +168,28 @@ public static class ModelSynthesizer
             }
             else
             {
-                Add(b + "attn_q.weight", qt, [h, hybrid ? 2 * q : q], Scale(h));
-                Add(b + "attn_k.weight", qt, [h, kv], Scale(h));
-                Add(b + "attn_v.weight", qt, [h, kv], Scale(h));
+                int qRows = hybrid ? 2 * q : q;
+                if (o.FusedQkv)
+                {
+                    AddParts(b + "attn_qkv.weight", qt, [h, qRows + (2 * kv)], 1, new(qRows, Scale(h)), new(kv, Scale(h)), new(kv, Scale(h)));
+                    if (o.AttentionBias)
+                    {
+                        AddParts(b + "attn_qkv.bias", f32, [qRows + (2 * kv)], 1, new(1, 0.5f, Cols: qRows), new(1, 0.5f, Cols: kv), new(1, 0.5f, Cols: kv));
+                    }
+                }
+                else
+                {
+                    Add(b + "attn_q.weight", qt, [h, qRows], Scale(h));
+                    Add(b + "attn_k.weight", qt, [h, kv], Scale(h));
+                    Add(b + "attn_v.weight", qt, [h, kv], Scale(h));
+                    if (o.AttentionBias)
+                    {
+                        Add(b + "attn_q.bias", f32, [qRows], 0.5f);
+                        Add(b + "attn_k.bias", f32, [kv], 0.5f);
+                        Add(b + "attn_v.bias", f32, [kv], 0.5f);
+                    }
+                }
+
                 Add(b + "attn_output.weight", qt, [q, h], Scale(q));
                 if (p.Architecture != "llama")
                 {
@@ -139,8 +201,16 @@ public static class ModelSynthesizer
             Add(b + (hybrid ? "post_attention_norm.weight" : "ffn_norm.weight"), f32, [h], 0.1f, 1f);
             // llama.cpp's quantizer keeps routers in F32 too: they are tiny and routing is sensitive to them.
             Add(b + "ffn_gate_inp.weight", f32, [h, p.Experts], 4 * Scale(h));
-            Add(b + "ffn_gate_exps.weight", qt, [h, p.ExpertFeedForward, p.Experts], Scale(h));
-            Add(b + "ffn_up_exps.weight", qt, [h, p.ExpertFeedForward, p.Experts], Scale(h));
+            if (o.FusedGateUp)
+            {
+                AddParts(b + "ffn_gate_up_exps.weight", qt, [h, 2 * p.ExpertFeedForward, p.Experts], p.Experts, new(p.ExpertFeedForward, Scale(h)), new(p.ExpertFeedForward, Scale(h)));
+            }
+            else
+            {
+                Add(b + "ffn_gate_exps.weight", qt, [h, p.ExpertFeedForward, p.Experts], Scale(h));
+                Add(b + "ffn_up_exps.weight", qt, [h, p.ExpertFeedForward, p.Experts], Scale(h));
+            }
+
             Add(b + "ffn_down_exps.weight", qt, [p.ExpertFeedForward, h, p.Experts], Scale(p.ExpertFeedForward));
             if (p.SharedFeedForward > 0 && hybrid)
             {
@@ -204,87 +274,112 @@ public static class ModelSynthesizer
         : rowLength % 32 == 0 ? GgmlType.Q8_0
         : GgmlType.F32;
 
-    private static void WriteRandom(Stream stream, GgmlType type, long[] dims, float scale, float offset, ulong seed)
+    /// <summary>Tensors at least this large are written as random Q4_K blocks directly (see <see cref="RandomRows"/>).</summary>
+    public const long DirectBlocksThreshold = 1L << 24;
+
+    /// <summary>Random Q4_K blocks for <paramref name="rows"/> rows (the direct path of <see cref="RandomRows"/>).</summary>
+    internal static void WriteRandomQ4K(Stream stream, long rows, int cols, float scale, ulong seed) =>
+        new RandomRows(GgmlType.Q4_K, cols, rows, scale, 0, seed, direct: true).Write(stream, rows);
+
+    /// <summary>One random part of a tensor: rows per group, uniform on offset ± scale; rows of Cols values (0: the tensor's ne[0]; a 1-D part of a fused bias has its own length).</summary>
+    private readonly record struct Part(long Rows, float Scale, float Offset = 0, int Cols = 0);
+
+    /// <summary>
+    /// The random rows of one tensor (<paramref name="totalRows"/> rows of <paramref name="cols"/>), written a few rows
+    /// at a time and continuing where the last call stopped, so a fused tensor can interleave several of them.
+    /// Floats are uniform on offset ± scale (xorshift64*, deterministic in the seed) and quantized to the type.
+    /// Large Q4_K tensors are drawn directly as random blocks instead: ggml's Q4_K quantizer searches 20 scale
+    /// candidates per 32 values, far too slow for the hundreds of GB of a full-width 397B slice. Every sub-block
+    /// gets the full 6-bit scale and min (63) and d, dmin chosen so w = d·63·q − dmin·63 with q uniform in 0..15 is
+    /// uniform on 16 levels in ±scale: the same spread as the float path, and the stored values are exactly the
+    /// model's weights. Those rows come from per-row seeds and are generated in parallel.
+    /// </summary>
+    private sealed class RandomRows
     {
-        int cols = (int)dims[0];
-        long rows = 1;
-        for (int i = 1; i < dims.Length; i++)
+        private const int Q4KBlockBytes = 144, Q4KHalf = 7; // q − 7.5 ∈ [−7.5, 7.5]
+        private readonly GgmlType _type;
+        private readonly int _cols, _rowBytes;
+        private readonly float _scale, _offset;
+        private readonly ulong _seed;
+        private readonly bool _direct;
+        private ulong _state;
+        private long _row;
+
+        public RandomRows(GgmlType type, int cols, long totalRows, float scale, float offset, ulong seed, bool? direct = null)
         {
-            rows *= dims[i];
+            _type = type;
+            _cols = cols;
+            _rowBytes = (int)GgmlTypeInfo.RowBytes(type, cols);
+            _scale = scale;
+            _offset = offset;
+            _seed = seed;
+            _direct = direct ?? (type == GgmlType.Q4_K && totalRows * cols >= DirectBlocksThreshold);
+            _state = (seed * 0x9E3779B97F4A7C15UL) | 1;
         }
 
-        int rowBytes = (int)GgmlTypeInfo.RowBytes(type, cols);
-        if (type == GgmlType.Q4_K && rows * cols >= DirectBlocksThreshold)
+        public void Write(Stream stream, long rows)
         {
-            WriteRandomQ4K(stream, rows, cols, scale, seed);
-            return;
-        }
-
-        int rowsPerChunk = Math.Max(1, (1 << 22) / Math.Max(rowBytes, 1));
-        var values = new float[cols];
-        var chunk = new byte[rowsPerChunk * rowBytes];
-        ulong state = (seed * 0x9E3779B97F4A7C15UL) | 1;
-        long r = 0;
-        while (r < rows)
-        {
-            int n = (int)Math.Min(rowsPerChunk, rows - r);
-            for (int i = 0; i < n; i++)
+            int rowsPerChunk = Math.Max(1, (_direct ? 1 << 24 : 1 << 22) / Math.Max(_rowBytes, 1));
+            var chunk = new byte[(int)Math.Min(rowsPerChunk, Math.Max(rows, 1)) * _rowBytes];
+            for (long done = 0; done < rows;)
             {
-                for (int j = 0; j < cols; j++)
+                int n = (int)Math.Min(rowsPerChunk, rows - done);
+                if (_direct)
                 {
-                    // xorshift64*: fast and reproducible; the top 24 bits make a uniform float in [-1, 1).
-                    state ^= state >> 12;
-                    state ^= state << 25;
-                    state ^= state >> 27;
-                    float u = ((state * 0x2545F4914F6CDD1DUL) >> 40) * (2f / (1 << 24)) - 1f;
-                    values[j] = offset + (scale * u);
+                    DirectQ4K(chunk, n);
+                }
+                else
+                {
+                    Floats(chunk, n);
                 }
 
-                var dst = chunk.AsSpan(i * rowBytes, rowBytes);
-                if (type == GgmlType.F32)
+                stream.Write(chunk, 0, n * _rowBytes);
+                done += n;
+                _row += n;
+            }
+        }
+
+        private void Floats(byte[] chunk, int n)
+        {
+            var values = new float[_cols];
+            for (int i = 0; i < n; i++)
+            {
+                for (int j = 0; j < _cols; j++)
+                {
+                    // xorshift64*: fast and reproducible; the top 24 bits make a uniform float in [-1, 1).
+                    _state ^= _state >> 12;
+                    _state ^= _state << 25;
+                    _state ^= _state >> 27;
+                    float u = ((_state * 0x2545F4914F6CDD1DUL) >> 40) * (2f / (1 << 24)) - 1f;
+                    values[j] = _offset + (_scale * u);
+                }
+
+                var dst = chunk.AsSpan(i * _rowBytes, _rowBytes);
+                if (_type == GgmlType.F32)
                 {
                     MemoryMarshal.AsBytes(values.AsSpan()).CopyTo(dst);
                 }
                 else
                 {
-                    Quantizer.QuantizeRow(type, values, dst);
+                    Quantizer.QuantizeRow(_type, values, dst);
                 }
             }
-
-            stream.Write(chunk, 0, n * rowBytes);
-            r += n;
         }
-    }
 
-    /// <summary>Tensors at least this large are written as random Q4_K blocks directly (see <see cref="WriteRandomQ4K"/>).</summary>
-    public const long DirectBlocksThreshold = 1L << 24;
-
-    /// <summary>
-    /// Random Q4_K blocks drawn directly instead of quantizing random floats: ggml's Q4_K quantizer searches 20
-    /// scale candidates per 32 values, far too slow for the hundreds of GB of a full-width 397B slice. Every sub-block
-    /// gets the full 6-bit scale and min (63) and d, dmin chosen so w = d·63·q − dmin·63 with q uniform in 0..15 is
-    /// uniform on 16 levels in ±<paramref name="scale"/>: the same spread as the float path, and the stored values
-    /// are exactly the model's weights. Rows are generated in parallel from per-row seeds, so the file is deterministic.
-    /// </summary>
-    internal static void WriteRandomQ4K(Stream stream, long rows, int cols, float scale, ulong seed)
-    {
-        const int blockBytes = 144, half = 7; // q − 7.5 ∈ [−7.5, 7.5]
-        int blocks = cols / 256, rowBytes = blocks * blockBytes;
-        float d = scale / (63f * (half + 0.5f));
-        ushort dBits = Fp16.FromFloat(d), dminBits = Fp16.FromFloat(d * (half + 0.5f));
-        int rowsPerChunk = Math.Max(1, (1 << 24) / rowBytes);
-        var chunk = new byte[rowsPerChunk * rowBytes];
-        for (long r0 = 0; r0 < rows; r0 += rowsPerChunk)
+        private void DirectQ4K(byte[] chunk, int n)
         {
-            int n = (int)Math.Min(rowsPerChunk, rows - r0);
-            long first = r0;
+            int blocks = _cols / 256, rowBytes = _rowBytes;
+            float d = _scale / (63f * (Q4KHalf + 0.5f));
+            ushort dBits = Fp16.FromFloat(d), dminBits = Fp16.FromFloat(d * (Q4KHalf + 0.5f));
+            long first = _row;
+            ulong seed = _seed;
             Parallel.For(0, n, i =>
             {
                 var row = chunk.AsSpan(i * rowBytes, rowBytes);
                 ulong state = ((seed * 0x9E3779B97F4A7C15UL) ^ ((ulong)(first + i) * 0xD1B54A32D192ED03UL)) | 1;
                 for (int b = 0; b < blocks; b++)
                 {
-                    var blk = row.Slice(b * blockBytes, blockBytes);
+                    var blk = row.Slice(b * Q4KBlockBytes, Q4KBlockBytes);
                     System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(blk, dBits);
                     System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(blk[2..], dminBits);
                     blk.Slice(4, 12).Fill(0xFF); // all eight 6-bit scales and mins = 63 in ggml's packing
@@ -298,7 +393,6 @@ public static class ModelSynthesizer
                     }
                 }
             });
-            stream.Write(chunk, 0, n * rowBytes);
         }
     }
 

@@ -55,8 +55,10 @@ public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
             Experts = ExpertTensors.Layout(file, config);
             _pool = new ComputePool(options.Threads > 0 ? options.Threads : Environment.ProcessorCount);
             var c = config;
-            _tokenEmbedding = _weights.Matrix("token_embd.weight", c.Vocab, c.Hidden);
-            _output = _weights.Has("output.weight") ? _weights.Matrix("output.weight", c.Vocab, c.Hidden) : _tokenEmbedding;
+            // Tied output (no output.weight): llama.cpp then multiplies by token_embd, so it needs a matvec kernel too.
+            bool tied = !_weights.Has("output.weight");
+            _tokenEmbedding = _weights.Matrix("token_embd.weight", c.Vocab, c.Hidden, rowsOnly: !tied);
+            _output = tied ? _tokenEmbedding : _weights.Matrix("output.weight", c.Vocab, c.Hidden);
             _outputNorm = _weights.Vector("output_norm.weight", c.Hidden);
             _attnNorm = new float[c.Layers][];
             _ffnNorm = new float[c.Layers][];

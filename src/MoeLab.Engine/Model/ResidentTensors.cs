@@ -61,8 +61,11 @@ public sealed unsafe class ResidentTensors : IDisposable
 
     public GgufTensorInfo Info(string name) => Get(name).Info;
 
-    /// <summary>A 2-D weight: ggml's ne[0] is the row length (input width), ne[1] the number of rows (outputs).</summary>
-    public WeightMatrix Matrix(string name, int expectRows, int expectCols)
+    /// <summary>
+    /// A 2-D weight: ggml's ne[0] is the row length (input width), ne[1] the number of rows (outputs). Its type must
+    /// have a matvec kernel (or, for a table only looked up by row, <paramref name="rowsOnly"/>, a dequantizer).
+    /// </summary>
+    public WeightMatrix Matrix(string name, int expectRows, int expectCols, bool rowsOnly = false)
     {
         var (info, data) = Get(name);
         if (info.Dim(0) != expectCols || info.Dim(1) != expectRows || info.Dims.Length > 2)
@@ -70,7 +73,28 @@ public sealed unsafe class ResidentTensors : IDisposable
             throw new GgufFormatException($"{File.Path}: tensor '{name}' has shape {info.ShapeText}, expected {{{expectCols}, {expectRows}}}");
         }
 
+        if (rowsOnly ? !Dequantizer.CanDequantize(info.Type) : !MatVec.Supports(info.Type))
+        {
+            throw new GgufFormatException($"{File.Path}: tensor '{name}' is stored as {info.Type}, which MoeLab has no {(rowsOnly ? "dequantizer" : "matvec kernel")} for ({WeightTypes.Supported}); re-quantize it (llama-quantize --tensor-type) or use a file without {info.Type}");
+        }
+
         return new WeightMatrix(info.Type, expectRows, expectCols, (byte*)data);
+    }
+
+    /// <summary>A 2-D weight whose rows are split into consecutive parts (a fused projection such as attn_qkv): one view per part.</summary>
+    public WeightMatrix[] Split(string name, int expectCols, params int[] partRows)
+    {
+        int rows = partRows.Sum();
+        var whole = Matrix(name, rows, expectCols);
+        var parts = new WeightMatrix[partRows.Length];
+        long at = 0;
+        for (int i = 0; i < parts.Length; i++)
+        {
+            parts[i] = new WeightMatrix(whole.Type, partRows[i], expectCols, whole.Data + (at * whole.RowBytes));
+            at += partRows[i];
+        }
+
+        return parts;
     }
 
     /// <summary>A 1-D tensor (norm weights, biases) as F32, dequantizing if it is stored otherwise.</summary>
@@ -80,6 +104,11 @@ public sealed unsafe class ResidentTensors : IDisposable
         if (info.ElementCount != expectLength)
         {
             throw new GgufFormatException($"{File.Path}: tensor '{name}' has shape {info.ShapeText}, expected {expectLength} elements");
+        }
+
+        if (!Dequantizer.CanDequantize(info.Type))
+        {
+            throw new GgufFormatException($"{File.Path}: tensor '{name}' is stored as {info.Type}, which MoeLab cannot dequantize");
         }
 
         var result = new float[expectLength];

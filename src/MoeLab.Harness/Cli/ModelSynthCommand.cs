@@ -12,9 +12,12 @@ public sealed class ModelSynthCommand : ICliCommand
     public string Summary => "write a random-weight GGUF with a real model's exact per-layer shape";
 
     public string Usage =>
-        "usage: moelab model synth --preset NAME [--layers N] [--quant F32|F16|BF16|Q8_0|Q4_0|Q4_K|Q6_K|Q2_K|Q3_K] [--seed S] --out F.gguf\n" +
+        "usage: moelab model synth --preset NAME [--layers N] [--quant F32|F16|BF16|Q8_0|Q4_0|Q4_K|Q6_K|Q2_K|Q3_K] [--seed S]\n" +
+        "                          [--fused-qkv] [--fused-gate-up] [--qkv-bias] --out F.gguf\n" +
         "presets: " + string.Join(", ", ModelPreset.All.Select(p => p.Name)) + "\n" +
-        "--layers keeps full width and every expert per layer, with fewer layers (a slice of the real depth).";
+        "--layers keeps full width and every expert per layer, with fewer layers (a slice of the real depth).\n" +
+        "--fused-qkv writes blk.N.attn_qkv.weight, --fused-gate-up blk.N.ffn_gate_up_exps.weight (tensor layouts other\n" +
+        "converters produce; same weights as the separate tensors for the same seed); --qkv-bias adds Q/K/V biases.";
 
     public int Run(CliArgs args)
     {
@@ -25,10 +28,15 @@ public sealed class ModelSynthCommand : ICliCommand
         var quant = ParseQuant(args.Option("quant") ?? "F32");
         ulong seed = (ulong)args.Int("seed", 1);
         string output = args.Required("out");
+        var options = new SynthOptions(preset, layers, quant, seed)
+        {
+            FusedQkv = args.Flag("fused-qkv"),
+            FusedGateUp = args.Flag("fused-gate-up"),
+            AttentionBias = args.Flag("qkv-bias"),
+        };
         args.EnsureAllUsed();
         args.EnsureNoPositional();
 
-        var options = new SynthOptions(preset, layers, quant, seed);
         int n = layers ?? preset.Layers;
         Console.Error.WriteLine($"synthesizing {preset.Name}: {n} of {preset.Layers} layers, {preset.Experts} experts/layer, {quant}; " +
                                 $"routed experts {Bytes(preset.ExpertBytes(ModelSynthesizer.Fit(quant, preset.Hidden)) * preset.Experts * n)}");

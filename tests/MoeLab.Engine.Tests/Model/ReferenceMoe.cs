@@ -98,7 +98,7 @@ internal sealed class ReferenceMoe
             for (int t = 0; t < n; t++)
             {
                 var xn = RmsNorm(x[t], an, eps);
-                Q[t] = MatVec(wq, xn);
+                Q[t] = Biased(MatVec(wq, xn), b + "attn_q.bias");
                 if (qwen35)
                 {
                     // Joint projection, per head: hd query rows then hd output-gate rows.
@@ -112,8 +112,8 @@ internal sealed class ReferenceMoe
                     }
                 }
 
-                K[t] = MatVec(wk, xn);
-                Vv[t] = MatVec(wv, xn);
+                K[t] = Biased(MatVec(wk, xn), b + "attn_k.bias");
+                Vv[t] = Biased(MatVec(wv, xn), b + "attn_v.bias");
                 for (int h = 0; h < heads; h++)
                 {
                     HeadNormRope(Q[t], h * hd, hd, qn, eps, t, theta, nRot, neox);
@@ -167,7 +167,7 @@ internal sealed class ReferenceMoe
                     }
                 }
 
-                var o = MatVec(wo, att);
+                var o = Biased(MatVec(wo, att), b + "attn_output.bias");
                 for (int i = 0; i < hidden; i++)
                 {
                     x[t][i] += o[i];
@@ -282,6 +282,21 @@ internal sealed class ReferenceMoe
         double ss = x.Sum(v => v * v) / x.Length;
         double s = 1 / Math.Sqrt(ss + eps);
         return x.Select((v, i) => v * s * w[i]).ToArray();
+    }
+
+    /// <summary>y + bias when the file has the (optional) bias tensor.</summary>
+    private double[] Biased(double[] y, string bias)
+    {
+        if (_f.FindTensor(bias) is not null)
+        {
+            var b = V(bias);
+            for (int i = 0; i < y.Length; i++)
+            {
+                y[i] += b[i];
+            }
+        }
+
+        return y;
     }
 
     internal static double[] MatVec(double[][] w, double[] x) => w.Select(row => Dot(row, x)).ToArray();
