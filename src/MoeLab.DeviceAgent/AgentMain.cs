@@ -64,7 +64,14 @@ public static class AgentMain
                 e.Cancel = true;
                 cancel.Cancel();
             };
-            return new Agent(options, runner, Console.Error).Run(cancel.Token);
+            try
+            {
+                return new Agent(options, runner, Console.Error).Run(cancel.Token);
+            }
+            finally
+            {
+                if (emulation is not null) MemoryCgroup.Leave();
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or FormatException
                                       or InvalidDataException or InvalidOperationException or Api.CoordinatorAuthException or UriFormatException)

@@ -7,7 +7,8 @@ namespace MoeLab.DeviceAgent.Emulation;
 /// <summary>
 /// Puts this process under a cgroup-v1 memory limit (which counts page cache too, so buffered I/O cannot borrow the
 /// host's RAM) and, where the kernel allows, a blkio read-bandwidth limit on the models' disk. What was really
-/// applied is reported, never assumed.
+/// applied is reported, never assumed. The group is a child of the cgroup the agent starts in (so a limit set by
+/// whoever started it still applies) and is named <c>moelab-agent-PID</c>; <see cref="Leave"/> removes it.
 /// </summary>
 public static class MemoryCgroup
 {
@@ -28,7 +29,7 @@ public static class MemoryCgroup
         {
             try
             {
-                string dir = Path.Combine(MemoryRoot, group);
+                string dir = Path.Combine(CurrentGroup("memory", MemoryRoot), group);
                 Directory.CreateDirectory(dir);
                 File.WriteAllText(Path.Combine(dir, "memory.limit_in_bytes"), profile.MemoryBytes.ToString(CultureInfo.InvariantCulture));
                 // No swap on a phone: make the limit hard where the kernel has memsw accounting.
@@ -54,7 +55,7 @@ public static class MemoryCgroup
             {
                 try
                 {
-                    string dir = Path.Combine(BlkioRoot, group);
+                    string dir = Path.Combine(CurrentGroup("blkio", BlkioRoot), group);
                     Directory.CreateDirectory(dir);
                     File.WriteAllText(Path.Combine(dir, "blkio.throttle.read_bps_device"), $"{device} {bps}");
                     File.WriteAllText(Path.Combine(dir, "cgroup.procs"), Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
@@ -68,6 +69,50 @@ public static class MemoryCgroup
         }
 
         return new EmulationReport(profile.Name, profile.MemoryBytes, memoryApplied, profile.ReadBytesPerSecond, readApplied, string.Join("; ", notes));
+    }
+
+    /// <summary>
+    /// Moves this process back to the parent groups and removes the groups <see cref="Apply"/> made, so a finished
+    /// agent leaves no cgroup behind. (A killed one cannot: whoever killed it removes <c>moelab-agent-PID</c>.)
+    /// </summary>
+    public static void Leave()
+    {
+        foreach (var (controller, root) in new[] { ("memory", MemoryRoot), ("blkio", BlkioRoot) })
+        {
+            string current = CurrentGroup(controller, root);
+            if (Path.GetFileName(current) != $"moelab-agent-{Environment.ProcessId}") continue;
+            try
+            {
+                File.WriteAllText(Path.Combine(Path.GetDirectoryName(current)!, "cgroup.procs"), Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+                Directory.Delete(current);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Best effort: the group is empty once the process exits and can be removed then.
+            }
+        }
+    }
+
+    /// <summary>The v1 cgroup directory of this process for <paramref name="controller"/>, or the root when unknown.</summary>
+    internal static string CurrentGroup(string controller, string root)
+    {
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/self/cgroup"))
+            {
+                string[] parts = line.Split(':', 3);
+                if (parts.Length == 3 && parts[1].Split(',').Contains(controller))
+                {
+                    string dir = root + parts[2].TrimEnd('/');
+                    return Directory.Exists(dir) ? dir : root;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+
+        return root;
     }
 
     /// <summary>"major:minor" of the block device holding <paramref name="path"/>, from /proc/self/mountinfo.</summary>

@@ -12,6 +12,13 @@ public enum CellState
 }
 
 /// <summary>A protocol message that does not fit the cell's state (wrong agent, stale attempt): HTTP 409.</summary>
+public enum SubmitOutcome
+{
+    Queued,
+    Requeued,
+    AlreadyPresent,
+}
+
 public sealed class LeaseConflictException(string message) : Exception(message);
 
 /// <summary>One cell as the coordinator tracks it across leases.</summary>
@@ -47,6 +54,9 @@ public sealed class CoordinatedCell(string id, JsonElement cell)
     public List<string> History { get; } = [];
 
     public bool IsFinished => State is CellState.Succeeded or CellState.Failed;
+
+    /// <summary>The attempt number before this cell was (re)submitted: attempts are counted per submission.</summary>
+    internal int AttemptsBefore { get; set; }
 }
 
 /// <summary>
@@ -74,6 +84,50 @@ public sealed class CellQueue(TimeSpan leaseTimeout, int maxAttempts = 3, TimePr
             Monitor.PulseAll(_gate);
             return c;
         }
+    }
+
+    /// <summary>
+    /// Queues a cell a harness submits: a new cell is enqueued, a failed one is queued again (a resumed experiment
+    /// retries it; attempt numbers keep counting so messages from old attempts stay stale), any other is left alone.
+    /// </summary>
+    public SubmitOutcome Submit(string id, JsonElement cell)
+    {
+        lock (_gate)
+        {
+            if (!_byId.TryGetValue(id, out var c))
+            {
+                Enqueue(id, cell);
+                return SubmitOutcome.Queued;
+            }
+
+            if (c.State != CellState.Failed) return SubmitOutcome.AlreadyPresent;
+            c.History.Add($"attempt {c.Attempt}: failed ({c.Error}); submitted again");
+            c.State = CellState.Pending;
+            c.Error = null;
+            c.Result = null;
+            c.AgentId = null;
+            c.AttemptsBefore = c.Attempt;
+            Monitor.PulseAll(_gate);
+            return SubmitOutcome.Requeued;
+        }
+    }
+
+    /// <summary>A consistent copy of one cell's state; events and result only once it has finished.</summary>
+    public CellStatus? Status(string id)
+    {
+        lock (_gate) return _byId.TryGetValue(id, out var c) ? StatusLocked(c) : null;
+    }
+
+    public CellStatus[] Statuses(bool withEvents = false)
+    {
+        lock (_gate) return _cells.Select(c => StatusLocked(c, withEvents)).ToArray();
+    }
+
+    private static CellStatus StatusLocked(CoordinatedCell c, bool withEvents = true)
+    {
+        bool done = c.IsFinished && withEvents;
+        return new CellStatus(c.Id, c.State, c.Attempt, c.AgentId, c.Error, c.History.ToArray(), c.Tokens.Count,
+            done ? c.Result?.Clone() : null, done ? c.Tokens.ToArray() : null, done ? c.MetricNames : null, done ? c.Telemetry.ToArray() : null);
     }
 
     public IReadOnlyList<CoordinatedCell> Snapshot()
@@ -183,14 +237,14 @@ public sealed class CellQueue(TimeSpan leaseTimeout, int maxAttempts = 3, TimePr
         foreach (var cell in _cells)
         {
             if (cell.State != CellState.Leased || now - cell.LastHeartbeat <= leaseTimeout) continue;
-            string what = $"attempt {cell.Attempt}: agent {cell.AgentId} sent nothing for {leaseTimeout.TotalSeconds:0.#} s (last at {cell.LastHeartbeat:O})";
+            string what = $"attempt {cell.Attempt}: agent {cell.AgentId} sent nothing for {leaseTimeout.TotalSeconds:0.#} s (last at {cell.LastHeartbeat:O}, noticed at {now:O})";
             cell.History.Add(what);
             reaped.Add(cell.Id);
             cell.AgentId = null;
-            if (cell.Attempt >= maxAttempts)
+            if (cell.Attempt - cell.AttemptsBefore >= maxAttempts)
             {
                 cell.State = CellState.Failed;
-                cell.Error = $"failed after {cell.Attempt} attempts; last: {what}";
+                cell.Error = $"failed after {cell.Attempt - cell.AttemptsBefore} attempts; last: {what}";
             }
             else
             {

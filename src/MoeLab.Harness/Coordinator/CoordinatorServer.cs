@@ -20,7 +20,11 @@ public sealed record CoordinatorOptions(
     TimeSpan SessionLifetime,
     int MaxAttempts = 3,
     double RequestsPerSecond = 200,
-    bool AllowRemote = false);
+    bool AllowRemote = false)
+{
+    /// <summary>Where the coordinator says what happens to cells (leases lost, re-queued); null = silent.</summary>
+    public TextWriter? Log { get; init; }
+}
 
 /// <summary>
 /// The harness-side coordinator (Kestrel): holds the cell queue, registers agents, leases cells by long poll, takes
@@ -34,6 +38,7 @@ public sealed class CoordinatorServer : IAsyncDisposable
     private readonly ConcurrentDictionary<string, AgentSession> _sessions = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, RateBucket> _rates = new(StringComparer.Ordinal);
     private readonly WebApplication _app;
+    private readonly Timer _reaper;
     private int _agentCount;
 
     public CoordinatorServer(CoordinatorOptions options, CellQueue queue)
@@ -58,7 +63,19 @@ public sealed class CoordinatorServer : IAsyncDisposable
         _app.MapPost(AgentApi.Heartbeat, Heartbeat);
         _app.MapPost("/v1/cells/{cellId}/events", Events);
         _app.MapPost("/v1/cells/{cellId}/complete", Complete);
+        _app.MapPost(QueueApi.Cells, Submit);
+        _app.MapGet(QueueApi.Cells, ListCells);
+        _app.MapGet(QueueApi.Cells + "/{cellId}", CellStatusOf);
+
+        // Lost agents are noticed by the clock, not only when someone polls: a quiet lease is reaped within
+        // LeaseTimeout + one reaper period (a quarter of the timeout, at most a second).
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(options.LeaseTimeout.TotalMilliseconds / 4, 50, 1000));
+        _reaper = new Timer(_ => Reap(), null, Timeout.InfiniteTimeSpan, period);
+        ReaperPeriod = period;
     }
+
+    /// <summary>How often leases are checked: a lost agent is noticed within LeaseTimeout + ReaperPeriod.</summary>
+    public TimeSpan ReaperPeriod { get; }
 
     public CellQueue Queue { get; }
 
@@ -70,12 +87,14 @@ public sealed class CoordinatorServer : IAsyncDisposable
     public async Task StartAsync()
     {
         await _app.StartAsync();
+        _reaper.Change(ReaperPeriod, ReaperPeriod);
         var feature = _app.Urls.First();
         Address = new Uri(feature.Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
     }
 
     public async ValueTask DisposeAsync()
     {
+        await _reaper.DisposeAsync();
         await _app.StopAsync();
         await _app.DisposeAsync();
     }
@@ -95,7 +114,15 @@ public sealed class CoordinatorServer : IAsyncDisposable
             return;
         }
 
-        if (ctx.Request.Path != AgentApi.Register && Authenticate(ctx) is null)
+        if (QueueApi.IsQueuePath(ctx.Request.Path))
+        {
+            if (!IsOperator(ctx))
+            {
+                await Fail(ctx, StatusCodes.Status401Unauthorized, "the queue needs the enrolment token (Authorization: Bearer <token from the coordinator's token file>)");
+                return;
+            }
+        }
+        else if (ctx.Request.Path != AgentApi.Register && Authenticate(ctx) is null)
         {
             await Fail(ctx, StatusCodes.Status401Unauthorized, "a valid session token is required (Authorization: Bearer …); register first");
             return;
@@ -192,6 +219,55 @@ public sealed class CoordinatorServer : IAsyncDisposable
         var request = await Read(ctx, AgentApiJson.Default.CompletionRequest);
         Queue.Complete(session.AgentId, cellId, request);
         ctx.Response.StatusCode = StatusCodes.Status204NoContent;
+    }
+
+    private async Task Submit(HttpContext ctx)
+    {
+        var request = await Read(ctx, QueueApiJson.Default.SubmitRequest);
+        if (request.Cells is null) throw new BodyException("'cells' is required");
+        int queued = 0, requeued = 0, present = 0;
+        foreach (var c in request.Cells)
+        {
+            if (c is null || string.IsNullOrWhiteSpace(c.CellId) || c.Cell.ValueKind != JsonValueKind.Object)
+                throw new BodyException("every cell needs a 'cell_id' and a 'cell' object");
+            switch (Queue.Submit(c.CellId, c.Cell))
+            {
+                case SubmitOutcome.Queued: queued++; break;
+                case SubmitOutcome.Requeued: requeued++; break;
+                default: present++; break;
+            }
+        }
+
+        if (queued + requeued > 0) _options.Log?.WriteLine($"queued {queued} cell(s), re-queued {requeued} failed one(s); {present} already present");
+        await Write(ctx, new SubmitResponse(queued, requeued, present), QueueApiJson.Default.SubmitResponse);
+    }
+
+    private async Task ListCells(HttpContext ctx)
+    {
+        Reap();
+        await Write(ctx, new QueueStatus(Queue.Statuses(), _agentCount, _options.LeaseTimeout.TotalSeconds), QueueApiJson.Default.QueueStatus);
+    }
+
+    private async Task CellStatusOf(HttpContext ctx, string cellId)
+    {
+        Reap();
+        var status = Queue.Status(cellId) ?? throw new KeyNotFoundException($"no cell '{cellId}'");
+        await Write(ctx, status, QueueApiJson.Default.CellStatus);
+    }
+
+    private void Reap()
+    {
+        foreach (string id in Queue.ReapExpired())
+        {
+            var c = Queue.Status(id);
+            if (c is not null) _options.Log?.WriteLine($"cell {id}: {c.History.LastOrDefault()} → {(c.State == CellState.Failed ? "failed" : "queued again")}");
+        }
+    }
+
+    private bool IsOperator(HttpContext ctx)
+    {
+        string header = ctx.Request.Headers.Authorization.ToString();
+        return header.StartsWith("Bearer ", StringComparison.Ordinal) && EnrolmentToken.Matches(_options.EnrolmentToken, header["Bearer ".Length..].Trim());
     }
 
     private AgentSession? Authenticate(HttpContext ctx)
