@@ -52,6 +52,20 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
         Vector128.Create((ushort)((2 * lo) | ((2 * lo + 1) << 8))).AsByte(),
         Vector128.Create((ushort)((2 * hi) | ((2 * hi + 1) << 8))).AsByte());
 
+    // IEEE half (in the low 16 bits of each lane) to single with integer ops: shift the exponent/mantissa into place and
+    // rescale by 2^112 (exact for normals and subnormals); infinities and NaNs get the all-ones exponent.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> HalfToSingle(Vector256<uint> u)
+    {
+        var sign = (u & Vector256.Create(0x8000u)) << 16;
+        var em = u & Vector256.Create(0x7FFFu);
+        var f = (em << 13).AsSingle() * Vector256.Create(5.192296858534828e+33f);
+        var inf = Vector256.GreaterThanOrEqual(em, Vector256.Create(0x7C00u));
+        var special = ((em << 13) | Vector256.Create(0x7F800000u)).AsSingle();
+        f = Vector256.ConditionalSelect(inf.AsSingle(), special, f);
+        return (f.AsUInt32() | sign).AsSingle();
+    }
+
     public struct F16 : IRowKernel
     {
         public static float Dot(byte* row, in Activations a, int cols)
@@ -60,27 +74,13 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
             ushort* w = (ushort*)row;
             int i = 0;
             for (; i + 8 <= cols; i += 8)
-                acc = Fma.MultiplyAdd(Fp16x8(Vector128.Load(w + i)), Vector256.Load(a.F32 + i), acc);
+                acc = Fma.MultiplyAdd(HalfToSingle(Avx2.ConvertToVector256Int32(Vector128.Load(w + i)).AsUInt32()), Vector256.Load(a.F32 + i), acc);
             float s = Sum(acc);
             for (; i < cols; i++) s += Fp16.ToFloat(w[i]) * a.F32[i];
             return s;
         }
 
-        // IEEE half to single with integer ops: shift the exponent/mantissa into place and rescale by 2^112
-        // (exact for normals and subnormals); infinities and NaNs get the all-ones exponent.
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector256<float> Fp16x8(Vector128<ushort> h)
-        {
-            var u = Avx2.ConvertToVector256Int32(h).AsUInt32();
-            var sign = (u & Vector256.Create(0x8000u)) << 16;
-            var em = u & Vector256.Create(0x7FFFu);
-            var f = (em << 13).AsSingle() * Vector256.Create(5.192296858534828e+33f);
-            var inf = Vector256.GreaterThanOrEqual(em, Vector256.Create(0x7C00u));
-            var special = ((em << 13) | Vector256.Create(0x7F800000u)).AsSingle();
-            f = Vector256.ConditionalSelect(inf.AsSingle(), special, f);
-            return (f.AsUInt32() | sign).AsSingle();
         }
-    }
 
     public struct BF16 : IRowKernel
     {
@@ -100,137 +100,114 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
         }
     }
 
-    public struct Q8_0 : IRowPairKernel
+    // Q8_0 and Q4_0: per block an exact integer dot, then one fused multiply-add by d_w·d_y into a float accumulator.
+    // The one-row Dot does exactly that per row and DotGroup does it per lane for eight rows, so they agree bit for bit.
+
+    public struct Q8_0 : IRowGroupKernel
     {
         public static float Dot(byte* row, in Activations a, int cols)
         {
-            var acc0 = Vector256<float>.Zero;
-            var acc1 = Vector256<float>.Zero;
-            int nb = cols / 32, b = 0;
-            for (; b + 2 <= nb; b += 2)
+            float acc = 0;
+            for (int b = 0; b < cols / 32; b++)
             {
-                acc0 = Block(row + 34 * b, Vector256.Load(a.Q8 + 32 * b), Bias(a, b), a.Q8Scale[b], acc0);
-                acc1 = Block(row + 34 * (b + 1), Vector256.Load(a.Q8 + 32 * b + 32), Bias(a, b + 1), a.Q8Scale[b + 1], acc1);
+                byte* p = row + 34 * b;
+                int isum = Vector256.Sum(BlockDot(p, Vector256.Load(a.Q8 + 32 * b))) - Offset(a, b);
+                acc = MathF.FusedMultiplyAdd(isum, Fp16.Load(p) * a.Q8Scale[b], acc);
             }
-            if (b < nb) acc0 = Block(row + 34 * b, Vector256.Load(a.Q8 + 32 * b), Bias(a, b), a.Q8Scale[b], acc0);
-            return Sum(acc0 + acc1);
+            return acc;
         }
 
-        // two rows share the activation loads; each row's arithmetic is exactly Dot's, so results are bit-identical
-        public static void Dot2(byte* row0, byte* row1, in Activations a, int cols, float* y)
+        public static void DotGroup(byte* row0, int stride, in Activations a, int cols, float* y)
         {
-            var acc00 = Vector256<float>.Zero;
-            var acc01 = Vector256<float>.Zero;
-            var acc10 = Vector256<float>.Zero;
-            var acc11 = Vector256<float>.Zero;
-            int nb = cols / 32, b = 0;
-            for (; b + 2 <= nb; b += 2)
+            var acc = Vector256<float>.Zero;
+            var rowOffsets = Vector256<int>.Indices * stride;
+            for (int b = 0; b < cols / 32; b++)
             {
-                var y0 = Vector256.Load(a.Q8 + 32 * b);
-                var y1 = Vector256.Load(a.Q8 + 32 * b + 32);
-                var bias0 = Bias(a, b);
-                var bias1 = Bias(a, b + 1);
-                float d0 = a.Q8Scale[b], d1 = a.Q8Scale[b + 1];
-                acc00 = Block(row0 + 34 * b, y0, bias0, d0, acc00);
-                acc10 = Block(row1 + 34 * b, y0, bias0, d0, acc10);
-                acc01 = Block(row0 + 34 * (b + 1), y1, bias1, d1, acc01);
-                acc11 = Block(row1 + 34 * (b + 1), y1, bias1, d1, acc11);
+                byte* p = row0 + 34 * b;
+                var yq = Vector256.Load(a.Q8 + 32 * b);
+                var isum = RowSums(
+                    BlockDot(p, yq), BlockDot(p + stride, yq), BlockDot(p + 2 * stride, yq), BlockDot(p + 3 * stride, yq),
+                    BlockDot(p + 4 * stride, yq), BlockDot(p + 5 * stride, yq), BlockDot(p + 6 * stride, yq), BlockDot(p + 7 * stride, yq));
+                isum -= Vector256.Create(Offset(a, b));
+                var d = ScalesOf8Rows(p, rowOffsets) * Vector256.Create(a.Q8Scale[b]);
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), d, acc);
             }
-            if (b < nb)
-            {
-                var y0 = Vector256.Load(a.Q8 + 32 * b);
-                var bias0 = Bias(a, b);
-                acc00 = Block(row0 + 34 * b, y0, bias0, a.Q8Scale[b], acc00);
-                acc10 = Block(row1 + 34 * b, y0, bias0, a.Q8Scale[b], acc10);
-            }
-            y[0] = Sum(acc00 + acc01);
-            y[1] = Sum(acc10 + acc11);
+            acc.Store(y);
         }
 
+        // VNNI's vpdpbusd wants unsigned weights: it dots w+128 (a sign-bit flip) and Offset removes 128·Σy
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector256<int> Bias(in Activations a, int b) =>
-            V.Enabled ? Vector256.Load(a.Q8NegQuad + 8 * b) << 7 : Vector256<int>.Zero;
+        private static int Offset(in Activations a, int b) => V.Enabled ? a.Q8Sum[b] << 7 : 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector256<float> Block(byte* p, Vector256<sbyte> y, Vector256<int> bias, float dy, Vector256<float> acc)
+        private static Vector256<int> BlockDot(byte* p, Vector256<sbyte> y)
         {
             var w = Vector256.Load((sbyte*)(p + 2));
-            Vector256<int> dp;
-            if (V.Enabled)
-            {
-                // vpdpbusd wants unsigned weights: w+128 (a sign-bit flip), minus 128 × the activation sums
-                var u = (w.AsByte() ^ Vector256.Create((byte)0x80));
-                dp = AvxVnni.MultiplyWideningAndAdd(bias, u, y);
-            }
-            else
-            {
-                // |w| * (y with w's sign) keeps vpmaddubsw's left operand unsigned and below saturation
-                dp = DotU8S8(Vector256<int>.Zero, Avx2.Abs(w), Avx2.Sign(y, w));
-            }
-            return Fma.MultiplyAdd(Avx.ConvertToVector256Single(dp), Vector256.Create(Fp16.Load(p) * dy), acc);
+            if (V.Enabled) return AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, w.AsByte() ^ Vector256.Create((byte)0x80), y);
+            // |w| * (y with w's sign) keeps vpmaddubsw's left operand unsigned and below saturation
+            return DotU8S8(Vector256<int>.Zero, Avx2.Abs(w), Avx2.Sign(y, w));
         }
     }
 
-    public struct Q4_0 : IRowPairKernel
+    public struct Q4_0 : IRowGroupKernel
     {
         public static float Dot(byte* row, in Activations a, int cols)
         {
-            var acc0 = Vector256<float>.Zero;
-            var acc1 = Vector256<float>.Zero;
-            int nb = cols / 32, b = 0;
-            for (; b + 2 <= nb; b += 2)
+            float acc = 0;
+            for (int b = 0; b < cols / 32; b++)
             {
-                acc0 = Block(row + 18 * b, Vector256.Load(a.Q8 + 32 * b), Bias(a, b), a.Q8Scale[b], acc0);
-                acc1 = Block(row + 18 * (b + 1), Vector256.Load(a.Q8 + 32 * b + 32), Bias(a, b + 1), a.Q8Scale[b + 1], acc1);
+                byte* p = row + 18 * b;
+                int isum = Vector256.Sum(BlockDot(p, Vector256.Load(a.Q8 + 32 * b))) - (a.Q8Sum[b] << 3);
+                acc = MathF.FusedMultiplyAdd(isum, Fp16.Load(p) * a.Q8Scale[b], acc);
             }
-            if (b < nb) acc0 = Block(row + 18 * b, Vector256.Load(a.Q8 + 32 * b), Bias(a, b), a.Q8Scale[b], acc0);
-            return Sum(acc0 + acc1);
+            return acc;
         }
 
-        public static void Dot2(byte* row0, byte* row1, in Activations a, int cols, float* y)
+        public static void DotGroup(byte* row0, int stride, in Activations a, int cols, float* y)
         {
-            var acc00 = Vector256<float>.Zero;
-            var acc01 = Vector256<float>.Zero;
-            var acc10 = Vector256<float>.Zero;
-            var acc11 = Vector256<float>.Zero;
-            int nb = cols / 32, b = 0;
-            for (; b + 2 <= nb; b += 2)
+            var acc = Vector256<float>.Zero;
+            var rowOffsets = Vector256<int>.Indices * stride;
+            for (int b = 0; b < cols / 32; b++)
             {
-                var y0 = Vector256.Load(a.Q8 + 32 * b);
-                var y1 = Vector256.Load(a.Q8 + 32 * b + 32);
-                var bias0 = Bias(a, b);
-                var bias1 = Bias(a, b + 1);
-                float d0 = a.Q8Scale[b], d1 = a.Q8Scale[b + 1];
-                acc00 = Block(row0 + 18 * b, y0, bias0, d0, acc00);
-                acc10 = Block(row1 + 18 * b, y0, bias0, d0, acc10);
-                acc01 = Block(row0 + 18 * (b + 1), y1, bias1, d1, acc01);
-                acc11 = Block(row1 + 18 * (b + 1), y1, bias1, d1, acc11);
+                byte* p = row0 + 18 * b;
+                var yq = Vector256.Load(a.Q8 + 32 * b);
+                var isum = RowSums(
+                    BlockDot(p, yq), BlockDot(p + stride, yq), BlockDot(p + 2 * stride, yq), BlockDot(p + 3 * stride, yq),
+                    BlockDot(p + 4 * stride, yq), BlockDot(p + 5 * stride, yq), BlockDot(p + 6 * stride, yq), BlockDot(p + 7 * stride, yq));
+                // Σ(q-8)y = Σqy - 8Σy, once for all eight rows
+                isum -= Vector256.Create(a.Q8Sum[b] << 3);
+                var d = ScalesOf8Rows(p, rowOffsets) * Vector256.Create(a.Q8Scale[b]);
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), d, acc);
             }
-            if (b < nb)
-            {
-                var y0 = Vector256.Load(a.Q8 + 32 * b);
-                var bias0 = Bias(a, b);
-                acc00 = Block(row0 + 18 * b, y0, bias0, a.Q8Scale[b], acc00);
-                acc10 = Block(row1 + 18 * b, y0, bias0, a.Q8Scale[b], acc10);
-            }
-            y[0] = Sum(acc00 + acc01);
-            y[1] = Sum(acc10 + acc11);
+            acc.Store(y);
         }
 
-        // Σ(q-8)y = Σqy - 8Σy: the accumulator starts at -8 × (sums of 4 activations)
+        // Σ q·y over one block with the unsigned nibbles q: both lanes get the 16 packed bytes, the high lane shifted by 4
+        // yields elements 16..31 after the mask
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector256<int> Bias(in Activations a, int b) => Vector256.Load(a.Q8NegQuad + 8 * b) << 3;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector256<float> Block(byte* p, Vector256<sbyte> y, Vector256<int> bias, float dy, Vector256<float> acc)
+        private static Vector256<int> BlockDot(byte* p, Vector256<sbyte> y)
         {
-            // both lanes get the 16 packed bytes; the high lane shifted by 4 yields elements 16..31 after the mask
             var q = Avx2.BroadcastVector128ToVector256(p + 2).AsUInt32();
             var w = Avx2.ShiftRightLogicalVariable(q, Vector256.Create(0u, 0, 0, 0, 4, 4, 4, 4)).AsByte() & Vector256.Create((byte)0x0F);
-            var dp = DotU8S8(bias, w, y);
-            return Fma.MultiplyAdd(Avx.ConvertToVector256Single(dp), Vector256.Create(Fp16.Load(p) * dy), acc);
+            return DotU8S8(Vector256<int>.Zero, w, y);
         }
     }
+
+    /// <summary>The eight rows' totals of eight per-row partial-sum vectors, in row order (exact integer adds).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> RowSums(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, Vector256<int> v3,
+        Vector256<int> v4, Vector256<int> v5, Vector256<int> v6, Vector256<int> v7)
+    {
+        // each 128-bit lane of q0 holds rows 0..3's sums over that lane's elements, q1 rows 4..7's
+        var q0 = Avx2.HorizontalAdd(Avx2.HorizontalAdd(v0, v1), Avx2.HorizontalAdd(v2, v3));
+        var q1 = Avx2.HorizontalAdd(Avx2.HorizontalAdd(v4, v5), Avx2.HorizontalAdd(v6, v7));
+        return Avx2.Permute2x128(q0, q1, 0x20) + Avx2.Permute2x128(q0, q1, 0x31);
+    }
+
+    /// <summary>The fp16 block scales at the start of the blocks at p, p + offsets[1], ... as floats: one gather, no table.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> ScalesOf8Rows(byte* p, Vector256<int> rowOffsets) =>
+        HalfToSingle(Avx2.GatherVector256((int*)p, rowOffsets, 1).AsUInt32()); // the upper 16 bits are ignored
 
     public struct Q4_K : IRowKernel
     {

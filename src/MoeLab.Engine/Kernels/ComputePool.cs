@@ -124,8 +124,10 @@ public sealed unsafe class ComputePool : IDisposable
     private static void InvokeStruct<TBody>(void* state, int start, int end) where TBody : struct, IParallelBody =>
         Unsafe.AsRef<TBody>(state).Execute(start, end);
 
-    // Several chunks per thread balance a noisy machine; at least 16 rows keep the per-chunk overhead small.
-    private int RowChunk(int rows) => Math.Max(16, (rows + 4 * ThreadCount - 1) / (4 * ThreadCount));
+    // Several chunks per thread balance a noisy machine; at least 16 rows keep the per-chunk overhead small, and a
+    // multiple of the kernels' row group keeps every group whole.
+    private int RowChunk(int rows) =>
+        Math.Max(16, (rows + 4 * ThreadCount - 1) / (4 * ThreadCount) + IRowGroupKernel.GroupRows - 1) & -IRowGroupKernel.GroupRows;
 
     private int ItemChunk(int count) => Math.Max(Math.Max(1, count >> 19), (count + 4 * ThreadCount - 1) / (4 * ThreadCount));
 

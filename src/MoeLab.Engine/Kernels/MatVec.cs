@@ -44,8 +44,8 @@ public static unsafe class MatVec
             case GgmlType.F32: Loop<ScalarKernels.F32Vector>(w, a, y, r0, r1); break;
             case GgmlType.F16: Loop<Avx2Kernels<V>.F16>(w, a, y, r0, r1); break;
             case GgmlType.BF16: Loop<Avx2Kernels<V>.BF16>(w, a, y, r0, r1); break;
-            case GgmlType.Q8_0: PairLoop<Avx2Kernels<V>.Q8_0>(w, a, y, r0, r1); break;
-            case GgmlType.Q4_0: PairLoop<Avx2Kernels<V>.Q4_0>(w, a, y, r0, r1); break;
+            case GgmlType.Q8_0: GroupLoop<Avx2Kernels<V>.Q8_0>(w, a, y, r0, r1); break;
+            case GgmlType.Q4_0: GroupLoop<Avx2Kernels<V>.Q4_0>(w, a, y, r0, r1); break;
             case GgmlType.Q4_K: Loop<Avx2Kernels<V>.Q4_K>(w, a, y, r0, r1); break;
             case GgmlType.Q6_K: Loop<Avx2Kernels<V>.Q6_K>(w, a, y, r0, r1); break;
             case GgmlType.Q2_K: Loop<Avx2Kernels<V>.Q2_K>(w, a, y, r0, r1); break;
@@ -94,12 +94,12 @@ public static unsafe class MatVec
         for (int r = r0; r < r1; r++) y[r] = K.Dot(data + r * stride, a, cols);
     }
 
-    private static void PairLoop<K>(in WeightMatrix w, in Activations a, float* y, int r0, int r1) where K : struct, IRowPairKernel
+    private static void GroupLoop<K>(in WeightMatrix w, in Activations a, float* y, int r0, int r1) where K : struct, IRowGroupKernel
     {
         byte* data = w.Data;
         long stride = w.RowBytes;
         int cols = w.Cols, r = r0;
-        for (; r + 2 <= r1; r += 2) K.Dot2(data + r * stride, data + (r + 1) * stride, a, cols, y + r);
-        if (r < r1) y[r] = K.Dot(data + r * stride, a, cols);
+        for (; r + IRowGroupKernel.GroupRows <= r1; r += IRowGroupKernel.GroupRows) K.DotGroup(data + r * stride, w.RowBytes, a, cols, y + r);
+        for (; r < r1; r++) y[r] = K.Dot(data + r * stride, a, cols);
     }
 }

@@ -16,11 +16,11 @@ namespace MoeLab.Engine.Kernels;
 public sealed unsafe class QuantizedVector
 {
     private readonly float* _f32;
-    // Q8_0 form, unpacked for the kernels: quants contiguous, fp16-rounded scales as floats, and minus the sum of
-    // each group of 4 quants (lets unsigned-weight kernels fold the weight offset into the integer accumulator).
+    // Q8_0 form, unpacked for the kernels: quants contiguous, fp16-rounded scales as floats, and the sum of each
+    // block's quants (lets unsigned-weight kernels remove the weight offset once per block).
     private readonly sbyte* _q8;
     private readonly float* _q8Scale;
-    private readonly int* _q8NegQuad;
+    private readonly int* _q8Sum;
     // Q8_K form: quants, float scale per 256, and the 16 sums of 16 quants per block (ggml's bsums).
     private readonly sbyte* _qk;
     private readonly float* _qkScale;
@@ -36,15 +36,15 @@ public sealed unsafe class QuantizedVector
         var f32 = Pinned<float>(maxLength);
         var q8 = Pinned<sbyte>(n32 * 32);
         var q8s = Pinned<float>(n32);
-        var q8q = Pinned<int>(n32 * 8);
+        var q8sum = Pinned<int>(n32);
         var qk = Pinned<sbyte>(n256 * 256);
         var qks = Pinned<float>(n256);
         var qkb = Pinned<short>(n256 * 16);
-        _keepAlive = [f32, q8, q8s, q8q, qk, qks, qkb];
+        _keepAlive = [f32, q8, q8s, q8sum, qk, qks, qkb];
         _f32 = Ptr(f32);
         _q8 = Ptr(q8);
         _q8Scale = Ptr(q8s);
-        _q8NegQuad = Ptr(q8q);
+        _q8Sum = Ptr(q8sum);
         _qk = Ptr(qk);
         _qkScale = Ptr(qks);
         _qkBsums = Ptr(qkb);
@@ -93,7 +93,7 @@ public sealed unsafe class QuantizedVector
                 _qkReady = true;
                 break;
         }
-        return new Activations(Length, _f32, _q8, _q8Scale, _q8NegQuad, _qk, _qkScale, _qkBsums);
+        return new Activations(Length, _f32, _q8, _q8Scale, _q8Sum, _qk, _qkScale, _qkBsums);
     }
 
     /// <summary>The Q8_0 form in ggml's block_q8_0 layout (for interop and tests).</summary>
@@ -143,11 +143,9 @@ public sealed unsafe class QuantizedVector
             var i3 = Vector256.ConvertToInt32(Vector256.Round(v3 * id));
             var q = Vector256.Narrow(Vector256.Narrow(i0, i1), Vector256.Narrow(i2, i3));
             q.Store(_q8 + 32 * b);
-            for (int g = 0; g < 8; g++)
-            {
-                sbyte* p = _q8 + 32 * b + 4 * g;
-                _q8NegQuad[8 * b + g] = -(p[0] + p[1] + p[2] + p[3]);
-            }
+            int sum = 0;
+            for (int i = 0; i < 32; i++) sum += _q8[32 * b + i];
+            _q8Sum[b] = sum;
         }
     }
 
@@ -210,14 +208,14 @@ public sealed unsafe class QuantizedVector
 }
 
 /// <summary>Pointers to the prepared forms of one activation vector, handed to the kernels.</summary>
-internal readonly unsafe struct Activations(int length, float* f32, sbyte* q8, float* q8Scale, int* q8NegQuad,
+internal readonly unsafe struct Activations(int length, float* f32, sbyte* q8, float* q8Scale, int* q8Sum,
     sbyte* qk, float* qkScale, short* qkBsums)
 {
     public readonly int Length = length;
     public readonly float* F32 = f32;
     public readonly sbyte* Q8 = q8;
     public readonly float* Q8Scale = q8Scale;
-    public readonly int* Q8NegQuad = q8NegQuad;
+    public readonly int* Q8Sum = q8Sum;
     public readonly sbyte* QK = qk;
     public readonly float* QKScale = qkScale;
     public readonly short* QKBsums = qkBsums;

@@ -8,10 +8,16 @@ internal unsafe interface IRowKernel
     static abstract float Dot(byte* row, in Activations a, int cols);
 }
 
-/// <summary>A kernel that can also do two rows at once, sharing activation loads; results equal two Dot calls bit for bit.</summary>
-internal unsafe interface IRowPairKernel : IRowKernel
+/// <summary>
+/// A kernel that also does <see cref="GroupRows"/> consecutive rows at once, sharing the activation loads and the
+/// per-block scale work; results equal that many Dot calls bit for bit, so a row's value never depends on how the
+/// rows were split between threads.
+/// </summary>
+internal unsafe interface IRowGroupKernel : IRowKernel
 {
-    static abstract void Dot2(byte* row0, byte* row1, in Activations a, int cols, float* y);
+    const int GroupRows = 8;
+
+    static abstract void DotGroup(byte* row0, int stride, in Activations a, int cols, float* y);
 }
 
 /// <summary>

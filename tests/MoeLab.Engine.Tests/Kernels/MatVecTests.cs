@@ -29,7 +29,7 @@ public class MatVecTests
         int bs = type is GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.Q2_K or GgmlType.Q3_K ? 256 : 32;
         foreach (int blocks in new[] { 1, 2, 3, 5, 8, 24, 64 })
         {
-            int cols = blocks * bs, rows = 7;
+            int cols = blocks * bs, rows = 21; // two 8-row groups and a tail of single rows
             using var m = KernelTestData.RandomMatrix(type, rows, cols, seed: 1000 + blocks);
             var x = new QuantizedVector(cols);
             x.Set(KernelTestData.Gaussian(new Random(blocks), cols, 0.7f));
@@ -45,13 +45,18 @@ public class MatVecTests
         }
     }
 
+    /// <summary>
+    /// A row range computes exactly the rows asked for, and each row's value does not depend on the range: rows
+    /// 0..15 go through the 8-row group kernels in the full product but 3..10 and 11..18 are other groups and
+    /// 19 a single row here (threads split rows at arbitrary chunk boundaries; results must not change).
+    /// </summary>
     [Theory]
     [MemberData(nameof(TypesAndTiers))]
-    public void WritesOnlyTheRequestedRows(GgmlType type, int tier)
+    public void WritesOnlyTheRequestedRowsWithTheSameValues(GgmlType type, int tier)
     {
         var isa = (KernelIsa)tier;
         if (!KernelIsaInfo.IsSupported(isa)) return;
-        int cols = 512, rows = 9;
+        int cols = 512, rows = 22;
         using var m = KernelTestData.RandomMatrix(type, rows, cols, seed: 5);
         var x = new QuantizedVector(cols);
         x.Set(KernelTestData.Gaussian(new Random(6), cols));
@@ -59,10 +64,10 @@ public class MatVecTests
         MatVec.Multiply(isa, m.Matrix, x, all, 0, rows);
         var part = new float[rows];
         part.AsSpan().Fill(float.NaN);
-        MatVec.Multiply(isa, m.Matrix, x, part, 3, 7);
+        MatVec.Multiply(isa, m.Matrix, x, part, 3, 20);
         for (int r = 0; r < rows; r++)
         {
-            if (r is >= 3 and < 7) Assert.Equal(all[r], part[r]);
+            if (r is >= 3 and < 20) Assert.Equal(all[r], part[r]);
             else Assert.True(float.IsNaN(part[r]));
         }
     }
