@@ -123,6 +123,9 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
 
     public ExpertStore Store => _store;
 
+    /// <summary>Bytes the cache policy may hold (what a replay of this run must give the same policy).</summary>
+    public long CacheCapacityBytes => _cache.Capacity;
+
     /// <summary>Reads in flight at most (the I/O scheduler's queue depth).</summary>
     public int QueueDepth => _scheduler.QueueDepth;
 

@@ -25,23 +25,8 @@ public sealed class GenerateCommand : ICliCommand
         string prompt = args.Required("prompt");
         int n = args.Int("n", 64);
         long? budget = args.Option("budget") is { } b ? ParseBytes(b) : null;
-        var settings = new EngineSettings
-        {
-            BudgetBytes = budget,
-            IoMode = args.Option("io") ?? "direct",
-            Cache = args.Option("cache") ?? "lru",
-            Prefetch = args.Option("prefetch") ?? "none",
-            Routing = args.Option("routing") ?? "unchanged",
-            Io = args.Option("io-scheduler") ?? "fifo",
-            Threads = args.Int("threads", 0),
-        };
-        var sampling = new SamplerOptions
-        {
-            Temperature = (float)args.Double("temp", 0),
-            TopK = args.Int("top-k", 0),
-            TopP = (float)args.Double("top-p", 1),
-            Seed = (ulong)args.Int("seed", 42),
-        };
+        var settings = Settings(args);
+        var sampling = Sampling(args);
         bool json = args.Flag("json");
         args.EnsureAllUsed();
         args.EnsureNoPositional();
@@ -89,6 +74,27 @@ public sealed class GenerateCommand : ICliCommand
         return 0;
     }
 
-    private static long ParseBytes(string text) =>
+    /// <summary>The engine options generate, trace record and calibrate --check share (--budget, --io, strategies, --threads).</summary>
+    internal static EngineSettings Settings(CliArgs args) => new()
+    {
+        BudgetBytes = args.Option("budget") is { } b ? ParseBytes(b) : null,
+        IoMode = args.Option("io") ?? "direct",
+        Cache = args.Option("cache") ?? "lru",
+        Prefetch = args.Option("prefetch") ?? "none",
+        Routing = args.Option("routing") ?? "unchanged",
+        Io = args.Option("io-scheduler") ?? "fifo",
+        Threads = args.Int("threads", 0),
+    };
+
+    /// <summary>The sampling options (--temp, --top-k, --top-p, --seed).</summary>
+    internal static SamplerOptions Sampling(CliArgs args) => new()
+    {
+        Temperature = (float)args.Double("temp", 0),
+        TopK = args.Int("top-k", 0),
+        TopP = (float)args.Double("top-p", 1),
+        Seed = (ulong)args.Int("seed", 42),
+    };
+
+    internal static long ParseBytes(string text) =>
         MoeLab.Harness.Experiments.ByteSize.TryParse(text, out long b) ? b : throw new CliUsageException($"'{text}' is not a size (examples: 512MiB, 2GB, 1073741824B)");
 }

@@ -6,34 +6,41 @@ using MoeLab.Harness.Traces;
 
 namespace MoeLab.Harness.Cli;
 
-/// <summary><c>moelab trace import|export|synth|stats</c>: routing-trace conversion, generation and statistics.</summary>
+/// <summary><c>moelab trace record|import|export|synth|stats</c>: routing-trace recording, conversion, generation and statistics.</summary>
 public sealed class TraceCommand : ICliCommand
 {
     public string Name => "trace";
 
-    public string Summary => "import, export (incl. libCacheSim oracleGeneral), synthesize and summarize routing traces";
+    public string Summary => "record (from the engine), import, export (incl. libCacheSim oracleGeneral), synthesize and summarize routing traces";
 
     public string Usage =>
-        "usage: moelab trace import IN [--format lines|jsonl|csv|moelab] [--layers L] [--experts E] [--model NAME] --out OUT.mltrace [--half-weights]\n" +
+        "usage: moelab trace record --model F.gguf (--prompt \"...\" ... | --prompts FILE) [-n 64] --out OUT.mltrace [--next-gate]\n" +
+        "                              [--budget 512MiB --io direct|buffered --cache lru --prefetch none --routing unchanged --io-scheduler fifo]\n" +
+        "                              [--temp 0 --top-k 0 --top-p 1 --seed 42 --threads N] [--half-weights] [--no-csv]\n" +
+        "       moelab trace import IN [--format lines|jsonl|csv|moelab|oracle-general|oracle-general-csv] [--layers L] [--experts E] [--model NAME] --out OUT.mltrace [--half-weights]\n" +
         "       moelab trace export IN [--format F] [--layers L] --to moelab|csv|jsonl|lines|oracle-general|oracle-general-csv --out OUT\n" +
         "                              [--skip-tokens N] [--unit experts|bytes --model-preset NAME --expert-type Q4_K]\n" +
         "       moelab trace synth --out OUT [--model-preset NAME | --layers 32 --experts 64 --k 4] [--tokens 1000] [--zipf 0.8]\n" +
         "                              [--reuse 0.3] [--cross-layer 0.2] [--seed 42] [--no-weights]\n" +
         "       moelab trace stats IN [--format F] [--layers L] [--skip-tokens N] [--json]\n" +
+        "record writes OUT.mltrace and its CSV form OUT.csv (every forward pass: prompt and generated tokens; header 'prompts'\n" +
+        "= first:prompt_tokens:generated per prompt); --next-gate adds OUT.nextgate.mltrace/.csv, layer l+1's router on the\n" +
+        "hidden state entering layer l. --prompts FILE: one prompt per line.\n" +
         "oracle-general: libCacheSim's 24-byte records (obj_id = layer*experts + expert; obj_size 1 per expert, or its bytes\n" +
         "with --unit bytes); oracle-general-csv: the same as clock_time,obj_id,obj_size,next_access_vtime lines.";
 
     public int Run(CliArgs args)
     {
-        if (args.Positional.Count == 0) throw new CliUsageException("which action: import, export, synth or stats?");
+        if (args.Positional.Count == 0) throw new CliUsageException("which action: record, import, export, synth or stats?");
         string action = args.Positional[0];
         return action switch
         {
+            "record" => Record(args),
             "import" => Import(args),
             "export" => Export(args),
             "synth" => Synth(args),
             "stats" => Stats(args),
-            _ => throw new CliUsageException($"unknown trace action '{action}'; use import, export, synth or stats"),
+            _ => throw new CliUsageException($"unknown trace action '{action}'; use record, import, export, synth or stats"),
         };
     }
 
@@ -45,6 +52,57 @@ public sealed class TraceCommand : ICliCommand
         string? format = args.Option("format");
         int layers = args.Int("layers", 0), experts = args.Int("experts", 0);
         return TraceFiles.Load(path, format, layers > 0 ? layers : null, experts > 0 ? experts : null);
+    }
+
+    private static int Record(CliArgs args)
+    {
+        string model = args.Required("model");
+        var prompts = new List<string>(args.Options("prompt"));
+        if (args.Option("prompts") is { } promptFile)
+        {
+            if (!File.Exists(promptFile)) throw new CliUsageException($"--prompts: file '{promptFile}' does not exist");
+            prompts.AddRange(File.ReadAllLines(promptFile).Where(l => l.Length > 0));
+        }
+
+        if (prompts.Count == 0) throw new CliUsageException("give --prompt \"...\" (repeatable) or --prompts FILE");
+        string output = args.Required("out");
+        var settings = GenerateCommand.Settings(args);
+        var sampling = GenerateCommand.Sampling(args);
+        int n = args.Int("n", 64);
+        bool nextGate = args.Flag("next-gate");
+        bool half = args.Flag("half-weights");
+        bool csv = !args.Flag("no-csv");
+        args.EnsureAllUsed();
+        if (args.Positional.Count > 1) throw new CliUsageException($"unexpected argument '{args.Positional[1]}'");
+        if (n < 0) throw new CliUsageException("-n must not be negative");
+        sampling.Validate();
+
+        var r = TraceRecording.Record(new TraceRecordOptions { ModelPath = model, Settings = settings, Prompts = prompts, Tokens = n, Sampling = sampling, NextGate = nextGate });
+        string stem = Path.ChangeExtension(output, null);
+        MoelabTraceFormat.Write(r.Trace, output, half);
+        if (csv) TraceCsvFormat.Write(r.Trace, stem + ".csv");
+        if (r.NextGate is { } ng)
+        {
+            MoelabTraceFormat.Write(ng, stem + ".nextgate.mltrace", half);
+            if (csv) TraceCsvFormat.Write(ng, stem + ".nextgate.csv");
+        }
+
+        long hits = 0, misses = 0, bytes = 0;
+        double seconds = 0;
+        foreach (var s in r.DecodeSteps)
+        {
+            hits += s.Experts.Hits + s.Experts.PrefetchHits;
+            misses += s.Experts.Misses;
+            bytes += s.Experts.BytesRead;
+            seconds += s.WallSeconds;
+        }
+
+        int decoded = r.Prompts.Sum(p => p.Generation.Generated.Length);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{output}: {r.Trace.Tokens} tokens ({decoded} generated) × {r.Trace.Layers} layers, {r.Trace.Requests} requests, {r.Trace.ExpertsPerLayer} experts per layer{(csv ? $"; {stem}.csv" : "")}{(r.NextGate is null ? "" : $"; next-gate guesses in {stem}.nextgate.mltrace")}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"engine ({r.IoModeLabel}): {(seconds > 0 ? decoded / seconds : 0):F2} tokens/s decode, hit rate {(hits + misses > 0 ? hits / (double)(hits + misses) : 1):P1}, {bytes / 1e6:F1} MB read while decoding"));
+        return 0;
     }
 
     private static int Import(CliArgs args)

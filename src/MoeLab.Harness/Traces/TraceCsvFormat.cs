@@ -6,7 +6,8 @@ namespace MoeLab.Harness.Traces;
 
 /// <summary>
 /// The CSV form of a moelab trace, for spreadsheets and pandas. Header entries come first as <c># key=value</c>
-/// comment lines (<c>layers</c> and <c>experts</c> are required), then one row per step:
+/// comment lines (<c>layers</c> and <c>experts</c> are required; <c>weights=yes|no</c> says whether router weights
+/// follow, else the first row decides), then one row per step:
 /// <code>
 /// token,layer,experts,weights
 /// 0,0,3 4,0.61 0.39
@@ -23,9 +24,10 @@ public static class TraceCsvFormat
         w.Write("# moelab-trace-csv v1\n");
         w.Write($"# layers={trace.Layers.ToString(CultureInfo.InvariantCulture)}\n");
         w.Write($"# experts={trace.ExpertsPerLayer.ToString(CultureInfo.InvariantCulture)}\n");
+        w.Write(trace.HasWeights ? "# weights=yes\n" : "# weights=no\n"); // a first step may be empty (next-gate guesses)
         foreach (var (key, value) in trace.Header.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
-            if (key is "layers" or "experts") continue;
+            if (key is "layers" or "experts" or "weights") continue;
             w.Write($"# {key.Replace('\n', ' ').Replace('=', '_')}={value.Replace('\n', ' ')}\n");
         }
 
@@ -93,6 +95,16 @@ public static class TraceCsvFormat
         header.Remove("layers");
         header.Remove("experts");
         bool? withWeights = null;
+        if (header.Remove("weights", out string? weightsLine))
+        {
+            withWeights = weightsLine.Trim() switch
+            {
+                "yes" => true,
+                "no" => false,
+                _ => throw new InvalidDataException($"{name}: '# weights={weightsLine}': expected yes or no"),
+            };
+        }
+
         RoutingTraceBuilder? b = null;
         var ids = new List<int>();
         var ws = new List<float>();
@@ -118,8 +130,8 @@ public static class TraceCsvFormat
 
             withWeights ??= ws.Count > 0;
             b ??= new RoutingTraceBuilder(layers, experts, withWeights.Value);
-            if (withWeights.Value && ws.Count != ids.Count)
-                throw new InvalidDataException($"{name}: line {lineNo}: {ids.Count} experts but {ws.Count} weights");
+            if (withWeights.Value ? ws.Count != ids.Count : ws.Count > 0)
+                throw new InvalidDataException($"{name}: line {lineNo}: {ids.Count} experts but {ws.Count} weights{(withWeights.Value ? "" : " (this trace has no weights)")}");
             try
             {
                 b.AddStep(ids.ToArray(), withWeights.Value ? ws.ToArray() : default);
@@ -132,7 +144,7 @@ public static class TraceCsvFormat
             expectStep++;
         }
 
-        b ??= new RoutingTraceBuilder(layers, experts, false);
+        b ??= new RoutingTraceBuilder(layers, experts, withWeights ?? false);
         if (expectStep % layers != 0) throw new InvalidDataException($"{name}: {expectStep} steps is not a whole number of tokens of {layers} layers");
         foreach (var (k, v) in header) b.Header[k] = v;
         return b.Build();

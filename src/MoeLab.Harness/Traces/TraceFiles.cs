@@ -27,7 +27,9 @@ public static class TraceFiles
             "csv" => TraceCsvFormat.Read(path),
             "jsonl" => JsonlTraceFormat.Read(path, layers, experts),
             "lines" => LinesTraceFormat.Read(path, layers ?? throw new ArgumentException($"{path}: the lines format needs --layers L (it does not record the model's shape)"), experts),
-            _ => throw new ArgumentException($"unknown trace format '{format}'; known: {string.Join(", ", Formats)}"),
+            "oracle-general" => OracleGeneralImport.ReadBinary(path, experts ?? 0, layers),
+            "oracle-general-csv" => OracleGeneralImport.ReadCsv(path, experts ?? 0, layers),
+            _ => throw new ArgumentException($"unknown trace format '{format}'; known: {string.Join(", ", Formats)}, oracle-general, oracle-general-csv (read only)"),
         };
     }
 
