@@ -43,6 +43,32 @@ public sealed class CellQueueTests
     }
 
     [Fact]
+    public void ASubmittedAgainFailedCellGetsFreshAttemptsWhileOthersAreLeftAlone()
+    {
+        var clock = new ManualClock();
+        var queue = new CellQueue(TimeSpan.FromSeconds(10), maxAttempts: 1, clock);
+        Assert.Equal(SubmitOutcome.Queued, queue.Submit("a", Cell));
+        Assert.Equal(SubmitOutcome.Queued, queue.Submit("b", Cell));
+        Assert.Equal(SubmitOutcome.AlreadyPresent, queue.Submit("a", Cell)); // pending: untouched
+        queue.TryLease("agent-1");
+        clock.Now += TimeSpan.FromSeconds(11);
+        queue.ReapExpired();
+        Assert.Equal(CellState.Failed, queue.Find("a")!.State);
+
+        // A resumed experiment submits it again: one more lease, counted afresh against maxAttempts.
+        Assert.Equal(SubmitOutcome.Requeued, queue.Submit("a", Cell));
+        var again = queue.TryLease("agent-2")!;
+        Assert.Equal(("a", 2), (again.CellId, again.Attempt));
+        Assert.Throws<LeaseConflictException>(() => queue.ApplyEvents("agent-1", "a", new EventBatch(1, 0, [], null, [])));
+        queue.Complete("agent-2", "a", new CompletionRequest(2, true, null, 0, null));
+        var status = queue.Status("a")!;
+        Assert.Equal(CellState.Succeeded, status.State);
+        Assert.Equal(2, status.History.Length); // lost lease, then "submitted again"
+        Assert.Equal(SubmitOutcome.AlreadyPresent, queue.Submit("a", Cell)); // finished: kept as it is
+        Assert.Equal(CellState.Succeeded, queue.Find("a")!.State);
+    }
+
+    [Fact]
     public void HeartbeatsKeepALeaseAlive()
     {
         var clock = new ManualClock();

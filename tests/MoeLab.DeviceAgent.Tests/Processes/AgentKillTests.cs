@@ -87,6 +87,60 @@ public sealed partial class AgentKillTests(ITestOutputHelper output)
         rig.AssertEqualsLocalRun(records);
     }
 
+    [Fact]
+    [Trait("Category", "Slow")]
+    public void With_one_attempt_the_killed_agents_cell_is_recorded_failed_with_the_reason_the_rest_is_kept_and_resume_runs_it_again()
+    {
+        using var rig = new ProcessRig("fail");
+        string model = rig.Model("small.gguf", "small-qwen3moe", GgmlType.Q4_0);
+        var (_, address) = rig.Serve(LeaseSeconds, HeartbeatSeconds, maxAttempts: 1);
+        string experiment = rig.Experiment("fail", address, model, """
+            prompts: ["The expert cache"]
+            generate: 300
+            repetitions: 1
+            threads: 1
+            matrix:
+              cache: [lru]
+              budget: [2MiB, 4MiB]
+              io_mode: [buffered]
+            """);
+        using var queue = WaitForQueue(address, rig);
+        var run = rig.Start("moelab run", "run", experiment, "--results", rig.Results, "--no-report");
+        var agentA = rig.Agent(address, "device-a");
+        string victim = Started().Match(agentA.WaitForLine(Started().IsMatch, TimeSpan.FromMinutes(2))).Groups[1].Value;
+        ProcessRig.WaitFor(queue, victim, s => s.TokensReceived > 0, TimeSpan.FromSeconds(60), rig.Outputs);
+        agentA.Freeze();
+        agentA.KillNine();
+
+        var failed = ProcessRig.WaitFor(queue, victim, s => s.IsFinished, TimeSpan.FromSeconds(LeaseSeconds + 30), rig.Outputs);
+        Assert.Equal(CellState.Failed, failed.State);
+        Assert.Contains("failed after 1 attempts; last: attempt 1: agent agent-1 sent nothing for 3 s", failed.Error);
+
+        // The other cell still runs (on a second agent); the run ends with one failure, recorded with the reason.
+        rig.Agent(address, "device-b");
+        Assert.True(run.WaitForExit(TimeSpan.FromMinutes(3)) == 1, rig.Outputs());
+        var store = rig.Store("fail")!;
+        var kept = store.LoadCells();
+        Assert.Single(kept);
+        Assert.NotEqual(victim, kept[0].CellId);
+        var failure = Assert.Single(store.LoadFailures());
+        Assert.Equal(victim, failure.CellId);
+        Assert.Contains("sent nothing for 3 s", failure.Error);
+        byte[] keptBytes = File.ReadAllBytes(store.CellPath(kept[0].CellId));
+
+        // --resume submits the failed cell again; the coordinator gives it a fresh attempt and the set completes.
+        var resumed = rig.Start("moelab run --resume", "run", experiment, "--results", rig.Results, "--no-report", "--resume");
+        Assert.True(resumed.WaitForExit(TimeSpan.FromMinutes(3)) == 0, rig.Outputs());
+        Assert.Contains("1 of 2 cells already finished", resumed.Output);
+        var records = store.LoadCells();
+        Assert.Equal(2, records.Select(r => r.CellId).Distinct().Count());
+        Assert.Equal(2, records.Count);
+        Assert.Empty(store.LoadFailures());
+        Assert.Equal(keptBytes, File.ReadAllBytes(store.CellPath(kept[0].CellId)));
+        Assert.Equal(2, queue.Status(victim).Attempt);
+        rig.AssertEqualsLocalRun(records);
+    }
+
     private static CoordinatorQueueClient WaitForQueue(Uri address, ProcessRig rig)
     {
         WaitUntil(() => File.Exists(rig.TokenFile), TimeSpan.FromSeconds(10), rig.Outputs);
