@@ -27,6 +27,13 @@ public interface IExpertSource
     /// </summary>
     void Request(in RoutingObservation observed);
 
+    /// <summary>
+    /// Which of a layer's requested experts to compute next: the index in <paramref name="experts"/> of one not yet
+    /// <paramref name="done"/> whose weights are in RAM now, else blocks until one is. Lets the model compute cached
+    /// experts while the misses are still being read. An all-resident source answers in routing order.
+    /// </summary>
+    int NextReady(int layer, ReadOnlySpan<int> experts, ReadOnlySpan<bool> done) => done.IndexOf(false);
+
     /// <summary>Blocks until the expert's weights are in RAM and returns them; valid until <see cref="Release"/>.</summary>
     ExpertWeights Acquire(int layer, int expert);
 

@@ -198,6 +198,42 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         if (slices > 0) _work.Release(slices);
     }
 
+    public int NextReady(int layer, ReadOnlySpan<int> experts, ReadOnlySpan<bool> done)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            long t0 = 0;
+            while (true)
+            {
+                int pending = -1;
+                for (int j = 0; j < experts.Length; j++)
+                {
+                    if (done[j]) continue;
+                    int s = _slotOf[KeyIndex(layer, experts[j])];
+                    if (s < 0 || _slots[s].Pins == 0 || _slots[s].State is SlotState.Ready or SlotState.Failed)
+                    {
+                        // Ready (or not requested, or failed: Acquire serves or reports it). A wait here is this expert's stall.
+                        if (t0 != 0 && s >= 0)
+                        {
+                            long waited = Stopwatch.GetTimestamp() - t0;
+                            _slots[s].StallTicks = waited;
+                            _stallTicks += waited;
+                        }
+
+                        return j;
+                    }
+
+                    pending = j;
+                }
+
+                if (pending < 0) throw new InvalidOperationException($"layer {layer}: every requested expert is already computed");
+                if (t0 == 0) t0 = Stopwatch.GetTimestamp();
+                Monitor.Wait(_gate);
+            }
+        }
+    }
+
     public ExpertWeights Acquire(int layer, int expert)
     {
         ExpertEvent ev = default;

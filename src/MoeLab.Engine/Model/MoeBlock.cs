@@ -26,6 +26,8 @@ public sealed class MoeBlock
     private readonly WeightMatrix _router;
     private readonly WeightMatrix? _sharedGate, _sharedUp, _sharedDown, _sharedGateInput;
     private readonly float[] _probs, _weights, _gate, _up, _expertOut, _sharedScalar;
+    private readonly float[] _routedOut; // one hidden-sized output per routed expert, summed in routing order
+    private readonly bool[] _computed;
     private readonly int[] _experts;
     private readonly QuantizedVector _xq, _hq;
 
@@ -56,6 +58,8 @@ public sealed class MoeBlock
         _gate = new float[ff];
         _up = new float[ff];
         _expertOut = new float[c.Hidden];
+        _routedOut = new float[c.ExpertsUsed * c.Hidden];
+        _computed = new bool[c.ExpertsUsed];
         _sharedScalar = new float[1];
         _xq = new QuantizedVector(c.Hidden);
         _hq = new QuantizedVector(ff);
@@ -110,21 +114,35 @@ public sealed class MoeBlock
         rt.Observer?.Observe(observed);
         rt.Source.Request(observed);
 
+        // Experts are computed in the order their weights become ready (cached ones first, then misses as their reads
+        // land), so compute overlaps the remaining reads; each result is kept and the weighted sum is taken in routing
+        // order afterwards, so the logits are bit-identical to computing them in routing order.
         output.Clear();
         double stall = 0;
-        for (int j = 0; j < k; j++)
+        var computed = _computed.AsSpan(0, k);
+        computed.Clear();
+        int hidden = output.Length;
+        for (int n = 0; n < k; n++)
         {
             long t0 = Stopwatch.GetTimestamp();
+            int j = rt.Source.NextReady(_moeIndex, _experts.AsSpan(0, k), computed);
             var e = rt.Source.Acquire(_moeIndex, _experts[j]);
             stall += Stopwatch.GetElapsedTime(t0).TotalSeconds;
             try
             {
-                Expert(e.Gate, e.Up, e.Down, _weights[j], output);
+                Expert(e.Gate, e.Up, e.Down, _routedOut.AsSpan(j * hidden, hidden));
             }
             finally
             {
                 rt.Source.Release(_moeIndex, _experts[j]);
             }
+
+            computed[j] = true;
+        }
+
+        for (int j = 0; j < k; j++)
+        {
+            TensorPrimitives.MultiplyAdd(_routedOut.AsSpan(j * hidden, hidden), _weights[j], output, output);
         }
 
         if (_sharedGate is { } sg)
@@ -136,21 +154,22 @@ public sealed class MoeBlock
                 scale = Ops.Sigmoid(_sharedScalar[0]);
             }
 
-            Expert(sg, _sharedUp!.Value, _sharedDown!.Value, scale, output);
+            Expert(sg, _sharedUp!.Value, _sharedDown!.Value, _expertOut);
+            TensorPrimitives.MultiplyAdd(_expertOut, scale, output, output);
         }
 
         return stall;
     }
 
-    private void Expert(in WeightMatrix gate, in WeightMatrix up, in WeightMatrix down, float weight, Span<float> output)
+    /// <summary>down(silu(gate·x) ⊙ up·x) for the quantized input in _xq, into <paramref name="result"/> (unweighted).</summary>
+    private void Expert(in WeightMatrix gate, in WeightMatrix up, in WeightMatrix down, Span<float> result)
     {
         int ff = gate.Rows;
         var g = _gate.AsSpan(0, ff);
         _pool.MatVec2(gate, up, _xq, g, _up.AsSpan(0, ff));
         VectorOps.SwiGlu(g, _up.AsSpan(0, ff));
         _hq.Set(g);
-        _pool.MatVec(down, _hq, _expertOut);
-        TensorPrimitives.MultiplyAdd(_expertOut, weight, output, output);
+        _pool.MatVec(down, _hq, result);
     }
 }
 
