@@ -49,7 +49,10 @@ public sealed record RegisterResponse(string AgentId, string SessionToken, doubl
 /// <summary>A cell leased to an agent. <c>Cell</c> is the resolved run cell as the harness serialized it.</summary>
 public sealed record WorkLease(string CellId, int Attempt, JsonElement Cell);
 
-/// <summary>One generated token with the engine's counters for it.</summary>
+/// <summary>
+/// One generated token with the engine's counters for it. Hits, Misses and PrefetchHits are disjoint: each expert
+/// the router demanded is exactly one of them (a prefetch hit is not also a hit).
+/// </summary>
 public sealed record TokenEvent(
     int Repetition,
     int Index,

@@ -133,6 +133,13 @@ public sealed record CellResult
     /// <summary>Of those, positions whose logits were bit-identical to the exact model's (all of them for an exact strategy).</summary>
     public int? IdenticalLogitPositions { get; init; }
 
+    /// <summary>
+    /// The measured tokens' expert demands split by MoE layer (hits, misses and prefetch hits are disjoint, as in
+    /// <see cref="TokenEvent"/>; summed over layers they equal the token rows' totals). Empty when the target did
+    /// not count per layer (results written before this field existed).
+    /// </summary>
+    public LayerExpertCounts[] ExpertsByLayer { get; init; } = [];
+
     /// <summary>Generated text per repetition.</summary>
     public string[] Texts { get; init; } = [];
 
@@ -143,6 +150,25 @@ public sealed record CellResult
 
     /// <summary>How the result was produced: "engine" or "simulator:&lt;profile&gt;".</summary>
     public string Source { get; init; } = "engine";
+}
+
+/// <summary>One MoE layer's expert demands over a cell's measured tokens.</summary>
+public sealed record LayerExpertCounts(int Layer, long Hits, long Misses, long PrefetchHits)
+{
+    [JsonIgnore]
+    public long Requests => Hits + Misses + PrefetchHits;
+
+    /// <summary>Demands served from RAM (cached or prefetched) over all demands; NaN without demands.</summary>
+    [JsonIgnore]
+    public double HitRate => Requests == 0 ? double.NaN : (Hits + PrefetchHits) / (double)Requests;
+
+    /// <summary>Per-layer spans (hits, misses, prefetch hits of equal length) as rows, one per layer.</summary>
+    public static LayerExpertCounts[] Of(ReadOnlySpan<long> hits, ReadOnlySpan<long> misses, ReadOnlySpan<long> prefetchHits)
+    {
+        var rows = new LayerExpertCounts[hits.Length];
+        for (int l = 0; l < rows.Length; l++) rows[l] = new LayerExpertCounts(l, hits[l], misses[l], prefetchHits[l]);
+        return rows;
+    }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = false)]

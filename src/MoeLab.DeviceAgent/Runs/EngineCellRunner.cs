@@ -112,6 +112,8 @@ public sealed class EngineCellRunner : ICellRunner
         long hits = 0, misses = 0, prefetchHits = 0, bytes = 0, issued = 0, unused = 0;
         double io = 0, compute = 0, stall = 0, seconds = 0;
         int tokens = 0;
+        // Per-layer split of the measured tokens' demands (warm-up and prompt passes are not counted, as in the totals).
+        var layers = session.Model.ExpertSource.LayerCounters is { } lc ? new MoeLab.Engine.Experts.ExpertLayerTally(lc) : null;
         for (int rep = 0; rep < Math.Max(1, cell.Repetitions); rep++)
         {
             foreach (string prompt in cell.Prompts)
@@ -137,7 +139,7 @@ public sealed class EngineCellRunner : ICellRunner
                         (int)step.Experts.PrefetchHits, step.Experts.BytesRead, step.Experts.IoSeconds * 1e3, step.ComputeSeconds * 1e3, step.StallSeconds * 1e3);
                     events.Add(e);
                     onToken?.Invoke(e);
-                }, cancel);
+                }, cancel, layers);
                 texts.Add(result.Text);
                 foreach (var s in result.Steps)
                 {
@@ -176,6 +178,7 @@ public sealed class EngineCellRunner : ICellRunner
             PeakRssBytes = PeakRss(),
             PrefetchPrecision = prefetching && issued > 0 ? (issued - unused) / (double)issued : null,
             PrefetchRecall = prefetching && hits + misses + prefetchHits > 0 ? prefetchHits / (double)(hits + misses + prefetchHits) : null,
+            ExpertsByLayer = layers is null ? [] : LayerExpertCounts.Of(layers.Hits, layers.Misses, layers.PrefetchHits),
             Texts = [.. texts],
             TokenEvents = [.. events],
             Source = "engine",

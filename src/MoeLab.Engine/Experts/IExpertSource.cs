@@ -47,6 +47,9 @@ public interface IExpertSource
     /// <summary>Cumulative counters; snapshot per token and subtract for deltas.</summary>
     ExpertSourceCounters Counters => default;
 
+    /// <summary>The demand counters split by layer (null: this source does not count per layer).</summary>
+    ExpertLayerCounters? LayerCounters => null;
+
     /// <summary>Where every served expert is reported (null: nowhere).</summary>
     IExpertEventSink? EventSink
     {

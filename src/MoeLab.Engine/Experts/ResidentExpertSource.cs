@@ -19,6 +19,7 @@ public sealed unsafe class ResidentExpertSource : IExpertSource, IDisposable
     private int _requestedCount;
     private int _requestedLayer = -1;
     private long _hits;
+    private readonly ExpertLayerCounters _layerCounters;
 
     /// <summary>Reads every expert of <paramref name="layout"/> (buffered) into RAM.</summary>
     public ResidentExpertSource(ExpertLayout layout)
@@ -28,6 +29,7 @@ public sealed unsafe class ResidentExpertSource : IExpertSource, IDisposable
         _bufferOffset = new long[n];
         _requested = new int[layout.ExpertsPerLayer];
         _requestedWeights = new float[layout.ExpertsPerLayer];
+        _layerCounters = new ExpertLayerCounters(layout.Layers);
         long total = 0;
         for (int l = 0; l < layout.Layers; l++)
         {
@@ -75,6 +77,8 @@ public sealed unsafe class ResidentExpertSource : IExpertSource, IDisposable
 
     public ExpertSourceCounters Counters => new(_hits, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 
+    public ExpertLayerCounters LayerCounters => _layerCounters;
+
     public void BeginToken(int token) => _token = token;
 
     public void Request(in RoutingObservation observed)
@@ -98,6 +102,7 @@ public sealed unsafe class ResidentExpertSource : IExpertSource, IDisposable
         }
 
         _hits++;
+        _layerCounters.Count(layer, ExpertOutcome.Hit);
         if (EventSink is { } sink)
         {
             float weight = float.NaN;

@@ -34,6 +34,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     private readonly ExpertReaders _readers;
     private readonly int _workingBuffers;
     private readonly Evictions _evictions;
+    private readonly ExpertLayerCounters _layerCounters;
     private byte* _slab;
     private int _freeCount;
     private int _pendingCount;
@@ -64,6 +65,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         _variants = Describe(store);
         _workingBuffers = options.WorkingBuffers;
         _evictions = new Evictions(this);
+        _layerCounters = new ExpertLayerCounters(_layout.Layers);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.WorkingBuffers, 1, nameof(options.WorkingBuffers));
         ArgumentOutOfRangeException.ThrowIfLessThan(scheduler.QueueDepth, 1, nameof(scheduler.QueueDepth));
 
@@ -130,6 +132,8 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     public int QueueDepth => _scheduler.QueueDepth;
 
     public IExpertEventSink? EventSink { get; set; }
+
+    public ExpertLayerCounters LayerCounters => _layerCounters;
 
     public ExpertSourceCounters Counters
     {
@@ -447,12 +451,14 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
                 slot.Prefetched = false;
                 slot.Outcome = ExpertOutcome.PrefetchHit;
                 _prefetchHits++;
+                _layerCounters.Count(layer, ExpertOutcome.PrefetchHit);
             }
             else
             {
                 // Includes an expert evicted but still in its buffer (pinned or loading): no read is needed.
                 slot.Outcome = ExpertOutcome.Hit;
                 _hits++;
+                _layerCounters.Count(layer, ExpertOutcome.Hit);
             }
 
             if (slot.State == SlotState.Queued) PromoteToDemand(s);
@@ -461,6 +467,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         }
 
         _misses++;
+        _layerCounters.Count(layer, ExpertOutcome.Miss);
         bool admitted = cacheIt && _cache.Admit(key, size, _time, _evictions);
         s = TakeFreeBuffer(wait: true);
         ref var fresh = ref _slots[s];

@@ -46,9 +46,10 @@ public sealed class TextGenerator(MoeModel model, TextTokenizer tokenizer)
 
     public TextTokenizer Tokenizer { get; } = tokenizer;
 
+    /// <param name="layerTally">Sums the expert source's per-layer counters over the decode steps only (not the prompt).</param>
     public GenerationResult Generate(
         string prompt, int maxTokens, Sampler sampler, bool stopAtEndOfGeneration = true,
-        Action<TokenStep, string>? onToken = null, CancellationToken cancel = default)
+        Action<TokenStep, string>? onToken = null, CancellationToken cancel = default, ExpertLayerTally? layerTally = null)
     {
         int[] promptTokens = Tokenizer.Encode(prompt);
         if (promptTokens.Length == 0)
@@ -86,7 +87,9 @@ public sealed class TextGenerator(MoeModel model, TextTokenizer tokenizer)
             }
 
             var before = source.Counters;
+            layerTally?.Begin();
             logits = Model.Forward(token);
+            layerTally?.End();
             var step = new TokenStep(i, token, Model.LastWallSeconds, Model.LastStallSeconds, source.Counters - before);
             decodeSeconds += step.WallSeconds;
             generated.Add(token);

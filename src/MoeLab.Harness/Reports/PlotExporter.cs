@@ -13,7 +13,7 @@ public sealed record PlotSet(IReadOnlyList<PlotFile> Plots, IReadOnlyList<string
 /// <summary>
 /// The report's plots (ScottPlot): tokens/s per cell with 95% CI error bars; hit rate vs cache size per policy
 /// (Belady dashed, as the offline bound); tokens/s vs RAM budget; SSD MB/s, RSS and temperature over time;
-/// quality cost vs speed with the Pareto front. Each as PNG and SVG.
+/// per-layer hit rate (layers × cells heatmap); quality cost vs speed with the Pareto front. Each as PNG and SVG.
 /// </summary>
 public sealed class PlotExporter : IResultExporter
 {
@@ -65,7 +65,9 @@ public sealed class PlotExporter : IResultExporter
             else plots.Add(plot);
         }
 
-        notDrawn.Add("per-layer hit-rate heatmap: targets report hits per token, not per layer (TokenEvent has no layer breakdown), so it cannot be drawn from these results");
+        var layered = results.Cells.Where(c => c.Result.ExpertsByLayer.Any(l => l.Requests > 0)).ToList();
+        if (layered.Count > 0) plots.Add(LayerHeatmap(dir, layered));
+        else notDrawn.Add("per-layer hit-rate heatmap: no finished cell has per-layer counts (results written before targets reported them)");
 
         var lossy = rows.Where(r => !double.IsNaN(r.MeanKl) || !double.IsNaN(r.Top1Agreement)).ToList();
         if (lossy.Count >= 2) plots.Add(Pareto(dir, lossy));
@@ -153,6 +155,50 @@ public sealed class PlotExporter : IResultExporter
         plot.YLabel(yLabel);
         if (results.Cells.Count <= 12) plot.ShowLegend();
         return Save(plot, dir, "timeline_" + metric, title, $"{title} ({metric}), sampled during each cell.");
+    }
+
+    /// <summary>Hit rate of each MoE layer (rows) in each cell (columns), cells ordered by cache policy, prefetcher, then budget.</summary>
+    private static PlotFile LayerHeatmap(string dir, List<CellRecord> cells)
+    {
+        var ordered = cells
+            .OrderBy(c => c.Cell.Cache, StringComparer.Ordinal)
+            .ThenBy(c => c.Cell.Prefetch, StringComparer.Ordinal)
+            .ThenBy(c => c.Cell.BudgetBytes ?? long.MaxValue)
+            .ThenBy(c => c.Name, StringComparer.Ordinal)
+            .ToList();
+        int layers = ordered.Max(c => c.Result.ExpertsByLayer.Max(l => l.Layer)) + 1;
+
+        // Row 0 is drawn at the top: put the deepest layer there so the y coordinate of a row is its layer.
+        var rates = new double[layers, ordered.Count];
+        for (int r = 0; r < layers; r++)
+        {
+            for (int c = 0; c < ordered.Count; c++) rates[r, c] = double.NaN;
+        }
+
+        for (int c = 0; c < ordered.Count; c++)
+        {
+            foreach (var l in ordered[c].Result.ExpertsByLayer) rates[layers - 1 - l.Layer, c] = l.HitRate;
+        }
+
+        var plot = new Plot();
+        var heatmap = plot.Add.Heatmap(rates);
+        heatmap.Colormap = new ScottPlot.Colormaps.Viridis();
+        heatmap.ManualRange = new ScottPlot.Range(0, 1);
+        heatmap.Position = new CoordinateRect(0, Math.Max(1, ordered.Count - 1), 0, Math.Max(1, layers - 1));
+        heatmap.RenderStrategy = new ScottPlot.Plottables.Heatmap.RenderStrategies.Rectangles(); // real vector cells in the SVG
+        plot.Add.ColorBar(heatmap).Label = "hit rate";
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ordered.Select((c, i) => new Tick(i, c.Name)).ToArray());
+        plot.Axes.Bottom.TickLabelStyle.Rotation = 30;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
+        plot.Axes.Bottom.MinimumSize = 10 + (6.5f * Math.Min(40, ordered.Max(c => c.Name.Length)));
+        int step = Math.Max(1, (layers + 15) / 16);
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            Enumerable.Range(0, layers).Where(l => l % step == 0).Select(l => new Tick(l, l.ToString(CultureInfo.InvariantCulture))).ToArray());
+        plot.Grid.IsVisible = false;
+        plot.YLabel("MoE layer");
+        return Save(plot, dir, "layer_hit_rate", "Per-layer hit rate",
+            "Expert hit rate of each MoE layer (rows, layer 0 at the bottom) in each cell (columns, ordered by cache policy, prefetcher, then budget) over the measured tokens: " +
+            "demands served from RAM (cached or prefetched) / all demands of that layer, 0 (dark) to 1 (yellow); counts in layers.csv.");
     }
 
     private static PlotFile Pareto(string dir, List<CellSummary> rows)

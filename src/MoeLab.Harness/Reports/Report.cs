@@ -5,9 +5,9 @@ namespace MoeLab.Harness.Reports;
 /// <summary>A report is a list of exporters run over one result set (BenchmarkDotNet's DefaultExporters).</summary>
 public static class Report
 {
-    /// <summary>The data views: tokens, summary, telemetry. Cells live in cells/*.json, so nothing is lost if a run dies before these are written.</summary>
+    /// <summary>The data views: tokens, summary, telemetry, per-layer counts. Cells live in cells/*.json, so nothing is lost if a run dies before these are written.</summary>
     public static IReadOnlyList<IResultExporter> DataExporters { get; } =
-        [new TokensCsvExporter(), new SummaryCsvExporter(), new SummaryJsonExporter(), new TelemetryCsvExporter(), new MarkdownTableExporter()];
+        [new TokensCsvExporter(), new SummaryCsvExporter(), new SummaryJsonExporter(), new TelemetryCsvExporter(), new LayersCsvExporter(), new MarkdownTableExporter()];
 
     /// <summary>After each cell: the per-cell tables only (rewriting every token row after every cell would grow quadratically).</summary>
     public static IReadOnlyList<string> WriteSummaries(ResultSet results) =>

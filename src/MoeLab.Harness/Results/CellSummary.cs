@@ -61,6 +61,7 @@ public sealed record CellSummary
 
     public long PrefetchHits { get; init; }
 
+    /// <summary>Demands served from RAM, cached or prefetched: (hits + prefetch hits) / (hits + misses + prefetch hits).</summary>
     public double HitRate { get; init; }
 
     public long BytesRead { get; init; }
@@ -102,7 +103,8 @@ public sealed record CellSummary
         var tokens = record.Result.TokenEvents;
         var perRep = TokensPerSecondByRepetition(tokens);
         var tps = Described.Of(perRep);
-        long hits = tokens.Sum(t => (long)t.Hits), misses = tokens.Sum(t => (long)t.Misses);
+        long hits = tokens.Sum(t => (long)t.Hits), misses = tokens.Sum(t => (long)t.Misses), prefetchHits = tokens.Sum(t => (long)t.PrefetchHits);
+        long requests = hits + misses + prefetchHits;
         long bytes = tokens.Sum(t => t.BytesRead);
         double wallSeconds = tokens.Sum(t => t.WallMs) / 1000.0;
         int n = tokens.Length;
@@ -134,8 +136,8 @@ public sealed record CellSummary
             TpsPerRepetition = perRep,
             Hits = hits,
             Misses = misses,
-            PrefetchHits = tokens.Sum(t => (long)t.PrefetchHits),
-            HitRate = hits + misses == 0 ? double.NaN : hits / (double)(hits + misses),
+            PrefetchHits = prefetchHits,
+            HitRate = requests == 0 ? double.NaN : (hits + prefetchHits) / (double)requests,
             BytesRead = bytes,
             BytesPerToken = PerToken(bytes),
             SsdMbPerS = wallSeconds > 0 ? bytes / 1e6 / wallSeconds : double.NaN,

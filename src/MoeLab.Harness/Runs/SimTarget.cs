@@ -56,19 +56,30 @@ public sealed class SimTarget : ICellTarget
     public CellResult Run(RunCell cell, Action<TokenEvent> onToken, CancellationToken cancel)
     {
         var setup = Setup(cell);
-        var options = setup.Options();
+        // The simulator's counters (and per-layer split) start after the warm-up tokens, as the reported rows do.
+        var options = setup.Options() with { WarmupTokens = cell.WarmupTokens };
         long capacity = Capacity(cell, setup);
         var events = new List<TokenEvent>();
         SimulationResult? last = null;
+        int layers = setup.Trace.Layers;
+        long[] layerHits = new long[layers], layerMisses = new long[layers], layerPrefetchHits = new long[layers];
         for (int rep = 0; rep < Math.Max(1, cell.Repetitions); rep++)
         {
             cancel.ThrowIfCancellationRequested();
             last = Simulator.Run(options, capacity);
+            for (int l = 0; l < layers; l++)
+            {
+                layerHits[l] += last.LayerHits[l] - last.LayerPrefetchHits[l];
+                layerMisses[l] += last.LayerMisses[l];
+                layerPrefetchHits[l] += last.LayerPrefetchHits[l];
+            }
+
             var rows = last.PerToken!;
             for (int i = cell.WarmupTokens; i < rows.Length; i++)
             {
                 var r = rows[i];
-                var e = new TokenEvent(rep, i - cell.WarmupTokens, -1, r.WallSeconds * 1e3, r.Hits, r.Misses, r.PrefetchHits, r.BytesRead,
+                // The simulator's hits include prefetch hits; a TokenEvent's are disjoint (as the engine's).
+                var e = new TokenEvent(rep, i - cell.WarmupTokens, -1, r.WallSeconds * 1e3, r.Hits - r.PrefetchHits, r.Misses, r.PrefetchHits, r.BytesRead,
                     r.IoSeconds * 1e3, r.ComputeSeconds * 1e3, r.StallSeconds * 1e3);
                 events.Add(e);
                 onToken(e);
@@ -97,6 +108,7 @@ public sealed class SimTarget : ICellTarget
             PrefetchPrecision = prefetching ? last.PrefetchPrecision : null,
             PrefetchRecall = prefetching ? last.PrefetchRecall : null,
             TokenEvents = events.ToArray(),
+            ExpertsByLayer = LayerExpertCounts.Of(layerHits, layerMisses, layerPrefetchHits),
             Source = "simulator:" + ProfileName,
         };
     }

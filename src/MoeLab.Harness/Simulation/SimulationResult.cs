@@ -40,6 +40,13 @@ public sealed record SimulationResult
     /// <summary>Demand hits on an expert a prefetch brought in and nothing used yet.</summary>
     public long PrefetchHits { get; init; }
 
+    /// <summary>Per MoE layer, over the counted (post-warm-up) tokens: <see cref="Hits"/> (prefetch hits included), <see cref="Misses"/>, <see cref="PrefetchHits"/>.</summary>
+    public long[] LayerHits { get; init; } = [];
+
+    public long[] LayerMisses { get; init; } = [];
+
+    public long[] LayerPrefetchHits { get; init; } = [];
+
     public long PrefetchReads { get; init; }
 
     /// <summary>Prefetched experts evicted before any demand used them.</summary>

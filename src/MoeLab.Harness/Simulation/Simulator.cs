@@ -101,7 +101,7 @@ public static class Simulator
             prefetcher = o.PrefetchFactory?.Invoke(ctx) ?? StrategyCatalog.CreatePrefetcher(o.Prefetch!, ctx);
         }
 
-        var state = new ReplayState(L * E);
+        var state = new ReplayState(L * E, L);
         var perToken = o.RecordTokens ? new TokenRecord[end - skip] : null;
         var sw = Stopwatch.StartNew();
         Replay(o, cache, prefetcher, state, skip, end, expertSize, perToken);
@@ -120,6 +120,9 @@ public static class Simulator
             Hits = state.Hits,
             Misses = state.Misses,
             PrefetchHits = state.PrefetchHits,
+            LayerHits = state.LayerHits,
+            LayerMisses = state.LayerMisses,
+            LayerPrefetchHits = state.LayerPrefetchHits,
             PrefetchReads = state.PrefetchReads,
             PrefetchWasted = state.Wasted,
             Predictions = state.Predictions,
@@ -146,8 +149,11 @@ public static class Simulator
     }
 
     /// <summary>Counters and per-expert flags of one replay; evictions clear the prefetch flag.</summary>
-    private sealed class ReplayState(int keys) : IEvictionSink
+    private sealed class ReplayState(int keys, int layers) : IEvictionSink
     {
+        public readonly long[] LayerHits = new long[layers];
+        public readonly long[] LayerMisses = new long[layers];
+        public readonly long[] LayerPrefetchHits = new long[layers];
         public readonly double[] ReadyAt = new double[keys];
         public readonly bool[] PrefetchedUnused = new bool[keys];
         public readonly bool[] Predicted = new bool[keys];
@@ -163,6 +169,9 @@ public static class Simulator
             Hits = Misses = PrefetchHits = PrefetchReads = Wasted = Predictions = PredictedDemands = PredictableDemands = 0;
             DemandBytes = PrefetchBytes = DenseBytes = 0;
             Compute = Io = Stall = 0;
+            Array.Clear(LayerHits);
+            Array.Clear(LayerMisses);
+            Array.Clear(LayerPrefetchHits);
         }
 
         public void OnEvicted(ExpertKey key, long size)
@@ -240,16 +249,19 @@ public static class Simulator
                     if (cache.Access(key, expertSize, time))
                     {
                         tok.Hits++;
+                        s.LayerHits[l]++;
                         if (s.PrefetchedUnused[idx])
                         {
                             s.PrefetchedUnused[idx] = false;
                             tok.PrefetchHits++;
+                            s.LayerPrefetchHits[l]++;
                             readyAt = Math.Max(readyAt, s.ReadyAt[idx]);
                         }
                     }
                     else
                     {
                         tok.Misses++;
+                        s.LayerMisses[l]++;
                         missBytes += expertBytes;
                         cache.Admit(key, expertSize, time, s);
                     }

@@ -14,9 +14,9 @@ public sealed class ReportTests
         RunLoopTests.Runner(new ScriptedTarget(), store).Run(cells, CancellationToken.None);
         var results = ResultSet.Load(store);
         var files = Report.WriteAll(results);
-        foreach (string name in new[] { "manifest.json", "summary.csv", "summary.json", "tokens.csv", "telemetry.csv", "summary.md", "report.md", "report.html" })
+        foreach (string name in new[] { "manifest.json", "summary.csv", "summary.json", "tokens.csv", "telemetry.csv", "layers.csv", "summary.md", "report.md", "report.html" })
             Assert.True(File.Exists(Path.Combine(store.Directory, name)), name);
-        foreach (string plot in new[] { "tokens_per_s", "hit_rate_vs_cache_size", "tokens_per_s_vs_budget", "timeline_rss_bytes" })
+        foreach (string plot in new[] { "tokens_per_s", "hit_rate_vs_cache_size", "tokens_per_s_vs_budget", "timeline_rss_bytes", "layer_hit_rate" })
         {
             foreach (string ext in new[] { ".png", ".svg" })
             {
@@ -32,8 +32,28 @@ public sealed class ReportTests
         Assert.DoesNotContain("src=\"plots/", html);
         string md = File.ReadAllText(Path.Combine(store.Directory, "report.md"));
         Assert.Contains("![Tokens/s per cell](plots/tokens_per_s.png)", md);
-        Assert.Contains("per-layer hit-rate heatmap", md);
+        Assert.Contains("![Per-layer hit rate](plots/layer_hit_rate.png)", md);
+        Assert.Contains("Expert hit rate of each MoE layer (rows, layer 0 at the bottom) in each cell", md);
+        Assert.DoesNotContain("per-layer hit-rate heatmap", md); // drawn, so not listed as missing
+        Assert.Contains("<h3>Per-layer hit rate</h3>", html);
+        Assert.Contains("<rect", File.ReadAllText(Path.Combine(store.Directory, "plots", "layer_hit_rate.svg")));
+        ResultChecks.LayersSumToSummary(store.Directory, 4);
         Assert.Contains("1.00 (baseline)", md);
+    }
+
+    [Fact]
+    public void WithoutPerLayerCountsTheHeatmapIsListedAsNotDrawn()
+    {
+        // Cells written before targets reported per-layer counts (or by a target that cannot) load without them.
+        var (_, cells, store) = RunLoopTests.Fresh();
+        RunLoopTests.Runner(new ScriptedTarget(), store).Run(cells.Take(2).ToList(), CancellationToken.None);
+        var old = ResultStore.Create(Path.GetDirectoryName(Path.GetDirectoryName(store.Directory))!, "old", DateTimeOffset.UtcNow);
+        old.WriteManifest(store.ReadManifest());
+        foreach (var c in store.LoadCells()) old.WriteCell(c with { Result = c.Result with { ExpertsByLayer = [] } });
+        Report.WriteAll(ResultSet.Load(old.Directory));
+        Assert.False(File.Exists(Path.Combine(old.Directory, "plots", "layer_hit_rate.png")));
+        Assert.Contains("per-layer hit-rate heatmap: no finished cell has per-layer counts", File.ReadAllText(Path.Combine(old.Directory, "report.md")));
+        Assert.Single(File.ReadAllLines(Path.Combine(old.Directory, "layers.csv"))); // the header only
     }
 
     [Fact]

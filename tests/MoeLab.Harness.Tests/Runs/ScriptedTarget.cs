@@ -28,6 +28,8 @@ internal sealed class ScriptedTarget(string name = "test-double") : ICellTarget
         var rng = new Random(HashCode.Combine(cell.CellId.Length, cell.Seed, (int)(cell.BudgetBytes ?? 0)));
         double hitRate = cell.BudgetBytes is { } b ? Math.Min(0.95, b / (double)(8 << 20)) : 1.0;
         var events = new List<TokenEvent>();
+        // 8 demands per token over 4 layers, 2 each: demand k belongs to layer k / 2.
+        long[] layerHits = new long[4], layerMisses = new long[4];
         for (int rep = 0; rep < cell.Repetitions; rep++)
         {
             for (int i = 0; i < cell.GenerateTokens; i++)
@@ -35,8 +37,16 @@ internal sealed class ScriptedTarget(string name = "test-double") : ICellTarget
                 int hits = 0, misses = 0;
                 for (int k = 0; k < 8; k++)
                 {
-                    if (rng.NextDouble() < hitRate) hits++;
-                    else misses++;
+                    if (rng.NextDouble() < hitRate)
+                    {
+                        hits++;
+                        layerHits[k / 2]++;
+                    }
+                    else
+                    {
+                        misses++;
+                        layerMisses[k / 2]++;
+                    }
                 }
 
                 double io = misses * (0.5 + rng.NextDouble());
@@ -60,6 +70,7 @@ internal sealed class ScriptedTarget(string name = "test-double") : ICellTarget
             ExpertHits = events.Sum(e => e.Hits),
             ExpertMisses = events.Sum(e => e.Misses),
             TokenEvents = events.ToArray(),
+            ExpertsByLayer = LayerExpertCounts.Of(layerHits, layerMisses, new long[4]),
             PeakRssBytes = 100 << 20,
             Source = "test-double",
         };

@@ -56,6 +56,34 @@ public sealed class SimTargetTests : IDisposable
     }
 
     [Fact]
+    public void PerLayerCountsAreDisjointAndSumToThePostWarmupTotals()
+    {
+        var r = new SimTarget(Device).Run(Cell(prefetch: "oracle"), _ => { }, CancellationToken.None);
+        Assert.True(r.PrefetchHits > 0, "an oracle prefetcher must produce prefetch hits");
+        Assert.Equal(Enumerable.Range(0, 4), r.ExpertsByLayer.Select(l => l.Layer));
+        Assert.Equal(r.ExpertHits, r.ExpertsByLayer.Sum(l => l.Hits));
+        Assert.Equal(r.ExpertMisses, r.ExpertsByLayer.Sum(l => l.Misses));
+        Assert.Equal(r.PrefetchHits, r.ExpertsByLayer.Sum(l => l.PrefetchHits));
+
+        // Disjoint outcomes: every demanded expert of the 2 × 30 measured tokens is one of the three, in every layer.
+        Assert.All(r.ExpertsByLayer, l => Assert.Equal(60 * 4, l.Hits + l.Misses + l.PrefetchHits));
+        Assert.Equal(60 * 4 * 4, r.TokenEvents.Sum(e => (long)e.Hits + e.Misses + e.PrefetchHits));
+
+        // Each layer's figures equal a direct replay's over tokens 5..34 (its hits include prefetch hits).
+        var setup = new SimulationSetup
+        {
+            Trace = TraceFiles.Load(_trace), Preset = SimulationSetup.FindPreset("small-qwen3moe"), Profile = Device,
+            Unit = MoeLab.Strategies.CacheUnit.Bytes, MaxTokens = 35, Prefetch = MoeLab.Strategies.StrategySpec.Of("oracle"),
+        };
+        var direct = Simulator.Run(setup.Options() with { WarmupTokens = 5 }, 4_000_000);
+        for (int l = 0; l < 4; l++)
+        {
+            Assert.Equal(2 * direct.LayerMisses[l], r.ExpertsByLayer[l].Misses);
+            Assert.Equal(2 * (direct.LayerHits[l] - direct.LayerPrefetchHits[l]), r.ExpertsByLayer[l].Hits);
+        }
+    }
+
+    [Fact]
     public void PreflightRefusesWhatATraceCannotReplay()
     {
         var target = new SimTarget(Device);
