@@ -134,6 +134,15 @@ public sealed record ModelPreset
             LinearKeyHeads = 2, LinearValueHeads = 4, LinearKeyHeadDim = 16, LinearValueHeadDim = 16, ConvKernel = 4,
         },
         new() { Name = "tiny-mixtral", Architecture = "llama", Layers = 2, Hidden = 64, Heads = 4, KvHeads = 2, HeadDim = 16, Experts = 8, ExpertsUsed = 2, ExpertFeedForward = 32, Vocab = 400, ContextLength = 512, NormEpsilon = 1e-5 },
+        // Small models with rows of 256, so llama-quantize's K-quant presets apply without block-32 fallbacks (parity checks).
+        new() { Name = "small-mixtral", Architecture = "llama", Layers = 4, Hidden = 256, Heads = 8, KvHeads = 2, HeadDim = 32, Experts = 8, ExpertsUsed = 2, ExpertFeedForward = 512, Vocab = 512, ContextLength = 1024, NormEpsilon = 1e-5 },
+        new()
+        {
+            Name = "small-qwen35moe", Architecture = "qwen35moe", Layers = 4, Hidden = 256, Heads = 4, KvHeads = 2, HeadDim = 64,
+            Experts = 16, ExpertsUsed = 4, ExpertFeedForward = 256, SharedFeedForward = 256, Vocab = 512, ContextLength = 1024,
+            RopeBase = 10_000_000, FullAttentionInterval = 4, PartialRotary = 0.25,
+            LinearKeyHeads = 2, LinearValueHeads = 4, LinearKeyHeadDim = 64, LinearValueHeadDim = 64, ConvKernel = 4,
+        },
         new() { Name = "small-qwen3moe", Architecture = "qwen3moe", Layers = 4, Hidden = 256, Heads = 8, KvHeads = 2, HeadDim = 32, Experts = 32, ExpertsUsed = 4, ExpertFeedForward = 256, Vocab = 512, ContextLength = 1024 },
     ];
 

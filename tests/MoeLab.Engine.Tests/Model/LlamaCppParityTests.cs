@@ -74,6 +74,86 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
         Assert.True(max <= tolerance, $"{quant}: max |Δlogit| {max} > {tolerance}");
     }
 
+    public static TheoryData<string, string, string, double> LayoutCases() => new()
+    {
+        // Fused attn_qkv (+ biases) and fused ffn_gate_up_exps as other converters write them (llama.cpp's
+        // create_tensor_qkv / create_tensor_gate_up_exps); tolerances as above.
+        { "tiny-qwen3moe", "fused-qkv,qkv-bias", "F16", 4e-3 },
+        { "small-qwen3moe", "fused-qkv", "Q4_K_M", 5e-2 },
+        { "tiny-mixtral", "fused-qkv,qkv-bias", "F16", 1e-2 },
+        { "small-mixtral", "fused-qkv", "Q8_0", 3e-2 },
+        { "small-mixtral", "", "Q4_0", 5e-2 },
+        // Q4_K_M puts Mixtral's attn_output in Q5_K (n_expert == 8): refused at load until MoeLab has a Q5_K kernel.
+        { "small-mixtral", "", "Q4_K_M", 5e-2 },
+        { "small-qwen35moe", "fused-gate-up", "Q8_0", 3e-2 },
+        { "small-qwen35moe", "fused-gate-up", "Q6_K", 3e-2 },
+    };
+
+    [LlamaCppTheory]
+    [MemberData(nameof(LayoutCases))]
+    public void Tensor_layout_variants_match_llama_cpp(string preset, string layout, string quant, double tolerance)
+    {
+        string dumper = Environment.GetEnvironmentVariable("MOELAB_LLAMA_LOGITS")!;
+        string bin = Environment.GetEnvironmentVariable("MOELAB_LLAMA_BIN")!;
+        var p = ModelPreset.Find(preset)!;
+        var flags = layout.Split(',', StringSplitOptions.RemoveEmptyEntries);
+        string f16 = Path.Combine(_dir, $"{preset}-F16.gguf");
+        ModelSynthesizer.Write(new SynthOptions(p, Math.Min(p.Layers, 4), GgmlType.F16, Seed: 11)
+        {
+            FusedQkv = flags.Contains("fused-qkv"),
+            FusedGateUp = flags.Contains("fused-gate-up"),
+            AttentionBias = flags.Contains("qkv-bias"),
+        }, f16);
+        string model = f16;
+        if (quant != "F16")
+        {
+            model = Path.Combine(_dir, $"{preset}-{quant}.gguf");
+            Run(Path.Combine(bin, "llama-quantize"), $"{f16} {model} {quant}");
+        }
+
+        var unsupported = GgufFile.Open(model).Tensors.FirstOrDefault(t => t.Dims.Length > 1 && !MoeLab.Engine.Kernels.MatVec.Supports(t.Type));
+        if (unsupported is not null)
+        {
+            var e = Assert.Throws<GgufFormatException>(() => MoeModel.Load(model).Dispose());
+            Assert.Contains(unsupported.Type.ToString(), e.Message);
+            output.WriteLine($"{preset} {layout} {quant}: refused as expected: {e.Message}");
+            return;
+        }
+
+        string theirs = Path.Combine(_dir, "llama.bin"), theirRouter = Path.Combine(_dir, "llama-router.csv");
+        Run(dumper, $"{model} {string.Join(',', Tokens)} {theirs} {theirRouter} --threads 2 --kv-f32 --no-fa");
+        var (max, same, total) = Compare(model, theirs, theirRouter);
+        output.WriteLine($"{preset} {layout} {quant}: max |Δlogit| {max:G4}; router {same}/{total} identical");
+        Assert.Equal(total, same);
+        Assert.True(max <= tolerance, $"{preset} {layout} {quant}: max |Δlogit| {max} > {tolerance}");
+    }
+
+    private static (double Max, int Same, int Total) Compare(string model, string theirs, string theirRouter)
+    {
+        var observer = new Routes();
+        using var m = MoeModel.Load(model, new ModelOptions { Threads = 2, MaxContext = 32, Observer = observer });
+        using var r = new BinaryReader(File.OpenRead(theirs));
+        Assert.Equal("LGTS"u8.ToArray(), r.ReadBytes(4));
+        Assert.Equal(Tokens.Length, r.ReadInt32());
+        int vocab = r.ReadInt32();
+        Assert.Equal(m.Config.Vocab, vocab);
+        r.ReadBytes(4 * Tokens.Length);
+        double max = 0;
+        foreach (int t in Tokens)
+        {
+            var ours = m.Forward(t);
+            for (int v = 0; v < vocab; v++)
+            {
+                max = Math.Max(max, Math.Abs(r.ReadSingle() - ours[v]));
+            }
+        }
+
+        var llamaRoutes = File.ReadLines(theirRouter).Skip(1).Select(l => l.Split(',').Select(int.Parse).ToArray())
+            .GroupBy(f => (f[0], f[1])).ToDictionary(g => g.Key, g => g.Select(f => f[3]).Order().ToArray());
+        int same = observer.Seen.Count(kv => llamaRoutes.TryGetValue(kv.Key, out var e) && e.SequenceEqual(kv.Value.Order()));
+        return (max, same, observer.Seen.Count);
+    }
+
     private static void Run(string exe, string args)
     {
         using var p = Process.Start(new ProcessStartInfo(exe, args) { RedirectStandardError = true, RedirectStandardOutput = true })!;
