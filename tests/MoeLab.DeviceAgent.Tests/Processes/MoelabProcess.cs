@@ -31,16 +31,27 @@ internal sealed partial class MoelabProcess : IDisposable
     /// <summary>Everything printed so far, stdout and stderr interleaved as it arrived.</summary>
     public string Output => string.Join("\n", _lines);
 
-    public static MoelabProcess Start(string label, string workingDirectory, params string[] args)
+    public static MoelabProcess Start(string label, string workingDirectory, params string[] args) =>
+        Start(label, workingDirectory, "dotnet", [Path.Combine(AppContext.BaseDirectory, "moelab.dll"), .. args]);
+
+    /// <summary>
+    /// The standalone device agent (the program .ci/run publishes with NativeAOT): the binary named by
+    /// MOELAB_TEST_AGENT_BINARY when set (e.g. the AOT publish output), else <c>dotnet moelab-agent.dll</c>.
+    /// </summary>
+    public static MoelabProcess StartStandaloneAgent(string label, string workingDirectory, params string[] args) =>
+        Environment.GetEnvironmentVariable("MOELAB_TEST_AGENT_BINARY") is { Length: > 0 } binary
+            ? Start(label + $" ({binary})", workingDirectory, binary, args)
+            : Start(label, workingDirectory, "dotnet", [Path.Combine(AppContext.BaseDirectory, "moelab-agent.dll"), .. args]);
+
+    private static MoelabProcess Start(string label, string workingDirectory, string program, string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(program)
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "moelab.dll"));
         foreach (string a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         var p = new MoelabProcess(new Process { StartInfo = psi }, label);

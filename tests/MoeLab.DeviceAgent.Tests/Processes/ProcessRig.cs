@@ -62,7 +62,18 @@ internal sealed partial class ProcessRig : IDisposable
     }
 
     public MoelabProcess Agent(Uri coordinator, string name, params string[] extra) =>
-        Start("moelab agent " + name, ["agent", "--coordinator", coordinator.ToString(), "--token-file", TokenFile, "--models", Models, "--name", name, "--telemetry-hz", "20", .. extra]);
+        Start("moelab agent " + name, ["agent", .. AgentArgs(coordinator, name), .. extra]);
+
+    /// <summary>The standalone agent program (<c>moelab-agent</c>, the one published with NativeAOT for devices).</summary>
+    public MoelabProcess StandaloneAgent(Uri coordinator, string name)
+    {
+        var p = MoelabProcess.StartStandaloneAgent("moelab-agent " + name, Work, AgentArgs(coordinator, name));
+        _processes.Add(p);
+        return p;
+    }
+
+    private string[] AgentArgs(Uri coordinator, string name) =>
+        ["--coordinator", coordinator.ToString(), "--token-file", TokenFile, "--models", Models, "--name", name, "--telemetry-hz", "20"];
 
     /// <summary>An experiment on target agents that submits to the coordinator at <paramref name="coordinator"/>.</summary>
     public string Experiment(string name, Uri coordinator, string model, string body)

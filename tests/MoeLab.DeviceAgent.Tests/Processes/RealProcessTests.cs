@@ -9,7 +9,8 @@ using MoeLab.Harness.Coordinator;
 namespace MoeLab.DeviceAgent.Tests.Processes;
 
 /// <summary>
-/// Three real processes on loopback: <c>moelab serve</c>, a <c>moelab agent</c> with its own models directory, and
+/// Three real processes on loopback: <c>moelab serve</c>, the standalone device agent <c>moelab-agent</c> (the
+/// program published with NativeAOT) with its own models directory, and
 /// <c>moelab run</c> of an experiment whose target is agents, which finds the running coordinator and submits its
 /// cells there. The results equal a local run of the same cells; then the running processes are attacked with the
 /// refusal table and neither crashes.
@@ -22,7 +23,7 @@ public sealed class RealProcessTests
         using var rig = new ProcessRig("e2e");
         string model = rig.Model("tiny.gguf", "tiny-qwen3moe", GgmlType.Q8_0);
         var (serve, address) = rig.Serve(leaseSeconds: 10, heartbeatSeconds: 1);
-        var agent = rig.Agent(address, "device-1");
+        var agent = rig.StandaloneAgent(address, "device-1");
         string experiment = rig.Experiment("e2e", address, model, """
             prompts: ["The expert cache", "Once upon a time"]
             generate: 16
