@@ -4,7 +4,7 @@ using MoeLab.Engine.Gguf;
 namespace MoeLab.Engine.Kernels;
 
 /// <summary>Block formats back to floats, exactly as ggml's dequantize_row_* define the values.</summary>
-public static unsafe class Dequantizer
+public static unsafe partial class Dequantizer
 {
     public static bool CanDequantize(GgmlType type) => Quantizer.CanQuantize(type);
 
@@ -43,6 +43,7 @@ public static unsafe class Dequantizer
                     case GgmlType.Q2_K: Q2_K(x, y); break;
                     case GgmlType.Q3_K: Q3_K(x, y); break;
                     case GgmlType.Q8_K: Q8_K(x, y); break;
+                    default: DequantizeQ5Block(type, x, y); break;
                 }
             }
         }

@@ -9,13 +9,13 @@ namespace MoeLab.Engine.Kernels;
 /// algorithms of ggml-quants.c (quantize_row_*_ref) so that files written here load and behave in llama.cpp.
 /// Not a hot path: used by model synthesis and requantization.
 /// </summary>
-public static class Quantizer
+public static partial class Quantizer
 {
     private const float GroupMaxEps = 1e-15f;
 
     public static bool CanQuantize(GgmlType type) => type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16
         or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.Q2_K or GgmlType.Q3_K
-        or GgmlType.Q8_K;
+        or GgmlType.Q8_K or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q5_K;
 
     /// <summary>Quantizes one row; <paramref name="src"/>'s length must be a multiple of the type's block size.</summary>
     public static void QuantizeRow(GgmlType type, ReadOnlySpan<float> src, Span<byte> dst)
@@ -50,6 +50,7 @@ public static class Quantizer
                 case GgmlType.Q2_K: Q2_K(x, y); break;
                 case GgmlType.Q3_K: Q3_K(x, y); break;
                 case GgmlType.Q8_K: Q8_K(x, y); break;
+                default: QuantizeQ5Block(type, x, y); break;
             }
         }
     }
