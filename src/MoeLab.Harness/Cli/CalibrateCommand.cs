@@ -16,10 +16,16 @@ public sealed class CalibrateCommand : ICliCommand
         "usage: moelab calibrate [--out experiments/devices/host.yaml] [--dir /tmp] [--size 1GiB] [--blocks 4,64,256,1024]\n" +
         "                        [--depths 1,4,16] [--seconds 1.5] [--threads N] [--fio]\n" +
         "--dir must be on the disk to measure (not tmpfs: O_DIRECT needs a real filesystem). --fio also runs fio randread\n" +
-        "(libaio, direct=1) at 1024 KiB × the largest depth on the same kind of file and records it as a cross-check.";
+        "(libaio, direct=1) at 1024 KiB × the largest depth on the same kind of file and records it as a cross-check.\n" +
+        "       moelab calibrate --check --model F.gguf|synth:PRESET:layers=N,quant=Q --budget 25%|512MiB [--profile host]\n" +
+        "                        [--cache lru] [--prefetch none] [--io-scheduler fifo] [--prompt \"...\" ...] [-n 32] [--threads N] [--json]\n" +
+        "--check runs the engine under the budget (O_DIRECT reads), records its routing, replays it through the simulator with\n" +
+        "the profile and the file's shape, and prints measured vs predicted tokens/s (error), hit ratio and bytes read.\n" +
+        "A budget in % is of the file's routed expert bytes. Synthesized models are written once into models/.";
 
     public int Run(CliArgs args)
     {
+        if (args.Flag("check")) return Check(args);
         string? outPath = args.Option("out");
         string dir = args.Option("dir") ?? Path.GetTempPath();
         long size = AgentMain.ByteCount(args.Option("size") ?? "1GiB", "size");
@@ -41,6 +47,71 @@ public sealed class CalibrateCommand : ICliCommand
         File.WriteAllText(outPath, "# Written by `moelab calibrate`; rerun it to refresh. Figures are measurements of this machine.\n" + profile.ToYaml());
         Console.WriteLine($"wrote {outPath}");
         return 0;
+    }
+
+    private static int Check(CliArgs args)
+    {
+        string model = new MoeLab.Harness.Runs.LocalTarget().ResolveModel(args.Required("model"));
+        string budgetText = args.Required("budget");
+        var profile = DeviceProfile.Resolve(args.Option("profile") ?? "host");
+        var prompts = args.Options("prompt").ToList();
+        if (prompts.Count == 0) prompts.Add("The expert cache keeps the hot experts in RAM while the rest stream from the SSD");
+        int n = args.Int("n", 32);
+        bool json = args.Flag("json");
+        var settings = new MoeLab.DeviceAgent.Runs.EngineSettings
+        {
+            BudgetBytes = Budget(budgetText, model),
+            IoMode = args.Option("io") ?? "direct",
+            Cache = args.Option("cache") ?? "lru",
+            Prefetch = args.Option("prefetch") ?? "none",
+            Io = args.Option("io-scheduler") ?? "fifo",
+            Threads = args.Int("threads", 0),
+        };
+        args.EnsureAllUsed();
+        args.EnsureNoPositional();
+        var r = CalibrationCheck.Run(new CalibrationCheckOptions { ModelPath = model, Settings = settings, Prompts = prompts, Tokens = n, Profile = profile });
+        if (json)
+        {
+            var o = new System.Text.Json.Nodes.JsonObject
+            {
+                ["model"] = Path.GetFileName(model),
+                ["profile"] = profile.Name,
+                ["budget_bytes"] = settings.BudgetBytes,
+                ["cache_capacity_bytes"] = r.CacheCapacityBytes,
+                ["cache"] = settings.Cache,
+                ["prefetch"] = settings.Prefetch,
+                ["io_mode"] = r.IoMode,
+                ["tokens"] = r.Measured.Tokens,
+                ["measured_tokens_per_s"] = r.Measured.TokensPerSecond,
+                ["predicted_tokens_per_s"] = r.Predicted.TokensPerSecond,
+                ["tokens_per_s_error"] = r.TokensPerSecondError,
+                ["measured_hit_ratio"] = r.Measured.HitRatio,
+                ["predicted_hit_ratio"] = r.Predicted.HitRatio,
+                ["measured_bytes_read"] = r.Measured.BytesRead,
+                ["predicted_bytes_read"] = r.Predicted.BytesRead,
+                ["counts_match"] = r.CountsMatch,
+                ["load_average"] = r.LoadAverage,
+            };
+            Console.WriteLine(o.ToJsonString());
+        }
+        else
+        {
+            Console.Write(CalibrationCheck.Table(r));
+        }
+
+        return r.CountsMatch ? 0 : 2;
+    }
+
+    /// <summary>A size, or a percentage of the file's routed expert bytes.</summary>
+    private static long Budget(string text, string model)
+    {
+        if (text.EndsWith('%') && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double pct) && pct > 0)
+        {
+            long experts = MoeLab.Engine.Gguf.GgufFile.Open(model).Tensors.Where(MoeLab.Engine.Model.ExpertTensors.IsRoutedExpert).Sum(t => t.ByteSize);
+            return (long)(experts * pct / 100);
+        }
+
+        return GenerateCommand.ParseBytes(text);
     }
 
     private static void CrossCheckWithFio(DeviceProfile profile, string dir, long size, int depth)

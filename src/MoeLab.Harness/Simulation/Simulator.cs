@@ -56,8 +56,9 @@ public sealed record SimulationOptions
 /// classes the engine drives) and charges a device <see cref="CostModel"/>. The replay loop allocates nothing
 /// itself; scope (global / per-layer) and admission come from the catalog like every other policy parameter.
 /// Timeline per layer: the dense part runs, the router's experts are looked up, the misses go to the SSD as one
-/// batch, the prefetcher's predictions follow as a second batch (one FIFO queue), then the experts are computed once
-/// every demanded expert (missed or still in flight from a prefetch) has arrived; waiting is stall.
+/// batch, the prefetcher's predictions follow as a second batch (one FIFO queue), then the experts are computed in
+/// the router's order, each once it has arrived (the m-th miss when the batch's first m + 1 reads are done), so
+/// later reads overlap earlier experts' compute as in the engine; waiting is stall.
 /// </summary>
 public static class Simulator
 {
@@ -101,7 +102,7 @@ public static class Simulator
             prefetcher = o.PrefetchFactory?.Invoke(ctx) ?? StrategyCatalog.CreatePrefetcher(o.Prefetch!, ctx);
         }
 
-        var state = new ReplayState(L * E, L);
+        var state = new ReplayState(L * E, L, MaxStep(trace));
         var perToken = o.RecordTokens ? new TokenRecord[end - skip] : null;
         var sw = Stopwatch.StartNew();
         Replay(o, cache, prefetcher, state, skip, end, expertSize, perToken);
@@ -149,7 +150,7 @@ public static class Simulator
     }
 
     /// <summary>Counters and per-expert flags of one replay; evictions clear the prefetch flag.</summary>
-    private sealed class ReplayState(int keys, int layers) : IEvictionSink
+    private sealed class ReplayState(int keys, int layers, int maxStep) : IEvictionSink
     {
         public readonly long[] LayerHits = new long[layers];
         public readonly long[] LayerMisses = new long[layers];
@@ -158,6 +159,8 @@ public static class Simulator
         public readonly bool[] PrefetchedUnused = new bool[keys];
         public readonly bool[] Predicted = new bool[keys];
         public readonly int[] Batch = new int[keys];
+        public readonly double[] StepReady = new double[maxStep]; // when each expert of the current step is in RAM
+        public readonly int[] StepMissOrdinal = new int[maxStep]; // -1 hit, else its place in the step's miss batch
         public int ExpertsPerLayer;
         public long Hits, Misses, PrefetchHits, PrefetchReads, Wasted, Predictions, PredictedDemands, PredictableDemands;
         public long DemandBytes, PrefetchBytes, DenseBytes;
@@ -231,7 +234,7 @@ public static class Simulator
                 var ids = trace.Experts(t, l);
                 var weights = trace.Weights(t, l);
                 long missBytes = 0;
-                double readyAt = now;
+                int missCount = 0;
                 for (int i = 0; i < ids.Length; i++)
                 {
                     int idx = (l * E) + ids[i];
@@ -246,6 +249,8 @@ public static class Simulator
                         }
                     }
 
+                    s.StepMissOrdinal[i] = -1;
+                    s.StepReady[i] = now;
                     if (cache.Access(key, expertSize, time))
                     {
                         tok.Hits++;
@@ -255,7 +260,7 @@ public static class Simulator
                             s.PrefetchedUnused[idx] = false;
                             tok.PrefetchHits++;
                             s.LayerPrefetchHits[l]++;
-                            readyAt = Math.Max(readyAt, s.ReadyAt[idx]);
+                            s.StepReady[i] = Math.Max(now, s.ReadyAt[idx]);
                         }
                     }
                     else
@@ -263,6 +268,7 @@ public static class Simulator
                         tok.Misses++;
                         s.LayerMisses[l]++;
                         missBytes += expertBytes;
+                        s.StepMissOrdinal[i] = missCount++;
                         cache.Admit(key, expertSize, time, s);
                     }
 
@@ -271,10 +277,17 @@ public static class Simulator
 
                 if (missBytes > 0)
                 {
+                    // One FIFO batch: the m-th miss is in RAM once the batch's first m + 1 experts are read.
+                    double start = Math.Max(now, ioFree);
                     double d = cost?.ReadSeconds(missBytes) ?? 0;
-                    ioFree = Math.Max(now, ioFree) + d;
+                    for (int i = 0; i < ids.Length; i++)
+                    {
+                        int m = s.StepMissOrdinal[i];
+                        if (m >= 0) s.StepReady[i] = m == missCount - 1 ? start + d : start + (cost?.ReadSeconds((m + 1) * expertBytes) ?? 0);
+                    }
+
+                    ioFree = start + d;
                     tok.IoSeconds += d;
-                    readyAt = Math.Max(readyAt, ioFree);
                     s.DemandBytes += missBytes;
                     tok.BytesRead += missBytes;
                 }
@@ -316,9 +329,19 @@ public static class Simulator
                     }
                 }
 
-                double stall = readyAt - now;
-                tok.StallSeconds += stall;
-                now = readyAt + (ids.Length * expertCompute);
+                // The experts compute in the router's order, each as soon as it is in RAM (the engine acquires them one by
+                // one while the rest still load): waiting for one is stall, later reads overlap earlier experts' compute.
+                for (int i = 0; i < ids.Length; i++)
+                {
+                    if (s.StepReady[i] > now)
+                    {
+                        tok.StallSeconds += s.StepReady[i] - now;
+                        now = s.StepReady[i];
+                    }
+
+                    now += expertCompute;
+                }
+
                 tok.ComputeSeconds += ids.Length * expertCompute;
             }
 

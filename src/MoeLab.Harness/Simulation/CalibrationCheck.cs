@@ -1,0 +1,209 @@
+using System.Globalization;
+using MoeLab.DeviceAgent.Runs;
+using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Model;
+using MoeLab.Harness.Traces;
+using MoeLab.Strategies;
+
+namespace MoeLab.Harness.Simulation;
+
+/// <summary>What <c>moelab calibrate --check</c> runs: an engine run to record and measure, and the profile to predict it with.</summary>
+public sealed record CalibrationCheckOptions
+{
+    public required string ModelPath { get; init; }
+
+    /// <summary>Engine settings: a budget is required (without one nothing streams and there is nothing to check).</summary>
+    public required EngineSettings Settings { get; init; }
+
+    public required IReadOnlyList<string> Prompts { get; init; }
+
+    public int Tokens { get; init; } = 32;
+
+    public required DeviceProfile Profile { get; init; }
+}
+
+/// <summary>The same decode tokens, measured by the engine and predicted by the simulator.</summary>
+public sealed record CalibrationFigures
+{
+    public int Tokens { get; init; }
+
+    public double Seconds { get; init; }
+
+    public long Hits { get; init; }
+
+    public long Misses { get; init; }
+
+    public long BytesRead { get; init; }
+
+    /// <summary>Engine: wall time minus expert waits; simulator: dense + expert compute.</summary>
+    public double ComputeSeconds { get; init; }
+
+    public double StallSeconds { get; init; }
+
+    public double TokensPerSecond => Seconds > 0 ? Tokens / Seconds : 0;
+
+    public double HitRatio => Hits + Misses == 0 ? 0 : Hits / (double)(Hits + Misses);
+}
+
+public sealed record CalibrationCheckResult
+{
+    public required CalibrationCheckOptions Options { get; init; }
+
+    public required CostModel Cost { get; init; }
+
+    public required CalibrationFigures Measured { get; init; }
+
+    public required CalibrationFigures Predicted { get; init; }
+
+    public required string IoMode { get; init; }
+
+    public long CacheCapacityBytes { get; init; }
+
+    /// <summary>1-, 5- and 15-minute load averages when the run ended (a figure from a busy machine is noisy).</summary>
+    public required string LoadAverage { get; init; }
+
+    /// <summary>Predicted over measured tokens/s, minus one: +0.10 = the simulator predicts 10% faster than the engine ran.</summary>
+    public double TokensPerSecondError => Measured.TokensPerSecond > 0 ? (Predicted.TokensPerSecond / Measured.TokensPerSecond) - 1 : double.NaN;
+
+    /// <summary>Hits, misses and bytes read agree exactly (same trace, same policy classes, same capacity).</summary>
+    public bool CountsMatch => Measured.Hits == Predicted.Hits && Measured.Misses == Predicted.Misses && Measured.BytesRead == Predicted.BytesRead;
+}
+
+/// <summary>
+/// Checks the simulator against the engine on this machine: records a trace from a real engine run under a budget
+/// and strategy (direct reads, so the disk is really read), replays that trace through the simulator with the same
+/// cache policy class, capacity and a cost model built from the device profile and the model file's own shape, and
+/// compares the decode tokens' tokens/s, hit ratio and bytes read. Only decode tokens count; prompt tokens are
+/// replayed too (they fill the cache in both), but neither side times them.
+/// </summary>
+public static class CalibrationCheck
+{
+    public static CalibrationCheckResult Run(CalibrationCheckOptions o)
+    {
+        if (o.Settings.BudgetBytes is null) throw new ArgumentException("the check needs a budget (--budget): with every expert resident nothing streams");
+        var run = TraceRecording.Record(new TraceRecordOptions { ModelPath = o.ModelPath, Settings = o.Settings, Prompts = o.Prompts, Tokens = o.Tokens });
+        string load = LoadAverage();
+        return Compare(o, run, load);
+    }
+
+    /// <summary>Replays a recorded run and sets the simulator's figures beside the engine's.</summary>
+    public static CalibrationCheckResult Compare(CalibrationCheckOptions o, TraceRecordingResult run, string loadAverage)
+    {
+        var cost = CostFor(o.ModelPath, o.Profile, run.QueueDepth);
+        long capacity = run.CacheCapacityBytes ?? throw new ArgumentException("the recorded run had no budget");
+        var sim = Simulator.Run(new SimulationOptions
+        {
+            Trace = run.Trace,
+            Cache = StrategySpec.Parse(o.Settings.Cache),
+            Prefetch = o.Settings.Prefetch == "none" ? null : StrategySpec.Parse(o.Settings.Prefetch),
+            Unit = CacheUnit.Bytes,
+            Scope = CacheScope.Global,
+            ExpertBytes = cost.ExpertBytes,
+            Cost = cost,
+            RecordTokens = true,
+        }, capacity);
+
+        int tokens = 0;
+        long hits = 0, misses = 0, bytes = 0;
+        double compute = 0, stall = 0;
+        for (int t = 0; t < sim.PerToken!.Length; t++)
+        {
+            if (!run.IsDecode(t)) continue;
+            var r = sim.PerToken[t];
+            tokens++;
+            hits += r.Hits;
+            misses += r.Misses;
+            bytes += r.BytesRead;
+            compute += r.ComputeSeconds;
+            stall += r.StallSeconds;
+        }
+
+        var predicted = new CalibrationFigures { Tokens = tokens, Seconds = compute + stall, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = compute, StallSeconds = stall };
+
+        tokens = 0;
+        hits = misses = bytes = 0;
+        double seconds = 0;
+        stall = 0;
+        foreach (var s in run.DecodeSteps)
+        {
+            tokens++;
+            hits += s.Experts.Hits + s.Experts.PrefetchHits;
+            misses += s.Experts.Misses;
+            bytes += s.Experts.BytesRead;
+            seconds += s.WallSeconds;
+            stall += s.StallSeconds;
+        }
+
+        var measured = new CalibrationFigures { Tokens = tokens, Seconds = seconds, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = seconds - stall, StallSeconds = stall };
+        return new CalibrationCheckResult
+        {
+            Options = o, Cost = cost, Measured = measured, Predicted = predicted, IoMode = run.IoModeLabel, CacheCapacityBytes = capacity, LoadAverage = loadAverage,
+        };
+    }
+
+    /// <summary>
+    /// The cost model for a model file on a device: expert bytes from the file's expert layout, dense bytes per token
+    /// = every weight a decode step reads outside the routed experts (all tensors but the experts and the token
+    /// embedding, of which one row is read), reads of one expert slice at a time (the engine reads gate, up and down
+    /// separately) at the engine's queue depth.
+    /// </summary>
+    public static CostModel CostFor(string modelPath, DeviceProfile profile, int queueDepth)
+    {
+        var file = GgufFile.Open(modelPath);
+        var config = ModelConfig.FromGguf(file);
+        var layout = ExpertTensors.Layout(file, config);
+        long dense = file.Tensors.Where(t => !ExpertTensors.IsRoutedExpert(t) && t.Name != "token_embd.weight").Sum(t => t.ByteSize);
+        if (file.FindTensor("output.weight") is null && file.FindTensor("token_embd.weight") is { } tied) dense += tied.ByteSize; // tied output head
+        ref readonly var first = ref layout[0, 0];
+        long slice = Math.Max(first.Gate.Length, Math.Max(first.Up.Length, first.Down.Length));
+        return new CostModel
+        {
+            ProfileName = profile.Name,
+            Storage = new StorageModel(profile.Storage.Reads),
+            ExpertBytes = layout.MaxExpertBytes,
+            DenseBytesPerToken = dense,
+            ExpertBytesPerSecond = profile.Compute.ExpertGbPerS * 1e9,
+            DenseBytesPerSecond = profile.Compute.DenseGbPerS * 1e9,
+            PerTokenOverheadSeconds = profile.Compute.PerTokenOverheadMs * 1e-3,
+            BlockBytes = slice,
+            QueueDepth = Math.Max(1, queueDepth),
+            RamBytes = profile.Memory.AvailableToModelBytes,
+        };
+    }
+
+    public static string LoadAverage()
+    {
+        try
+        {
+            string[] f = File.ReadAllText("/proc/loadavg").Split(' ');
+            return string.Join(' ', f.Take(3));
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return "unknown";
+        }
+    }
+
+    public static string Table(CalibrationCheckResult r)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var m = r.Measured;
+        var p = r.Predicted;
+        var sb = new System.Text.StringBuilder();
+        sb.Append(string.Create(inv, $"model {Path.GetFileName(r.Options.ModelPath)}; budget {r.Options.Settings.BudgetBytes / 1048576.0:F1} MiB (cache {r.CacheCapacityBytes / 1048576.0:F1} MiB = {r.CacheCapacityBytes / r.Cost.ExpertBytes} experts of {r.Cost.ExpertBytes / 1e6:F3} MB); cache {r.Options.Settings.Cache}, prefetch {r.Options.Settings.Prefetch}, io {r.IoMode}\n"));
+        sb.Append(string.Create(inv, $"cost model ({r.Cost.ProfileName}): dense {r.Cost.DenseBytesPerToken / 1e6:F1} MB/token at {r.Cost.DenseBytesPerSecond / 1e9:F2} GB/s + {r.Cost.PerTokenOverheadSeconds * 1e3:F2} ms, experts at {r.Cost.ExpertBytesPerSecond / 1e9:F2} GB/s, reads of {r.Cost.BlockBytes / 1024.0:F0} KiB at depth {r.Cost.QueueDepth}\n"));
+        sb.Append("                 measured   predicted\n");
+        sb.Append(string.Create(inv, $"tokens           {m.Tokens,8}   {p.Tokens,9}\n"));
+        sb.Append(string.Create(inv, $"tokens/s         {m.TokensPerSecond,8:F2}   {p.TokensPerSecond,9:F2}   error {r.TokensPerSecondError,7:+0.0%;-0.0%}\n"));
+        sb.Append(string.Create(inv, $"compute s/token  {m.ComputeSeconds / Math.Max(1, m.Tokens),8:F4}   {p.ComputeSeconds / Math.Max(1, p.Tokens),9:F4}\n"));
+        sb.Append(string.Create(inv, $"stall s/token    {m.StallSeconds / Math.Max(1, m.Tokens),8:F4}   {p.StallSeconds / Math.Max(1, p.Tokens),9:F4}\n"));
+        sb.Append(string.Create(inv, $"hit ratio        {m.HitRatio,8:P2}   {p.HitRatio,9:P2}   {(m.Hits == p.Hits && m.Misses == p.Misses ? "equal" : "DIFFER")} ({m.Hits}/{m.Misses} vs {p.Hits}/{p.Misses} hits/misses)\n"));
+        sb.Append(string.Create(inv, $"bytes read       {m.BytesRead,8}   {p.BytesRead,9}   {(m.BytesRead == p.BytesRead ? "equal" : "DIFFER")}\n"));
+        sb.Append($"load average     {r.LoadAverage} (1, 5, 15 min; {Environment.ProcessorCount} CPUs)\n");
+        return sb.ToString();
+    }
+}
