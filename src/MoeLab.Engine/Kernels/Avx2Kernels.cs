@@ -124,6 +124,7 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
             for (int b = 0; b < cols / 32; b++)
             {
                 byte* p = row0 + 34 * b;
+                PrefetchNextGroup(row0 + 8 * stride + 272 * b, 5); // 8 rows × 34 bytes per block
                 var yq = Vector256.Load(a.Q8 + 32 * b);
                 var isum = RowSums(
                     BlockDot(p, yq), BlockDot(p + stride, yq), BlockDot(p + 2 * stride, yq), BlockDot(p + 3 * stride, yq),
@@ -170,6 +171,7 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
             for (int b = 0; b < cols / 32; b++)
             {
                 byte* p = row0 + 18 * b;
+                PrefetchNextGroup(row0 + 8 * stride + 144 * b, 3); // 8 rows × 18 bytes per block
                 var yq = Vector256.Load(a.Q8 + 32 * b);
                 var isum = RowSums(
                     BlockDot(p, yq), BlockDot(p + stride, yq), BlockDot(p + 2 * stride, yq), BlockDot(p + 3 * stride, yq),
@@ -191,6 +193,17 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
             var w = Avx2.ShiftRightLogicalVariable(q, Vector256.Create(0u, 0, 0, 0, 4, 4, 4, 4)).AsByte() & Vector256.Create((byte)0x0F);
             return DotU8S8(Vector256<int>.Zero, w, y);
         }
+    }
+
+    /// <summary>
+    /// Prefetches the next row group's bytes in step with this group's progress: the group reads eight interleaved
+    /// streams, too many and too slow for the hardware prefetcher to run ahead of on its own, while the next group
+    /// is one contiguous range (prefetching past the matrix or the thread's rows is harmless).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchNextGroup(byte* p, int lines)
+    {
+        for (int i = 0; i < lines; i++) Sse.Prefetch0(p + 64 * i);
     }
 
     /// <summary>The eight rows' totals of eight per-row partial-sum vectors, in row order (exact integer adds).</summary>
