@@ -35,6 +35,12 @@ public sealed record EngineSettings
     public int MaxContext { get; init; }
 
     public IRoutingObserver? Observer { get; init; }
+
+    /// <summary>
+    /// The routing this run will make, recorded from an identical earlier run: what the oracle prefetcher and belady
+    /// read (upper bounds). Its first step is the first token this session evaluates.
+    /// </summary>
+    public MoeLab.Engine.Telemetry.RoutingTrace? Future { get; init; }
 }
 
 /// <summary>
@@ -103,6 +109,7 @@ public sealed class EngineSession : IDisposable
                     Capacity = StreamingExpertSource.CacheCapacity(store, options),
                     Unit = CacheUnit.Bytes,
                     Router = probe,
+                    Future = s.Future,
                 };
                 var cache = StrategyCatalog.CreateCache(StrategySpec.Parse(s.Cache), context);
                 var io = StrategyCatalog.CreateIo(StrategySpec.Parse(s.Io), context);

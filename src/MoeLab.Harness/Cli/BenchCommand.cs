@@ -7,6 +7,7 @@ using MoeLab.Engine.Io;
 using MoeLab.Engine.Sampling;
 using MoeLab.Harness.Experiments;
 using MoeLab.Harness.Peers;
+using MoeLab.Strategies;
 
 namespace MoeLab.Harness.Cli;
 
@@ -209,13 +210,26 @@ public sealed class BenchCommand : ICliCommand
 
     private static Measurement Measure(Options o)
     {
+        // The oracle prefetcher and belady read the future: record it from one identical greedy run first (same
+        // prompt, same tokens, so the same routing in every repetition after a reset).
+        MoeLab.Engine.Telemetry.RoutingTrace? future = null;
+        if (o.Budget is not null && (StrategySpec.Parse(o.Prefetch).Name == "oracle" || StrategySpec.Parse(o.Cache).Name == "belady"))
+        {
+            var file = MoeLab.Engine.Gguf.GgufFile.Open(o.Model);
+            var config = MoeLab.Engine.Model.ModelConfig.FromGguf(file);
+            var recorder = new MoeLab.Engine.Telemetry.RoutingTraceRecorder(MoeLab.Engine.Model.ExpertTensors.Layout(file, config).Layers, config.Experts);
+            using var recording = EngineSession.Open(o.Model, new EngineSettings { BudgetBytes = o.Budget, IoMode = o.Io, Threads = o.Threads, Observer = recorder });
+            recording.Generator.Generate(o.Prompt, o.Tokens, new Sampler(recording.Model.Config.Vocab, SamplerOptions.Greedy), stopAtEndOfGeneration: false);
+            future = recorder.Build();
+        }
+
         var speeds = new List<double>();
         var counters = default(ExpertSourceCounters);
         double wall = 0, stall = 0;
         int tokens = 0;
         using var session = EngineSession.Open(o.Model, new EngineSettings
         {
-            BudgetBytes = o.Budget, IoMode = o.Io, Cache = o.Cache, Prefetch = o.Prefetch, Io = o.IoScheduler, Threads = o.Threads,
+            BudgetBytes = o.Budget, IoMode = o.Io, Cache = o.Cache, Prefetch = o.Prefetch, Io = o.IoScheduler, Threads = o.Threads, Future = future,
         });
         var sampler = new Sampler(session.Model.Config.Vocab, SamplerOptions.Greedy);
         for (int r = -1; r < o.Reps; r++)
