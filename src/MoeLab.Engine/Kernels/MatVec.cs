@@ -6,7 +6,8 @@ namespace MoeLab.Engine.Kernels;
 public static unsafe class MatVec
 {
     public static bool Supports(GgmlType type) => type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16
-        or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.Q2_K or GgmlType.Q3_K;
+        or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.Q2_K or GgmlType.Q3_K
+        or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q5_K;
 
     /// <summary>Computes y[r] for rowStart ≤ r &lt; rowEnd; <paramref name="y"/> is indexed by absolute row.</summary>
     public static void Multiply(in WeightMatrix w, QuantizedVector x, Span<float> y, int rowStart, int rowEnd) =>
@@ -50,6 +51,7 @@ public static unsafe class MatVec
             case GgmlType.Q6_K: Loop<Avx2Kernels<V>.Q6_K>(w, a, y, r0, r1); break;
             case GgmlType.Q2_K: Loop<Avx2Kernels<V>.Q2_K>(w, a, y, r0, r1); break;
             case GgmlType.Q3_K: Loop<Avx2Kernels<V>.Q3_K>(w, a, y, r0, r1); break;
+            case GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q5_K: Q5PortableKernels.Rows(w, a, y, r0, r1); break;
             default: throw new NotSupportedException($"no matvec kernel for ggml type {w.Type}");
         }
     }
@@ -65,6 +67,7 @@ public static unsafe class MatVec
             case GgmlType.Q4_0: Loop<PortableKernels.Q4_0>(w, a, y, r0, r1); break;
             case GgmlType.Q4_K: Loop<PortableKernels.Q4_K>(w, a, y, r0, r1); break;
             case GgmlType.Q6_K: Loop<PortableKernels.Q6_K>(w, a, y, r0, r1); break;
+            case GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q5_K: Q5PortableKernels.Rows(w, a, y, r0, r1); break;
             default: ScalarRows(w, a, y, r0, r1); break; // Q2_K, Q3_K: precision copies, scalar is enough here
         }
     }
@@ -82,11 +85,12 @@ public static unsafe class MatVec
             case GgmlType.Q6_K: Loop<ScalarKernels.Q6_K>(w, a, y, r0, r1); break;
             case GgmlType.Q2_K: Loop<ScalarKernels.Q2_K>(w, a, y, r0, r1); break;
             case GgmlType.Q3_K: Loop<ScalarKernels.Q3_K>(w, a, y, r0, r1); break;
+            case GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q5_K: Q5ScalarKernels.Rows(w, a, y, r0, r1); break;
             default: throw new NotSupportedException($"no matvec kernel for ggml type {w.Type}");
         }
     }
 
-    private static void Loop<K>(in WeightMatrix w, in Activations a, float* y, int r0, int r1) where K : struct, IRowKernel
+    internal static void Loop<K>(in WeightMatrix w, in Activations a, float* y, int r0, int r1) where K : struct, IRowKernel
     {
         byte* data = w.Data;
         long stride = w.RowBytes;

@@ -21,6 +21,8 @@ public sealed unsafe class QuantizedVector
     private readonly sbyte* _q8;
     private readonly float* _q8Scale;
     private readonly int* _q8Sum;
+    // Q8_1's block sum s = fp16(d·Σq) with the unrounded d (Q4_1/Q5_1 weights add min·s per block).
+    private readonly float* _q8S;
     // Q8_K form: quants, float scale per 256, and the 16 sums of 16 quants per block (ggml's bsums).
     private readonly sbyte* _qk;
     private readonly float* _qkScale;
@@ -37,14 +39,16 @@ public sealed unsafe class QuantizedVector
         var q8 = Pinned<sbyte>(n32 * 32);
         var q8s = Pinned<float>(n32);
         var q8sum = Pinned<int>(n32);
+        var q8s1 = Pinned<float>(n32);
         var qk = Pinned<sbyte>(n256 * 256);
         var qks = Pinned<float>(n256);
         var qkb = Pinned<short>(n256 * 16);
-        _keepAlive = [f32, q8, q8s, q8sum, qk, qks, qkb];
+        _keepAlive = [f32, q8, q8s, q8sum, q8s1, qk, qks, qkb];
         _f32 = Ptr(f32);
         _q8 = Ptr(q8);
         _q8Scale = Ptr(q8s);
         _q8Sum = Ptr(q8sum);
+        _q8S = Ptr(q8s1);
         _qk = Ptr(qk);
         _qkScale = Ptr(qks);
         _qkBsums = Ptr(qkb);
@@ -74,8 +78,9 @@ public sealed unsafe class QuantizedVector
     /// <summary>The activation format ggml pairs with weights of <paramref name="weightType"/>.</summary>
     internal static GgmlType ActivationType(GgmlType weightType) => weightType switch
     {
-        GgmlType.Q4_0 or GgmlType.Q8_0 => GgmlType.Q8_0,
-        GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q6_K => GgmlType.Q8_K,
+        GgmlType.Q4_0 or GgmlType.Q8_0 or GgmlType.Q5_0 => GgmlType.Q8_0,
+        GgmlType.Q4_1 or GgmlType.Q5_1 => GgmlType.Q8_0, // Q8_1 in ggml: the Q8_0 quants plus the block sum s
+        GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.Q5_K => GgmlType.Q8_K,
         _ => GgmlType.F32,
     };
 
@@ -93,7 +98,7 @@ public sealed unsafe class QuantizedVector
                 _qkReady = true;
                 break;
         }
-        return new Activations(Length, _f32, _q8, _q8Scale, _q8Sum, _qk, _qkScale, _qkBsums);
+        return new Activations(Length, _f32, _q8, _q8Scale, _q8Sum, _qk, _qkScale, _qkBsums) { Q8S = _q8S };
     }
 
     /// <summary>The Q8_0 form in ggml's block_q8_0 layout (for interop and tests).</summary>
@@ -105,6 +110,19 @@ public sealed unsafe class QuantizedVector
             var blk = dst.Slice(34 * b, 34);
             BinaryPrimitives.WriteUInt16LittleEndian(blk, Fp16.FromFloat(_q8Scale[b]));
             new ReadOnlySpan<byte>(_q8 + 32 * b, 32).CopyTo(blk[2..]);
+        }
+    }
+
+    /// <summary>The Q8_1 form in ggml's block_q8_1 layout { half d; half s; int8 qs[32]; } (for interop and tests).</summary>
+    internal void WriteQ8_1Blocks(Span<byte> dst)
+    {
+        Prepare(GgmlType.Q8_0);
+        for (int b = 0; b < Length / 32; b++)
+        {
+            var blk = dst.Slice(36 * b, 36);
+            BinaryPrimitives.WriteUInt16LittleEndian(blk, Fp16.FromFloat(_q8Scale[b]));
+            BinaryPrimitives.WriteUInt16LittleEndian(blk[2..], Fp16.FromFloat(_q8S[b]));
+            new ReadOnlySpan<byte>(_q8 + 32 * b, 32).CopyTo(blk[4..]);
         }
     }
 
@@ -146,6 +164,7 @@ public sealed unsafe class QuantizedVector
             int sum = 0;
             for (int i = 0; i < 32; i++) sum += _q8[32 * b + i];
             _q8Sum[b] = sum;
+            _q8S[b] = Fp16.ToFloat(Fp16.FromFloat(d * sum));
         }
     }
 
@@ -219,4 +238,5 @@ internal readonly unsafe struct Activations(int length, float* f32, sbyte* q8, f
     public readonly sbyte* QK = qk;
     public readonly float* QKScale = qkScale;
     public readonly short* QKBsums = qkBsums;
+    public float* Q8S { get; init; }
 }

@@ -8,7 +8,10 @@ namespace MoeLab.Engine.Tests.Kernels;
 internal static class KernelTestData
 {
     public static readonly GgmlType[] WeightTypes =
-        [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q2_K, GgmlType.Q3_K];
+        [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q2_K, GgmlType.Q3_K,
+         GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q5_K];
+
+    public static int BlockSize(GgmlType type) => GgmlTypeInfo.BlockSize(type) == 1 ? 32 : GgmlTypeInfo.BlockSize(type);
 
     public static float[] Gaussian(Random rng, int n, float sigma = 1f)
     {
@@ -36,7 +39,30 @@ internal static class KernelTestData
         return m;
     }
 
-    /// <summary>Double-precision dot of a dequantized row with the dequantized activation the kernel sees.</summary>
+    /// <summary>
+    /// Double-precision dot of a dequantized row with the dequantized activation the kernel sees. Q4_1/Q5_1 meet
+    /// Q8_1 as in ggml: a block's min m multiplies the stored block sum s (fp16 of the unrounded d times Σq), not
+    /// Σ of the dequantized activations, so the reference takes m·s for that term.
+    /// </summary>
+    public static (double Dot, double AbsSum) Reference(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<float> act, QuantizedVector x)
+    {
+        var (dot, abs) = Reference(type, row, act);
+        if (type is not (GgmlType.Q4_1 or GgmlType.Q5_1)) return (dot, abs);
+        var q81 = new byte[act.Length / 32 * 36];
+        x.WriteQ8_1Blocks(q81);
+        int bb = GgmlTypeInfo.BlockBytes(type);
+        for (int b = 0; b < act.Length / 32; b++)
+        {
+            double m = Fp16.ToFloat(BitConverter.ToUInt16(row.Slice(bb * b + 2, 2)));
+            double s = Fp16.ToFloat(BitConverter.ToUInt16(q81.AsSpan(36 * b + 2, 2)));
+            double sumAct = 0;
+            for (int j = 0; j < 32; j++) sumAct += act[32 * b + j];
+            dot += m * (s - sumAct);
+            abs += Math.Abs(m * s);
+        }
+        return (dot, abs);
+    }
+
     public static (double Dot, double AbsSum) Reference(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<float> act)
     {
         var w = new float[act.Length];
@@ -56,12 +82,12 @@ internal static class KernelTestData
         var act = new float[x.Length];
         switch (weightType)
         {
-            case GgmlType.Q4_0 or GgmlType.Q8_0:
+            case GgmlType.Q4_0 or GgmlType.Q8_0 or GgmlType.Q5_0 or GgmlType.Q4_1 or GgmlType.Q5_1:
                 var b8 = new byte[x.Length / 32 * 34];
                 x.WriteQ8_0Blocks(b8);
                 Dequantizer.DequantizeRow(GgmlType.Q8_0, b8, act);
                 break;
-            case GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.Q2_K or GgmlType.Q3_K:
+            case GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q5_K:
                 var bk = new byte[x.Length / 256 * 292];
                 x.WriteQ8_KBlocks(bk);
                 Dequantizer.DequantizeRow(GgmlType.Q8_K, bk, act);

@@ -26,7 +26,7 @@ public class MatVecTests
     {
         var isa = (KernelIsa)tier;
         if (!KernelIsaInfo.IsSupported(isa)) return; // this CPU cannot run the tier
-        int bs = type is GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.Q2_K or GgmlType.Q3_K ? 256 : 32;
+        int bs = KernelTestData.BlockSize(type);
         foreach (int blocks in new[] { 1, 2, 3, 5, 8, 24, 64 })
         {
             int cols = blocks * bs, rows = 21; // two 8-row groups and a tail of single rows
@@ -38,7 +38,7 @@ public class MatVecTests
             var act = KernelTestData.KernelActivation(type, x);
             for (int r = 0; r < rows; r++)
             {
-                var (dot, abs) = KernelTestData.Reference(type, m.Matrix.Row(r), act);
+                var (dot, abs) = KernelTestData.Reference(type, m.Matrix.Row(r), act, x);
                 double err = Math.Abs(y[r] - dot);
                 Assert.True(err <= 1e-5 * abs + 1e-30, $"{type}/{isa} cols {cols} row {r}: got {y[r]:R}, want {dot:R} (|Δ| {err:G3}, Σ|wx| {abs:G3})");
             }
