@@ -52,9 +52,13 @@ public sealed partial class AgentKillTests(ITestOutputHelper output)
         output.WriteLine($"lease timeout {LeaseSeconds} s, heartbeat {HeartbeatSeconds} s: the coordinator re-queued the cell {noticed:0.00} s after the kill");
         Assert.Equal(CellState.Pending, lost.State);
         Assert.Contains("agent-1 sent nothing for 3 s", lost.History[0]);
-        // Not before the lease ran out (the last heartbeat was at most one interval before the kill), and within the
-        // lease plus the reaper's period and generous slack for a loaded machine.
-        Assert.InRange(noticed, LeaseSeconds - HeartbeatSeconds - 0.1, LeaseSeconds + 10);
+        // Not before the lease ran out (by the coordinator's own clock: last contact → noticed), and within the lease
+        // plus the reaper's period and generous slack for a loaded machine.
+        var times = Contact().Match(lost.History[0]);
+        var quiet = DateTimeOffset.Parse(times.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) -
+                    DateTimeOffset.Parse(times.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(quiet.TotalSeconds, LeaseSeconds, LeaseSeconds + 10);
+        Assert.InRange(noticed, 0, LeaseSeconds + 10);
         Assert.Contains($"cell {victim}: attempt 1: agent agent-1 sent nothing", serve.Output);
 
         var store = rig.Store("kill")!;
@@ -156,6 +160,9 @@ public sealed partial class AgentKillTests(ITestOutputHelper output)
             Thread.Sleep(50);
         }
     }
+
+    [GeneratedRegex(@"last at (\S+), noticed at ([^)\s]+)\)")]
+    private static partial Regex Contact();
 
     [GeneratedRegex(@"cell (\S+) \(attempt \d+\): started")]
     private static partial Regex Started();
