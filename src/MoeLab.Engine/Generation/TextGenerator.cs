@@ -38,7 +38,7 @@ public sealed record GenerationResult(int[] PromptTokens, int[] Generated, strin
 
 /// <summary>
 /// Prompt → tokens → decode loop. Each generated token costs one forward pass, timed on its own; the prompt is
-/// evaluated first (token by token through the KV cache) and timed separately.
+/// evaluated first (in chunks, <see cref="MoeModel.ForwardPrompt"/>) and timed separately.
 /// </summary>
 public sealed class TextGenerator(MoeModel model, TextTokenizer tokenizer)
 {
@@ -63,12 +63,8 @@ public sealed class TextGenerator(MoeModel model, TextTokenizer tokenizer)
         }
 
         long t0 = Stopwatch.GetTimestamp();
-        ReadOnlySpan<float> logits = default;
-        foreach (int t in promptTokens)
-        {
-            cancel.ThrowIfCancellationRequested();
-            logits = Model.Forward(t);
-        }
+        cancel.ThrowIfCancellationRequested();
+        ReadOnlySpan<float> logits = Model.ForwardPrompt(promptTokens);
 
         double promptSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
         var decoder = Tokenizer.CreateDecoder();

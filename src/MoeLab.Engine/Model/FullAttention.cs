@@ -11,7 +11,7 @@ namespace MoeLab.Engine.Model;
 /// gate jointly (per head: d query values, then d gate values) and multiplies the attention output by sigmoid(gate)
 /// before the output projection. Buffers are allocated once; decoding a token allocates nothing.
 /// </summary>
-public sealed class FullAttention : IAttentionLayer, IParallelBody
+public sealed partial class FullAttention : IAttentionLayer, IParallelBody
 {
     private readonly ModelConfig _c;
     private readonly ComputePool _pool;
@@ -114,6 +114,20 @@ public sealed class FullAttention : IAttentionLayer, IParallelBody
         AddBias(_k, _bk);
         AddBias(_v, _bv);
 
+        Attend(pos);
+        _oq.Set(_out);
+        _pool.MatVec(_wo, _oq, output);
+        AddBias(output, _bo);
+    }
+
+    /// <summary>
+    /// The part after the projections, for the token at <paramref name="pos"/> whose q, k, v (and gate) are in
+    /// _q, _k, _v (_gate): per-head norms, RoPE, KV-cache write, attention over the cache, output gate → _out.
+    /// </summary>
+    private void Attend(int pos)
+    {
+        _pos = pos;
+        int d = _c.KeyLength;
         for (int h = 0; h < _c.Heads; h++)
         {
             var qh = _q.AsSpan(h * d, d);
@@ -147,10 +161,6 @@ public sealed class FullAttention : IAttentionLayer, IParallelBody
                 _out[i] *= Ops.Sigmoid(_gate[i]);
             }
         }
-
-        _oq.Set(_out);
-        _pool.MatVec(_wo, _oq, output);
-        AddBias(output, _bo);
     }
 
     private static float[]? Optional(ResidentTensors w, string name, int length) => w.Has(name) ? w.Vector(name, length) : null;

@@ -18,7 +18,7 @@ namespace MoeLab.Engine.Model;
 /// </list>
 /// The conv state and S are the layer's memory between tokens (llama.cpp's recurrent cache); <see cref="Reset"/> zeroes them.
 /// </summary>
-public sealed class GatedDeltaNet : IAttentionLayer, IParallelBody
+public sealed partial class GatedDeltaNet : IAttentionLayer, IParallelBody
 {
     private readonly ModelConfig _c;
     private readonly ComputePool _pool;
@@ -77,6 +77,17 @@ public sealed class GatedDeltaNet : IAttentionLayer, IParallelBody
         _pool.MatVec2(_wQkv, _wGate, _xq, _qkv, _z);
         _pool.MatVec2(_wBeta, _wAlpha, _xq, _beta, _alpha);
 
+        Mix();
+        _oq.Set(_o);
+        _pool.MatVec(_wOut, _oq, output);
+    }
+
+    /// <summary>
+    /// The part after the projections, for one token whose projections are in _qkv, _z, _beta, _alpha: causal conv
+    /// (advancing the conv state), q/k norms, the delta rule (advancing S), output norm and gate → _o.
+    /// </summary>
+    private void Mix()
+    {
         // Causal conv: window = (K−1 previous inputs, this input), summed oldest first as ggml's ssm_conv does.
         int past = _kernel - 1;
         for (int ch = 0; ch < _channels; ch++)
@@ -125,9 +136,6 @@ public sealed class GatedDeltaNet : IAttentionLayer, IParallelBody
                 oh[i] *= g / (1f + MathF.Exp(-g));
             }
         }
-
-        _oq.Set(_o);
-        _pool.MatVec(_wOut, _oq, output);
     }
 
     /// <summary>The delta rule for value heads [start, end). State row j (value dim) holds S[j, ·] over the key dim.</summary>

@@ -18,7 +18,7 @@ public interface IRoutingObserver
 /// computing down(silu(gate·x) ⊙ up·x), summed by weight; plus the always-on shared expert where the model has one
 /// (Qwen3.5: scaled by sigmoid(shared-gate · x)).
 /// </summary>
-public sealed class MoeBlock
+public sealed partial class MoeBlock
 {
     private readonly ModelConfig _c;
     private readonly ComputePool _pool;

@@ -28,7 +28,7 @@ public sealed record ModelOptions
 /// <see cref="IExpertSource"/>, and one decode step per call to <see cref="Forward"/>. Reads top to bottom as the
 /// model's math; all buffers are allocated at load.
 /// </summary>
-public sealed class MoeModel : IRouterProbe, IExpertResidency, IDisposable
+public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposable
 {
     private readonly ResidentTensors _weights;
     private readonly ComputePool _pool;

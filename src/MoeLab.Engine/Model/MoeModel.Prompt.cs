@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using MoeLab.Engine.Kernels;
+
+namespace MoeLab.Engine.Model;
+
+/// <summary>Prompt processing: a whole chunk of tokens per pass instead of one.</summary>
+public sealed partial class MoeModel
+{
+    /// <summary>Tokens evaluated together by <see cref="ForwardPrompt"/>; longer prompts go in chunks of this many.</summary>
+    public const int PromptChunk = 64;
+
+    private PromptBatch? _batch;
+
+    /// <summary>
+    /// Evaluates <paramref name="tokens"/> at the next positions and returns the last one's logits (valid until the
+    /// next call), leaving the model exactly as that many <see cref="Forward"/> calls would: KV caches, Gated
+    /// DeltaNet conv and recurrent state, position; the logits are bit-identical too. Each chunk of up to
+    /// <see cref="PromptChunk"/> tokens reads every weight matrix once, and fetches each routed expert from the
+    /// expert source once per layer for all the tokens that chose it. With a routing observer attached the tokens go
+    /// one at a time, so the observer keeps seeing decisions token by token (trace recording relies on that order).
+    /// </summary>
+    public ReadOnlySpan<float> ForwardPrompt(ReadOnlySpan<int> tokens)
+    {
+        if (tokens.IsEmpty)
+        {
+            throw new ArgumentException("the prompt has no tokens", nameof(tokens));
+        }
+
+        foreach (int token in tokens)
+        {
+            if ((uint)token >= (uint)Config.Vocab)
+            {
+                throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id outside the vocabulary of {Config.Vocab}");
+            }
+        }
+
+        if (Position + tokens.Length > MaxContext)
+        {
+            throw new InvalidOperationException($"context full: {tokens.Length} prompt tokens at position {Position} exceed the {MaxContext}-token KV cache");
+        }
+
+        long start = Stopwatch.GetTimestamp();
+        double stall = 0;
+        if (_runtime.Observer is not null)
+        {
+            foreach (int token in tokens)
+            {
+                Forward(token);
+                stall += LastStallSeconds;
+            }
+        }
+        else
+        {
+            _batch ??= new PromptBatch(PromptChunk, Config.Hidden);
+            for (int offset = 0; offset < tokens.Length; offset += PromptChunk)
+            {
+                stall += ForwardChunk(tokens.Slice(offset, Math.Min(PromptChunk, tokens.Length - offset)), _batch);
+            }
+        }
+
+        LastStallSeconds = stall;
+        LastWallSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        return _logits;
+    }
+
+    /// <summary>One chunk, layer by layer for all its tokens; logits of its last token only. Returns the expert stall.</summary>
+    private double ForwardChunk(ReadOnlySpan<int> tokens, PromptBatch b)
+    {
+        var c = Config;
+        int n = tokens.Length, pos = Position, h = c.Hidden;
+        double stall = 0;
+        _source.BeginToken(pos + n - 1);
+        for (int i = 0; i < n; i++)
+        {
+            Dequantizer.DequantizeRow(_tokenEmbedding.Type, _tokenEmbedding.Row(tokens[i]), b.Row(b.Residual, i));
+        }
+
+        var x = b.Residual.AsSpan(0, n * h);
+        var output = b.Output.AsSpan(0, n * h);
+        for (int l = 0; l < c.Layers; l++)
+        {
+            Norm(b, n, _attnNorm[l]);
+            _attention[l].ForwardBatch(b, n, pos, output);
+            Add(x, output);
+
+            Norm(b, n, _ffnNorm[l]);
+            stall += _moe[l]!.ForwardBatch(b, n, pos, output, _runtime);
+            Add(x, output);
+        }
+
+        VectorOps.RmsNorm(b.Row(b.Residual, n - 1), _outputNorm, c.NormEpsilon, _xb);
+        _finalQ.Set(_xb);
+        _pool.MatVec(_output, _finalQ, _logits);
+        Position = pos + n;
+        return stall;
+    }
+
+    /// <summary>Row-wise RMSNorm of the residual into <see cref="PromptBatch.Normed"/>, quantized into <see cref="PromptBatch.Input"/>.</summary>
+    private void Norm(PromptBatch b, int n, float[] weight)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            var normed = b.Row(b.Normed, i);
+            VectorOps.RmsNorm(b.Row(b.Residual, i), weight, Config.NormEpsilon, normed);
+            b.Input[i].Set(normed);
+        }
+    }
+}
