@@ -82,8 +82,9 @@ public sealed class PlainProgress(TextWriter output) : IRunProgress
     public void Note(string message) => output.WriteLine(message);
 }
 
-public sealed class LiveProgress : IRunProgress
+public sealed class LiveProgress(IAnsiConsole? console = null) : IRunProgress
 {
+    private readonly IAnsiConsole _console = console ?? AnsiConsole.Console;
     private readonly Eta _eta = new();
     private ProgressTask? _task;
     private string _cell = "";
@@ -96,7 +97,7 @@ public sealed class LiveProgress : IRunProgress
         _total = totalCells;
         _eta.Remaining = totalCells;
         T result = default!;
-        AnsiConsole.Progress()
+        _console.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
             .Start(ctx =>
@@ -136,15 +137,19 @@ public sealed class LiveProgress : IRunProgress
         _done++;
         _eta.Ran();
         _task?.Increment(1);
-        AnsiConsole.MarkupLine(error is not null
+        _console.MarkupLine(error is not null
             ? $"[red]✗[/] {Markup.Escape(cell.Name)}: {Markup.Escape(error)}"
             : $"[green]✓[/] {Markup.Escape(cell.Name)}: {Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"{summary!.TpsMean:0.###} tokens/s, hit rate {summary.HitRate:0.###}"))}");
     }
 
-    public void Note(string message) => AnsiConsole.MarkupLine(Markup.Escape(message));
+    public void Note(string message) => _console.MarkupLine(Markup.Escape(message));
+
+    /// <summary>The live line as last drawn: cells done/total, the running cell, current tokens/s, ETA.</summary>
+    internal string Status { get; private set; } = "";
 
     private void Describe(string rate)
     {
-        if (_task is not null) _task.Description = Markup.Escape($"[{_done}/{_total}] {_cell}: {rate}, {_eta.Text}");
+        Status = $"[{_done}/{_total}] {_cell}: {rate}, {_eta.Text}";
+        if (_task is not null) _task.Description = Markup.Escape(Status);
     }
 }
