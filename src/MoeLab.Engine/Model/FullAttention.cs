@@ -203,24 +203,45 @@ public sealed partial class FullAttention : IAttentionLayer, IParallelBody
     }
 }
 
-/// <summary>Rotary position embedding angles, precomputed per position (llama.cpp: theta_i = pos · base^(−2i/n_rot)).</summary>
+/// <summary>
+/// Rotary position embedding angles, precomputed per position (llama.cpp: theta_i = pos · base^(−2i/n_rot)), with the
+/// file's context scaling (<see cref="RopeScaling"/>) applied as ggml's rope_yarn does.
+/// </summary>
 public sealed class RopeTable
 {
     private readonly float[] _cos, _sin;
     private readonly int _half;
 
-    public RopeTable(int rotatedDims, float freqBase, int maxContext)
+    public RopeTable(int rotatedDims, float freqBase, int maxContext, RopeScaling? scaling = null)
     {
+        var s = scaling ?? RopeScaling.None;
         _half = rotatedDims / 2;
         _cos = new float[maxContext * _half];
         _sin = new float[maxContext * _half];
+        // YaRN's correction range (ggml_rope_yarn_corr_dims, β_fast 32, β_slow 1): pairs below it keep their original
+        // angle, pairs above it are interpolated, a linear ramp in between.
+        float CorrDim(float rotations) => rotatedDims * MathF.Log(s.OriginalContext / (rotations * 2 * MathF.PI)) / (2 * MathF.Log(freqBase));
+        float low = MathF.Max(0, MathF.Floor(CorrDim(32))), high = MathF.Min(rotatedDims - 1, MathF.Ceiling(CorrDim(1)));
+        bool blend = s.Yarn && s.FreqScale != 1f;
+        float mscale = s.MScale;
+        // Angles in float, each pair's from the previous one times base^(−2/n_rot), as ggml's rope cache computes them:
+        // scaled angles then round as llama.cpp's do.
+        float thetaScale = MathF.Pow(freqBase, -2f / rotatedDims);
         for (int p = 0; p < maxContext; p++)
         {
+            float extrapolated = p;
             for (int i = 0; i < _half; i++)
             {
-                double theta = p * Math.Pow(freqBase, -2.0 * i / rotatedDims);
-                _cos[(p * _half) + i] = (float)Math.Cos(theta);
-                _sin[(p * _half) + i] = (float)Math.Sin(theta);
+                float theta = s.FreqScale * extrapolated;
+                if (blend)
+                {
+                    float mix = 1 - Math.Clamp((i - low) / MathF.Max(0.001f, high - low), 0, 1);
+                    theta = (theta * (1 - mix)) + (extrapolated * mix);
+                }
+
+                _cos[(p * _half) + i] = MathF.Cos(theta) * mscale;
+                _sin[(p * _half) + i] = MathF.Sin(theta) * mscale;
+                extrapolated *= thetaScale;
             }
         }
     }

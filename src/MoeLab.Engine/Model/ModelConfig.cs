@@ -28,6 +28,9 @@ public sealed record ModelConfig
 
     public required float RopeBase { get; init; }
 
+    /// <summary>Context-length scaling of the rotary embedding (<c>rope.scaling.*</c>); none by default.</summary>
+    public RopeScaling RopeScaling { get; init; } = RopeScaling.None;
+
     /// <summary>Rotated dimensions per head (<c>rope.dimension_count</c>; the whole head by default).</summary>
     public required int RopeDimensions { get; init; }
 
@@ -110,6 +113,7 @@ public sealed record ModelConfig
             NormEpsilon = (float)f.GetDouble(p + "attention.layer_norm_rms_epsilon", 1e-6),
             RopeBase = (float)f.GetDouble(p + "rope.freq_base", 10000),
             RopeDimensions = IntOr("rope.dimension_count", keyLength),
+            RopeScaling = RopeScaling.FromGguf(f, p, IntOr("context_length", 4096)),
             Experts = Int("expert_count"),
             ExpertsUsed = Int("expert_used_count"),
             ExpertFeedForward = IntOr("expert_feed_forward_length", 0) is > 0 and var ff ? ff : IntOr("feed_forward_length", 0),
@@ -154,5 +158,42 @@ public sealed record ModelConfig
         Require(Layers > 0, "block_count minus nextn_predict_layers must be positive");
         Require(RecurrentLayers is null || RecurrentLayers.Length >= Layers, $"attention.recurrent_layers has {RecurrentLayers?.Length} entries for {Layers} layers");
         Require(RopeDimensions > 0 && RopeDimensions <= KeyLength && RopeDimensions % 2 == 0, $"rope.dimension_count {RopeDimensions} must be even and at most key_length {KeyLength}");
+    }
+}
+
+/// <summary>
+/// Rotary-embedding scaling for contexts beyond training, as llama.cpp reads it (<c>rope.scaling.type</c> linear
+/// (default) / yarn / none, <c>rope.scaling.factor</c> or the old <c>rope.scale_linear</c>,
+/// <c>rope.scaling.original_context_length</c>, <c>rope.scaling.attn_factor</c>) and ggml applies it: angles times
+/// <see cref="FreqScale"/> = 1/factor; YaRN blends interpolated and original angles per dimension pair between the
+/// correction dims (β_fast 32, β_slow 1) and scales cos/sin by <see cref="MScale"/>.
+/// </summary>
+public sealed record RopeScaling(float FreqScale, bool Yarn, int OriginalContext, float AttnFactor)
+{
+    public static readonly RopeScaling None = new(1f, false, 0, 1f);
+
+    /// <summary>cos/sin multiplier: YaRN's 1 + 0.1·ln(factor) (llama.cpp divides its own attn factor by the same, then ggml multiplies it back), times attn_factor.</summary>
+    public float MScale => Yarn && FreqScale < 1f ? (1f + (0.1f * MathF.Log(1f / FreqScale))) * AttnFactor : AttnFactor;
+
+    public static RopeScaling FromGguf(GgufFile f, string prefix, int contextLength)
+    {
+        string type = f.GetStringOrNull(prefix + "rope.scaling.type") ?? "linear";
+        float factor = (float)f.GetDouble(prefix + "rope.scaling.factor", f.GetDouble(prefix + "rope.scale_linear", 0));
+        if (type is not ("none" or "linear" or "yarn"))
+        {
+            throw new GgufFormatException($"{f.Path}: {prefix}rope.scaling.type '{type}' is not supported (none, linear and yarn are)");
+        }
+
+        if (f.FindTensor("rope_freqs.weight") is not null || f.FindTensor("blk.0.rope_freqs.weight") is not null)
+        {
+            throw new GgufFormatException($"{f.Path}: tensor 'rope_freqs.weight' (per-dimension rope frequency factors, Llama-3 style) is not supported");
+        }
+
+        float scale = type == "none" || factor == 0 ? 1f : 1f / factor;
+        return new RopeScaling(
+            scale,
+            type == "yarn",
+            checked((int)f.GetInt(prefix + "rope.scaling.original_context_length", contextLength)),
+            (float)f.GetDouble(prefix + "rope.scaling.attn_factor", 1.0));
     }
 }

@@ -20,6 +20,11 @@ public sealed record SynthOptions(ModelPreset Preset, int? Layers = null, GgmlTy
     /// </summary>
     public bool FusedGateUp { get; init; }
 
+    /// <summary>Context scaling keys as converters write them for long-context checkpoints: "yarn" or "linear" with <see cref="RopeScalingFactor"/>; null = none written.</summary>
+    public string? RopeScalingType { get; init; }
+
+    public float RopeScalingFactor { get; init; } = 1f;
+
     /// <summary>Q, K and V biases (<c>attn_{q,k,v}.bias</c>, or <c>attn_qkv.bias</c> with <see cref="FusedQkv"/>), as Qwen2-style checkpoints carry.</summary>
     public bool AttentionBias { get; init; }
 }
@@ -75,6 +80,13 @@ public static class ModelSynthesizer
         {
             w.Set(a + "feed_forward_length", (uint)(p.ExpertFeedForward * p.ExpertsUsed))
              .Set(a + "expert_feed_forward_length", (uint)p.ExpertFeedForward);
+        }
+
+        if (o.RopeScalingType is { } scaling)
+        {
+            w.Set(a + "rope.scaling.type", scaling)
+             .Set(a + "rope.scaling.factor", o.RopeScalingFactor)
+             .Set(a + "rope.scaling.original_context_length", (uint)p.ContextLength);
         }
 
         if (p.SlidingWindow > 0)

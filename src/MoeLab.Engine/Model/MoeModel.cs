@@ -66,7 +66,7 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
             _moe = new MoeBlock?[c.Layers];
             _moeIndexOfLayer = new int[c.Layers];
             bool neox = c.Architecture is "qwen3moe" or "qwen35moe" or "qwen2moe";
-            var rope = new RopeTable(c.RopeDimensions, c.RopeBase, MaxContext);
+            var rope = new RopeTable(c.RopeDimensions, c.RopeBase, MaxContext, c.RopeScaling);
             for (int l = 0; l < c.Layers; l++)
             {
                 _attnNorm[l] = _weights.Vector($"blk.{l}.attn_norm.weight", c.Hidden);

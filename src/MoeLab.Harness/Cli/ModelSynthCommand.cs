@@ -13,11 +13,12 @@ public sealed class ModelSynthCommand : ICliCommand
 
     public string Usage =>
         "usage: moelab model synth --preset NAME [--layers N] [--quant F32|F16|BF16|Q8_0|Q4_0|Q4_K|Q6_K|Q2_K|Q3_K] [--seed S]\n" +
-        "                          [--fused-qkv] [--fused-gate-up] [--qkv-bias] --out F.gguf\n" +
+        "                          [--fused-qkv] [--fused-gate-up] [--qkv-bias] [--rope-scaling yarn|linear:FACTOR] --out F.gguf\n" +
         "presets: " + string.Join(", ", ModelPreset.All.Select(p => p.Name)) + "\n" +
         "--layers keeps full width and every expert per layer, with fewer layers (a slice of the real depth).\n" +
         "--fused-qkv writes blk.N.attn_qkv.weight, --fused-gate-up blk.N.ffn_gate_up_exps.weight (tensor layouts other\n" +
-        "converters produce; same weights as the separate tensors for the same seed); --qkv-bias adds Q/K/V biases.";
+        "converters produce; same weights as the separate tensors for the same seed); --qkv-bias adds Q/K/V biases;\n" +
+        "--rope-scaling writes rope.scaling.* keys (long-context checkpoints).";
 
     public int Run(CliArgs args)
     {
@@ -34,6 +35,18 @@ public sealed class ModelSynthCommand : ICliCommand
             FusedGateUp = args.Flag("fused-gate-up"),
             AttentionBias = args.Flag("qkv-bias"),
         };
+        if (args.Option("rope-scaling") is { } scaling)
+        {
+            // TYPE:FACTOR, e.g. yarn:4 (Qwen3's 128K GGUFs) or linear:2.
+            var parts = scaling.Split(':');
+            if (parts.Length != 2 || parts[0] is not ("yarn" or "linear") || !float.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out float factor) || factor <= 0)
+            {
+                throw new CliUsageException($"--rope-scaling '{scaling}': expected yarn:FACTOR or linear:FACTOR");
+            }
+
+            options = options with { RopeScalingType = parts[0], RopeScalingFactor = factor };
+        }
+
         args.EnsureAllUsed();
         args.EnsureNoPositional();
 

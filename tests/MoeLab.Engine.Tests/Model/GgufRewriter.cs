@@ -12,11 +12,16 @@ internal static class GgufRewriter
     public sealed record NewTensor(string Name, GgmlType Type, long[] Dims, byte[] Data);
 
     /// <summary>Writes <paramref name="destination"/>: for each tensor of the source, the tensors <paramref name="map"/> returns for it (its bytes given).</summary>
-    public static void Rewrite(string source, string destination, Func<GgufTensorInfo, byte[], IEnumerable<NewTensor>> map)
+    public static void Rewrite(string source, string destination, Func<GgufTensorInfo, byte[], IEnumerable<NewTensor>> map, params (string Key, GgufValue Value)[] setKeys)
     {
         var f = GgufFile.Open(source);
         var w = new GgufWriter();
         foreach (var (key, value) in f.MetadataInOrder)
+        {
+            w.Set(key, value);
+        }
+
+        foreach (var (key, value) in setKeys)
         {
             w.Set(key, value);
         }

@@ -217,6 +217,49 @@ public sealed class TensorLayoutVariantTests : IDisposable
         Assert.Contains("blk.0.ffn_up_exps.scale", e.Message);
     }
 
+    [Fact]
+    public void Rope_scaling_keys_are_applied_and_unknown_kinds_refused()
+    {
+        var p = ModelPreset.Find("tiny-qwen3moe")!;
+        string Write(string name, string? type, float factor)
+        {
+            string path = Path.Combine(_dir, name + ".gguf");
+            ModelSynthesizer.Write(new SynthOptions(p, null, GgmlType.F32, Seed: 13) { RopeScalingType = type, RopeScalingFactor = factor }, path);
+            return path;
+        }
+
+        var plain = Logits(Write("plain", null, 1f));
+        // Linear scaling by 1 and "none" leave the angles alone; YaRN ×4 and linear ×2 change them (llama.cpp parity: LlamaCppParityTests).
+        var unit = Logits(Write("linear1", "linear", 1f));
+        for (int t = 0; t < Tokens.Length; t++)
+        {
+            Assert.Equal(plain[t], unit[t]);
+        }
+
+        foreach (var (type, factor) in new[] { ("yarn", 4f), ("linear", 2f) })
+        {
+            var scaled = Logits(Write(type, type, factor));
+            double change = 0;
+            for (int t = 1; t < Tokens.Length; t++)
+            {
+                for (int v = 0; v < scaled[t].Length; v++)
+                {
+                    change = Math.Max(change, Math.Abs(scaled[t][v] - plain[t][v]));
+                }
+            }
+
+            Assert.True(change > 1e-3, $"{type} ×{factor} should change the logits after position 0 (max change {change})");
+            var config = ModelConfig.FromGguf(GgufFile.Open(Path.Combine(_dir, type + ".gguf")));
+            Assert.Equal(1f / factor, config.RopeScaling.FreqScale);
+            Assert.Equal(type == "yarn", config.RopeScaling.Yarn);
+        }
+
+        string longrope = Path.Combine(_dir, "longrope.gguf");
+        GgufRewriter.Rewrite(Write("base", "yarn", 4f), longrope, (t, bytes) => [GgufRewriter.Same(t, bytes)], ("qwen3moe.rope.scaling.type", GgufValue.Of("longrope")));
+        var e = Assert.Throws<GgufFormatException>(() => MoeModel.Load(longrope).Dispose());
+        Assert.Contains("longrope", e.Message);
+    }
+
     /// <summary>A 4096-aligned native buffer (direct I/O needs it).</summary>
     private sealed unsafe class AlignedBuffer(long bytes) : IDisposable
     {
