@@ -40,6 +40,9 @@ public sealed record CalibrationFigures
 
     public double StallSeconds { get; init; }
 
+    /// <summary>Engine: wall time with at least one read in flight; simulator: the reads' charged time.</summary>
+    public double IoBusySeconds { get; init; }
+
     public double TokensPerSecond => Seconds > 0 ? Tokens / Seconds : 0;
 
     public double HitRatio => Hits + Misses == 0 ? 0 : Hits / (double)(Hits + Misses);
@@ -105,7 +108,7 @@ public static class CalibrationCheck
 
         int tokens = 0;
         long hits = 0, misses = 0, bytes = 0;
-        double compute = 0, stall = 0;
+        double compute = 0, stall = 0, io = 0;
         for (int t = 0; t < sim.PerToken!.Length; t++)
         {
             if (!run.IsDecode(t)) continue;
@@ -116,14 +119,15 @@ public static class CalibrationCheck
             bytes += r.BytesRead;
             compute += r.ComputeSeconds;
             stall += r.StallSeconds;
+            io += r.IoSeconds;
         }
 
-        var predicted = new CalibrationFigures { Tokens = tokens, Seconds = compute + stall, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = compute, StallSeconds = stall };
+        var predicted = new CalibrationFigures { IoBusySeconds = io, Tokens = tokens, Seconds = compute + stall, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = compute, StallSeconds = stall };
 
         tokens = 0;
         hits = misses = bytes = 0;
         double seconds = 0;
-        stall = 0;
+        stall = io = 0;
         foreach (var s in run.DecodeSteps)
         {
             tokens++;
@@ -132,9 +136,10 @@ public static class CalibrationCheck
             bytes += s.Experts.BytesRead;
             seconds += s.WallSeconds;
             stall += s.StallSeconds;
+            io += s.Experts.IoBusySeconds;
         }
 
-        var measured = new CalibrationFigures { Tokens = tokens, Seconds = seconds, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = seconds - stall, StallSeconds = stall };
+        var measured = new CalibrationFigures { IoBusySeconds = io, Tokens = tokens, Seconds = seconds, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = seconds - stall, StallSeconds = stall };
         return new CalibrationCheckResult
         {
             Options = o, Cost = cost, Measured = measured, Predicted = predicted, IoMode = run.IoModeLabel, CacheCapacityBytes = capacity, LoadAverage = loadAverage,
@@ -201,6 +206,7 @@ public static class CalibrationCheck
         sb.Append(string.Create(inv, $"tokens/s         {m.TokensPerSecond,8:F2}   {p.TokensPerSecond,9:F2}   error {r.TokensPerSecondError,7:+0.0%;-0.0%}\n"));
         sb.Append(string.Create(inv, $"compute s/token  {m.ComputeSeconds / Math.Max(1, m.Tokens),8:F4}   {p.ComputeSeconds / Math.Max(1, p.Tokens),9:F4}\n"));
         sb.Append(string.Create(inv, $"stall s/token    {m.StallSeconds / Math.Max(1, m.Tokens),8:F4}   {p.StallSeconds / Math.Max(1, p.Tokens),9:F4}\n"));
+        sb.Append(string.Create(inv, $"disk busy s/token{m.IoBusySeconds / Math.Max(1, m.Tokens),8:F4}   {p.IoBusySeconds / Math.Max(1, p.Tokens),9:F4}\n"));
         sb.Append(string.Create(inv, $"hit ratio        {m.HitRatio,8:P2}   {p.HitRatio,9:P2}   {(m.Hits == p.Hits && m.Misses == p.Misses ? "equal" : "DIFFER")} ({m.Hits}/{m.Misses} vs {p.Hits}/{p.Misses} hits/misses)\n"));
         sb.Append(string.Create(inv, $"bytes read       {m.BytesRead,8}   {p.BytesRead,9}   {(m.BytesRead == p.BytesRead ? "equal" : "DIFFER")}\n"));
         sb.Append($"load average     {r.LoadAverage} (1, 5, 15 min; {Environment.ProcessorCount} CPUs)\n");
