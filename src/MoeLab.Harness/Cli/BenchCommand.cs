@@ -25,7 +25,7 @@ public sealed class BenchCommand : ICliCommand
     public string Summary => "measure decode tokens/s (tg) in RAM or streaming, against llama-bench, fio and llama.cpp mmap streaming";
 
     public string Usage =>
-        "usage: moelab bench --model F.gguf [-n 64] [-r 3] [--threads N] [--prompt The]\n" +
+        "usage: moelab bench --model F.gguf [-n 64] [-p 64] [-r 3] [--threads N] [--prompt The]\n" +
         "                    [--budget 512MiB [--io direct|buffered] [--cache lru] [--prefetch none] [--io-scheduler fifo:queue_depth=8]]\n" +
         "                    [--llama-bench /path/to/llama-bench]     all-in-RAM decode against llama.cpp's llama-bench\n" +
         "                    [--resident-baseline]                    also time the all-in-RAM engine (the compute-bound token time)\n" +
@@ -34,7 +34,8 @@ public sealed class BenchCommand : ICliCommand
         "                                                             run under a fresh cgroup-v1 memory limit that counts page cache;\n" +
         "                                                             with --llama-completion, llama.cpp's mmap streaming under the same limit\n" +
         "                    [--json]\n" +
-        "Prints mean ± stddev tokens/s over r repetitions (after one warm-up run); streaming runs add hit rate, MB read and\n" +
+        "Prints mean ± stddev tokens/s over r repetitions (after one warm-up run) for decoding (tg n) and for evaluating a\n" +
+        "p-token prompt of random token ids in chunks (pp p, as llama-bench -p p -n 0; -p 0 skips it); streaming runs add hit rate, MB read and\n" +
         "I/O time per token, the device MB/s achieved while reads were in flight, and stall time.";
 
     public int Run(CliArgs args)
@@ -43,6 +44,7 @@ public sealed class BenchCommand : ICliCommand
         {
             Model = args.Required("model"),
             Tokens = args.Int("n", 64),
+            PromptTokens = args.Int("p", 64),
             Reps = args.Int("r", 3),
             Threads = args.Int("threads", Environment.ProcessorCount),
             Prompt = args.Option("prompt") ?? "The",
@@ -61,6 +63,7 @@ public sealed class BenchCommand : ICliCommand
         args.EnsureAllUsed();
         args.EnsureNoPositional();
         if (o.Tokens < 1 || o.Reps < 1) throw new CliUsageException("-n and -r must be at least 1");
+        if (o.PromptTokens < 0) throw new CliUsageException("-p must be 0 (no prompt-processing run) or more");
         if (llamaCompletion is not null && memoryLimit is null) throw new CliUsageException("--llama-completion compares streaming under a memory limit: give --memory-limit too");
         if ((fio || residentBaseline) && o.Budget is null) throw new CliUsageException("--fio and --resident-baseline describe a streaming run: give --budget too");
 
@@ -79,6 +82,11 @@ public sealed class BenchCommand : ICliCommand
         Console.WriteLine("| model | experts | threads | test | t/s |");
         Console.WriteLine("| --- | --- | ---: | --- | ---: |");
         Console.WriteLine(Inv($"| {Path.GetFileName(o.Model)} | {ours.ExpertsLabel} | {o.Threads} | tg{o.Tokens} | {ours.Mean:F2} ± {ours.Std:F2} |"));
+        if (ours.PromptSpeeds.Count > 0)
+        {
+            Console.WriteLine(Inv($"| {Path.GetFileName(o.Model)} | {ours.ExpertsLabel} | {o.Threads} | pp{o.PromptTokens} | {ours.PromptMean:F2} ± {Std(ours.PromptSpeeds):F2} |"));
+        }
+
         Measurement? resident = null;
         if (residentBaseline)
         {
@@ -91,6 +99,12 @@ public sealed class BenchCommand : ICliCommand
             double theirs = LlamaCpp.BenchDecode(llamaBench, o.Model, o.Tokens, o.Reps, o.Threads);
             Console.WriteLine(Inv($"| {Path.GetFileName(o.Model)} | llama.cpp (llama-bench, mmap) | {o.Threads} | tg{o.Tokens} | {theirs:F2} |"));
             Console.WriteLine(Inv($"MoeLab / llama.cpp = {ours.Mean / theirs:F3}"));
+            if (o.PromptTokens > 0)
+            {
+                double theirsPp = LlamaCpp.BenchPrompt(llamaBench, o.Model, o.PromptTokens, o.Reps, o.Threads);
+                Console.WriteLine(Inv($"| {Path.GetFileName(o.Model)} | llama.cpp (llama-bench, mmap) | {o.Threads} | pp{o.PromptTokens} | {theirsPp:F2} |"));
+                Console.WriteLine(Inv($"MoeLab / llama.cpp (pp{o.PromptTokens}) = {ours.PromptMean / theirsPp:F3}"));
+            }
         }
 
         if (ours.Streaming is { } s)
@@ -131,7 +145,7 @@ public sealed class BenchCommand : ICliCommand
         var (program, prefix) = SelfInvocation();
         var childArgs = new List<string>(prefix)
         {
-            "bench", "--model", o.Model, "-n", Inv($"{o.Tokens}"), "-r", Inv($"{o.Reps}"), "--threads", Inv($"{o.Threads}"), "--prompt", o.Prompt,
+            "bench", "--model", o.Model, "-n", Inv($"{o.Tokens}"), "-p", Inv($"{o.PromptTokens}"), "-r", Inv($"{o.Reps}"), "--threads", Inv($"{o.Threads}"), "--prompt", o.Prompt,
             "--io", o.Io, "--cache", o.Cache, "--prefetch", o.Prefetch, "--io-scheduler", o.IoScheduler, "--json",
         };
         if (o.Budget is { } b) childArgs.AddRange(["--budget", ByteSize.Format(b)]);
@@ -244,6 +258,7 @@ public sealed class BenchCommand : ICliCommand
             tokens += result.Generated.Length;
         }
 
+        var promptSpeeds = MeasurePrompt(session.Model, o.PromptTokens, o.Reps);
         string label = session.IoModeLabel + (o.Budget is { } bb ? " " + ByteSize.Format(bb) : "");
         StreamingFigures? streaming = null;
         if (session.Streaming is { } source && tokens > 0)
@@ -257,7 +272,30 @@ public sealed class BenchCommand : ICliCommand
                 counters.IoBusySeconds > 0 ? counters.BytesTransferred / counters.IoBusySeconds / 1e6 : 0, aligned);
         }
 
-        return new Measurement(label, speeds, tokens, streaming);
+        return new Measurement(label, speeds, tokens, streaming) { PromptSpeeds = promptSpeeds };
+    }
+
+    /// <summary>
+    /// Prompt processing (llama-bench's "pp"): a prompt of <paramref name="length"/> random token ids evaluated from
+    /// position 0 by <see cref="MoeLab.Engine.Model.MoeModel.ForwardPrompt"/>, one warm-up then <paramref name="reps"/>
+    /// timed runs; tokens/s = length / wall time of the call.
+    /// </summary>
+    private static List<double> MeasurePrompt(MoeLab.Engine.Model.MoeModel model, int length, int reps)
+    {
+        var speeds = new List<double>();
+        if (length == 0) return speeds;
+        if (length > model.MaxContext) throw new CliUsageException($"-p {length} exceeds the model's {model.MaxContext}-token context");
+        var rng = new Random(1);
+        int[] prompt = [.. Enumerable.Range(0, length).Select(_ => rng.Next(model.Config.Vocab))];
+        for (int r = -1; r < reps; r++)
+        {
+            model.Reset();
+            model.ForwardPrompt(prompt);
+            if (r >= 0) speeds.Add(length / model.LastWallSeconds);
+        }
+
+        model.Reset();
+        return speeds;
     }
 
     /// <summary>How to start this same CLI again: the app host, or <c>dotnet moelab.dll</c> when run through dotnet.</summary>
@@ -292,6 +330,8 @@ public sealed class BenchCommand : ICliCommand
 
         public int Tokens { get; init; }
 
+        public int PromptTokens { get; init; }
+
         public int Reps { get; init; }
 
         public int Threads { get; init; }
@@ -320,6 +360,11 @@ public sealed class BenchCommand : ICliCommand
 
         public double Std => BenchCommand.Std(Speeds);
 
+        /// <summary>Prompt-processing tokens/s per repetition (empty with -p 0).</summary>
+        public List<double> PromptSpeeds { get; init; } = [];
+
+        public double PromptMean => PromptSpeeds.Count == 0 ? 0 : PromptSpeeds.Average();
+
         public JsonObject ToJson()
         {
             var j = new JsonObject
@@ -329,6 +374,8 @@ public sealed class BenchCommand : ICliCommand
                 ["tokens_per_s_std"] = Std,
                 ["tokens_per_s"] = new JsonArray([.. Speeds.Select(s => (JsonNode?)JsonValue.Create(s))]),
                 ["tokens_measured"] = TokensMeasured,
+                ["prompt_tokens_per_s_mean"] = PromptMean,
+                ["prompt_tokens_per_s_std"] = BenchCommand.Std(PromptSpeeds),
                 ["peak_rss_bytes"] = EngineCellRunner.PeakRss(),
             };
             if (Streaming is { } s)

@@ -8,9 +8,16 @@ namespace MoeLab.Harness.Peers;
 public static partial class LlamaCpp
 {
     /// <summary>llama-bench "tg": mean tokens/s over <paramref name="reps"/> runs of n tokens (weights mmapped and, by default, repacked in RAM).</summary>
-    public static double BenchDecode(string exe, string model, int n, int reps, int threads)
+    public static double BenchDecode(string exe, string model, int n, int reps, int threads) =>
+        BenchAverage(exe, ["-m", model, "-p", "0", "-n", Inv($"{n}"), "-r", Inv($"{reps}"), "-t", Inv($"{threads}"), "-o", "csv"]);
+
+    /// <summary>llama-bench's prompt processing (pp): tokens/s evaluating a <paramref name="p"/>-token prompt (-p p -n 0).</summary>
+    public static double BenchPrompt(string exe, string model, int p, int reps, int threads) =>
+        BenchAverage(exe, ["-m", model, "-p", Inv($"{p}"), "-n", "0", "-r", Inv($"{reps}"), "-t", Inv($"{threads}"), "-o", "csv"]);
+
+    private static double BenchAverage(string exe, string[] args)
     {
-        var (code, stdout, stderr) = Run(exe, ["-m", model, "-p", "0", "-n", Inv($"{n}"), "-r", Inv($"{reps}"), "-t", Inv($"{threads}"), "-o", "csv"]);
+        var (code, stdout, stderr) = Run(exe, args);
         if (code != 0) throw new InvalidOperationException($"llama-bench failed ({code}): {Tail(stderr)}");
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         int col = lines.Length == 0 ? -1 : Array.IndexOf(CsvFields(lines[0]), "avg_ts");
