@@ -8,6 +8,7 @@ public static class CommandLine
     [
         new ModelSynthCommand(),
         new ModelInfoCommand(),
+        new ModelRequantCommand(),
         new LogitsCommand(),
         new GenerateCommand(),
         new BenchCommand(),
@@ -21,6 +22,7 @@ public static class CommandLine
         new TraceCommand(),
         new StrategiesCommand(),
         new CalibrateCommand(),
+        new QualityCommand(),
     ];
 
     public static int Run(string[] args)

@@ -15,7 +15,7 @@ public sealed class GenerateCommand : ICliCommand
 
     public string Usage =>
         "usage: moelab generate --model F.gguf --prompt \"...\" [-n 64] [--budget 512MiB] [--io direct|buffered]\n" +
-        "                       [--cache lru] [--prefetch none] [--routing unchanged] [--io-scheduler fifo]\n" +
+        "                       [--cache lru] [--prefetch none] [--routing unchanged] [--precision native] [--io-scheduler fifo]\n" +
         "                       [--temp 0] [--top-k 0] [--top-p 1] [--seed 42] [--threads N] [--json]\n" +
         "Without --budget every expert is resident (the in-RAM baseline). Strategy names: moelab strategies.";
 
@@ -82,6 +82,7 @@ public sealed class GenerateCommand : ICliCommand
         Cache = args.Option("cache") ?? "lru",
         Prefetch = args.Option("prefetch") ?? "none",
         Routing = args.Option("routing") ?? "unchanged",
+        Precision = args.Option("precision") ?? "native",
         Io = args.Option("io-scheduler") ?? "fifo",
         Threads = args.Int("threads", 0),
     };
