@@ -66,7 +66,8 @@ public sealed class KillResumeTests
         var resumed = ResultSet.Load(dirs[0]);
         Assert.Equal(total, resumed.Summaries.Select(s => s.CellId).Distinct().Count());
         ResultChecks.SummaryMatchesTokensCsv(dirs[0], total);
-        foreach (string name in new[] { "report.md", "report.html", "plots/tokens_per_s.png", "plots/hit_rate_vs_cache_size.svg" })
+        ResultChecks.LayersSumToSummary(dirs[0], 32);
+        foreach (string name in new[] { "report.md", "report.html", "plots/tokens_per_s.png", "plots/hit_rate_vs_cache_size.svg", "plots/layer_hit_rate.svg", "layers.csv" })
             Assert.True(File.Exists(Path.Combine(dirs[0], name)), name);
 
         Assert.Equal(0, RunToEnd(repo, work, "run", "kill.yaml", "--results", clean, "--no-report"));
@@ -74,6 +75,9 @@ public sealed class KillResumeTests
         Assert.Equal(
             reference.Summaries.OrderBy(s => s.CellId).Select(s => (s.CellId, s.TpsMean, s.HitRate, s.BytesRead)),
             resumed.Summaries.OrderBy(s => s.CellId).Select(s => (s.CellId, s.TpsMean, s.HitRate, s.BytesRead)));
+        Assert.Equal(
+            reference.Cells.OrderBy(c => c.CellId).SelectMany(c => c.Result.ExpertsByLayer.Select(l => (c.CellId, l.Layer, l.Hits, l.Misses, l.PrefetchHits))),
+            resumed.Cells.OrderBy(c => c.CellId).SelectMany(c => c.Result.ExpertsByLayer.Select(l => (c.CellId, l.Layer, l.Hits, l.Misses, l.PrefetchHits))));
     }
 
     private const int SigStop = 19;
