@@ -40,6 +40,21 @@ public sealed class MarkdownTableExporter : IResultExporter
             }));
         }
 
+        var measured = results.Summaries.Where(s => !double.IsNaN(s.MeanKl)).ToList();
+        if (measured.Count > 0)
+        {
+            // Quality cost (measure_quality): teacher-forced next-token KL and top-1 against the exact model, and perplexity.
+            sb.AppendLine().AppendLine("| cell | precision | routing | mean KL (nats) | top-1 agreement | perplexity | exact perplexity | t/s |");
+            sb.AppendLine("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |");
+            foreach (var s in measured)
+            {
+                sb.AppendLine(string.Join(" | ", new[]
+                {
+                    "| " + s.Name, s.Precision, s.Routing, F(s.MeanKl, "0.00000"), F(s.Top1Agreement, "0.000"), F(s.Perplexity, "0.00"), F(s.ExactPerplexity, "0.00"), F(s.TpsMean, "0.00") + " |",
+                }));
+            }
+        }
+
         return sb.ToString();
     }
 

@@ -12,6 +12,7 @@ public sealed class SummaryCsvExporter : IResultExporter
         "repetitions", "tokens", "tps_mean", "tps_median", "tps_stddev", "tps_ci95_low", "tps_ci95_high", "tps_outliers",
         "hits", "misses", "prefetch_hits", "hit_rate", "bytes_read", "bytes_per_token", "ssd_mb_per_s", "io_ms_per_token", "compute_ms_per_token", "stall_ms_per_token",
         "peak_rss_bytes", "prefetch_precision", "prefetch_recall", "mean_kl", "top1_agreement", "ratio_to_baseline", "ratio_ci95_low", "ratio_ci95_high",
+        "perplexity", "exact_perplexity",
     ];
 
     public string Name => "summary.csv";
@@ -32,6 +33,7 @@ public sealed class SummaryCsvExporter : IResultExporter
                     Csv.Number(s.IoMsPerToken), Csv.Number(s.ComputeMsPerToken), Csv.Number(s.StallMsPerToken),
                     L(s.PeakRssBytes), Csv.Number(s.PrefetchPrecision), Csv.Number(s.PrefetchRecall), Csv.Number(s.MeanKl), Csv.Number(s.Top1Agreement),
                     Csv.Number(s.RatioToBaseline), Csv.Number(s.RatioCi95Low), Csv.Number(s.RatioCi95High),
+                    Csv.Number(s.Perplexity), Csv.Number(s.ExactPerplexity),
                 ]);
             }
         });

@@ -86,6 +86,12 @@ public sealed record CellSummary
 
     public double Top1Agreement { get; init; } = double.NaN;
 
+    /// <summary>Perplexity of the quality reference text under this cell's strategies (NaN unless measure_quality).</summary>
+    public double Perplexity { get; init; } = double.NaN;
+
+    /// <summary>The same text's perplexity under the exact model: what <see cref="Perplexity"/> is read against.</summary>
+    public double ExactPerplexity { get; init; } = double.NaN;
+
     public double RatioToBaseline { get; init; } = double.NaN;
 
     public double RatioCi95Low { get; init; } = double.NaN;
@@ -149,6 +155,8 @@ public sealed record CellSummary
             PrefetchRecall = record.Result.PrefetchRecall ?? double.NaN,
             MeanKl = record.Result.MeanKlDivergence ?? double.NaN,
             Top1Agreement = record.Result.Top1Agreement ?? double.NaN,
+            Perplexity = record.Result.Perplexity ?? double.NaN,
+            ExactPerplexity = record.Result.ExactPerplexity ?? double.NaN,
         };
     }
 }
