@@ -414,12 +414,16 @@ public static class ModelSynthesizer
         GgmlType.F32 => 0,
         GgmlType.F16 => 1,
         GgmlType.Q4_0 => 2,
+        GgmlType.Q4_1 => 3,
+        GgmlType.Q5_0 => 8,
+        GgmlType.Q5_1 => 9,
+        GgmlType.Q5_K => 16, // Q5_K_S: the preset whose tensors are all Q5_K but a few
         GgmlType.Q8_0 => 7,
         GgmlType.Q2_K => 10,
         GgmlType.Q3_K => 11,
         GgmlType.Q4_K => 14,
         GgmlType.Q6_K => 18,
         GgmlType.BF16 => 32,
-        _ => throw new NotSupportedException($"cannot synthesize a model quantized as {t} (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q2_K, Q3_K)"),
+        _ => throw new NotSupportedException($"cannot synthesize a model quantized as {t} (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K)"),
     };
 }

@@ -12,7 +12,7 @@ public sealed class ModelSynthCommand : ICliCommand
     public string Summary => "write a random-weight GGUF with a real model's exact per-layer shape";
 
     public string Usage =>
-        "usage: moelab model synth --preset NAME [--layers N] [--quant F32|F16|BF16|Q8_0|Q4_0|Q4_K|Q6_K|Q2_K|Q3_K] [--seed S]\n" +
+        "usage: moelab model synth --preset NAME [--layers N] [--quant F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q4_K|Q5_K|Q6_K|Q2_K|Q3_K] [--seed S]\n" +
         "                          [--fused-qkv] [--fused-gate-up] [--qkv-bias] [--rope-scaling yarn|linear:FACTOR] --out F.gguf\n" +
         "presets: " + string.Join(", ", ModelPreset.All.Select(p => p.Name)) + "\n" +
         "--layers keeps full width and every expert per layer, with fewer layers (a slice of the real depth).\n" +
@@ -71,7 +71,7 @@ public sealed class ModelSynthCommand : ICliCommand
     public static GgmlType ParseQuant(string text) =>
         Enum.TryParse<GgmlType>(text, ignoreCase: true, out var t) && Enum.IsDefined(t)
             ? t
-            : throw new CliUsageException($"unknown quantization '{text}' (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q2_K, Q3_K)");
+            : throw new CliUsageException($"unknown quantization '{text}' (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K)");
 
     public static string Bytes(long b) => b switch
     {
