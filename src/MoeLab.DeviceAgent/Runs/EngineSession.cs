@@ -138,6 +138,8 @@ public sealed class EngineSession : IDisposable
                 ExpertSource = factory,
                 Routing = routing,
                 Observer = s.Observer,
+                // Oracle and belady follow the future trace request by request (token-major): keep the prompt token by token.
+                BatchedPrompt = s.Future is null,
             });
         }
         catch

@@ -9,6 +9,7 @@ public sealed partial class MoeModel
     /// <summary>Tokens evaluated together by <see cref="ForwardPrompt"/>; longer prompts go in chunks of this many.</summary>
     public const int PromptChunk = 64;
 
+    private readonly bool _batchedPrompt;
     private PromptBatch? _batch;
 
     /// <summary>
@@ -17,7 +18,8 @@ public sealed partial class MoeModel
     /// DeltaNet conv and recurrent state, position; the logits are bit-identical too. Each chunk of up to
     /// <see cref="PromptChunk"/> tokens reads every weight matrix once, and fetches each routed expert from the
     /// expert source once per layer for all the tokens that chose it. With a routing observer attached the tokens go
-    /// one at a time, so the observer keeps seeing decisions token by token (trace recording relies on that order).
+    /// one at a time, so the observer keeps seeing decisions token by token (trace recording relies on that order), and
+    /// likewise when <see cref="ModelOptions.BatchedPrompt"/> is off.
     /// </summary>
     public ReadOnlySpan<float> ForwardPrompt(ReadOnlySpan<int> tokens)
     {
@@ -41,7 +43,7 @@ public sealed partial class MoeModel
 
         long start = Stopwatch.GetTimestamp();
         double stall = 0;
-        if (_runtime.Observer is not null)
+        if (_runtime.Observer is not null || !_batchedPrompt)
         {
             foreach (int token in tokens)
             {

@@ -21,6 +21,13 @@ public sealed record ModelOptions
     public IRoutingPolicy? Routing { get; init; }
 
     public IRoutingObserver? Observer { get; init; }
+
+    /// <summary>
+    /// Whether <see cref="MoeModel.ForwardPrompt"/> evaluates chunks at once (default) or token by token. Token by
+    /// token keeps the expert source's request sequence that of decoding, which strategies replaying a recorded
+    /// future request by request (oracle prefetch, belady) need.
+    /// </summary>
+    public bool BatchedPrompt { get; init; } = true;
 }
 
 /// <summary>
@@ -93,6 +100,7 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
             _ownsSource = options.ExpertSource is null;
             _source = options.ExpertSource?.Invoke(Experts) ?? new ResidentExpertSource(Experts);
             _runtime = new MoeRuntime(_source, options.Routing, this, options.Observer);
+            _batchedPrompt = options.BatchedPrompt;
         }
         catch
         {

@@ -100,9 +100,14 @@ public sealed class PromptBatchTests : IDisposable
         // a chunk requests each distinct expert of a layer once (at most the 8 experts per layer of the tiny presets).
         Assert.True(batched.Misses < tokenByToken.Misses / 2, $"{preset}: {batched.Misses} expert reads batched vs {tokenByToken.Misses} token by token");
         Assert.True(batched.Hits + batched.Misses < tokenByToken.Hits + tokenByToken.Misses, "a chunk should request each expert once, not once per token");
+
+        // With BatchedPrompt off (what future-replaying strategies need) the source sees decoding's request sequence.
+        var (unbatchedLogits, unbatched) = Streamed(path, preset, batched: true, s, batchedPrompt: false);
+        Assert.Equal(tokenByToken, unbatched with { IoSeconds = tokenByToken.IoSeconds, IoBusySeconds = tokenByToken.IoBusySeconds, StallSeconds = tokenByToken.StallSeconds });
+        Assert.Equal(expected[^1], unbatchedLogits[^1]);
     }
 
-    private static (List<float[]> Logits, ExpertSourceCounters Prompt) Streamed(string path, string preset, bool batched, (int[] First, int[] Second, int[] Decode) s)
+    private static (List<float[]> Logits, ExpertSourceCounters Prompt) Streamed(string path, string preset, bool batched, (int[] First, int[] Second, int[] Decode) s, bool batchedPrompt = true)
     {
         StreamingExpertSource? source = null;
         ExpertStore? store = null;
@@ -112,6 +117,7 @@ public sealed class PromptBatchTests : IDisposable
             {
                 Threads = 2,
                 MaxContext = 128,
+                BatchedPrompt = batchedPrompt,
                 ExpertSource = layout =>
                 {
                     store = new ExpertStore(layout, IoMode.Buffered);
