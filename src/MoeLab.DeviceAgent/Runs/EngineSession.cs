@@ -41,6 +41,10 @@ public sealed record EngineSettings
     /// read (upper bounds). Its first step is the first token this session evaluates.
     /// </summary>
     public MoeLab.Engine.Telemetry.RoutingTrace? Future { get; init; }
+
+    /// <summary>A profiling trace of this model (e.g. from <c>moelab trace record</c> on other prompts): static-hot,
+    /// layered-lru, per-expert-bits and transition:source=profile learn from it.</summary>
+    public MoeLab.Engine.Telemetry.RoutingTrace? Profile { get; init; }
 }
 
 /// <summary>
@@ -110,6 +114,7 @@ public sealed class EngineSession : IDisposable
                     Unit = CacheUnit.Bytes,
                     Router = probe,
                     Future = s.Future,
+                    Profile = s.Profile,
                 };
                 var cache = StrategyCatalog.CreateCache(StrategySpec.Parse(s.Cache), context);
                 var io = StrategyCatalog.CreateIo(StrategySpec.Parse(s.Io), context);
@@ -126,6 +131,7 @@ public sealed class EngineSession : IDisposable
         {
             Shape = new ModelShape(config.Layers, config.Experts, config.ExpertsUsed, 0, config.Hidden),
             Router = probe,
+            Profile = s.Profile,
         };
         var routing = StrategyCatalog.CreateRouting(StrategySpec.Parse(s.Routing), routingContext);
         MoeModel model;

@@ -16,6 +16,7 @@ public sealed class GenerateCommand : ICliCommand
     public string Usage =>
         "usage: moelab generate --model F.gguf --prompt \"...\" [-n 64] [--budget 512MiB] [--io direct|buffered]\n" +
         "                       [--cache lru] [--prefetch none] [--routing unchanged] [--precision native] [--io-scheduler fifo]\n" +
+        "                       [--profile-trace F.mltrace]   (a routing trace of this model for static-hot, layered-lru, per-expert-bits)\n" +
         "                       [--temp 0] [--top-k 0] [--top-p 1] [--seed 42] [--threads N] [--json]\n" +
         "Without --budget every expert is resident (the in-RAM baseline). Strategy names: moelab strategies.";
 
@@ -85,6 +86,7 @@ public sealed class GenerateCommand : ICliCommand
         Precision = args.Option("precision") ?? "native",
         Io = args.Option("io-scheduler") ?? "fifo",
         Threads = args.Int("threads", 0),
+        Profile = args.Option("profile-trace") is { } trace ? MoeLab.Harness.Traces.TraceFiles.Load(trace) : null,
     };
 
     /// <summary>The sampling options (--temp, --top-k, --top-p, --seed).</summary>
