@@ -58,7 +58,10 @@ public sealed record RunCell
     /// <summary>Record every token's routing into the result (for traces and simulator calibration).</summary>
     public bool RecordTrace { get; init; }
 
-    /// <summary>For <c>sim:</c> targets: the routing trace to replay (path) and its format (moelab, jsonl, lines).</summary>
+    /// <summary>
+    /// A routing trace of the model (path) and its format (moelab, jsonl, lines): what a <c>sim:</c> target replays, and on
+    /// the local target the profile that static-hot, layered-lru, per-expert-bits and transition:source=profile learn from.
+    /// </summary>
     public string? Trace { get; init; }
 
     public string? TraceFormat { get; init; }

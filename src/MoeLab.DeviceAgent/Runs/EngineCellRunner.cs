@@ -18,8 +18,9 @@ public sealed class EngineCellRunner : ICellRunner
     /// <summary>Extra RAM a run needs beyond weights and budget (KV cache, buffers, runtime), stated for preflight.</summary>
     public const long OverheadBytes = 256L << 20;
 
-    public static EngineSettings Settings(RunCell cell, MoeLab.Engine.Model.IRoutingObserver? observer = null) => new()
+    public static EngineSettings Settings(RunCell cell, MoeLab.Engine.Model.IRoutingObserver? observer = null, MoeLab.Engine.Telemetry.RoutingTrace? profile = null) => new()
     {
+        Profile = profile,
         BudgetBytes = cell.BudgetBytes,
         IoMode = cell.IoMode,
         Cache = cell.Cache,
@@ -58,15 +59,15 @@ public sealed class EngineCellRunner : ICellRunner
     /// Runs the cell's timed generation, then, when the cell asks for it, its quality cost (after the timed session is
     /// closed, so the two never hold RAM at once and quality work never shows in the timings).
     /// </summary>
-    public static CellResult Run(RunCell cell, string modelPath, Action<TokenEvent>? onToken, MoeLab.Engine.Model.IRoutingObserver? observer, CancellationToken cancel)
+    public static CellResult Run(RunCell cell, string modelPath, Action<TokenEvent>? onToken, MoeLab.Engine.Model.IRoutingObserver? observer, CancellationToken cancel, MoeLab.Engine.Telemetry.RoutingTrace? profile = null)
     {
-        var result = RunTimed(cell, modelPath, onToken, observer, cancel);
+        var result = RunTimed(cell, modelPath, onToken, observer, cancel, profile);
         if (!cell.MeasureQuality)
         {
             return result;
         }
 
-        var q = MeasureQuality(cell, modelPath, cancel);
+        var q = MeasureQuality(cell, modelPath, cancel, profile);
         return result with
         {
             MeanKlDivergence = q.MeanKl,
@@ -83,30 +84,30 @@ public sealed class EngineCellRunner : ICellRunner
     /// The exact configuration of a cell: the same budget, cache, prefetch and I/O (exact strategies, which leave the
     /// logits bit-identical to the all-resident model) with native precision and the router's own choice.
     /// </summary>
-    public static EngineSettings ExactSettings(RunCell cell) => Settings(cell) with { Routing = "unchanged", Precision = "native" };
+    public static EngineSettings ExactSettings(RunCell cell, MoeLab.Engine.Telemetry.RoutingTrace? profile = null) => Settings(cell, profile: profile) with { Routing = "unchanged", Precision = "native" };
 
     /// <summary>
     /// Quality cost of the cell's strategies: the exact model's logits over the reference text are recorded first
     /// (its session then closed), then the text is teacher-forced through a fresh session with the cell's strategies.
     /// The cache starts cold in both, so a cache-dependent precision policy is measured from a cold start.
     /// </summary>
-    public static QualityReport MeasureQuality(RunCell cell, string modelPath, CancellationToken cancel)
+    public static QualityReport MeasureQuality(RunCell cell, string modelPath, CancellationToken cancel, MoeLab.Engine.Telemetry.RoutingTrace? profile = null)
     {
         ReferenceLogits reference;
-        using (var exact = EngineSession.Open(modelPath, ExactSettings(cell)))
+        using (var exact = EngineSession.Open(modelPath, ExactSettings(cell, profile)))
         {
             int[] tokens = exact.Tokenizer.Encode(cell.QualityText ?? ReferenceText.Default);
             int n = Math.Min(tokens.Length, Math.Min(Math.Max(2, cell.QualityTokens), exact.Model.MaxContext));
             reference = ReferenceLogits.Record(exact.Model, tokens.AsSpan(0, n), cancel);
         }
 
-        using var candidate = EngineSession.Open(modelPath, Settings(cell));
+        using var candidate = EngineSession.Open(modelPath, Settings(cell, profile: profile));
         return QualityEvaluator.Compare(reference, candidate.Model, cancel);
     }
 
-    private static CellResult RunTimed(RunCell cell, string modelPath, Action<TokenEvent>? onToken, MoeLab.Engine.Model.IRoutingObserver? observer, CancellationToken cancel)
+    private static CellResult RunTimed(RunCell cell, string modelPath, Action<TokenEvent>? onToken, MoeLab.Engine.Model.IRoutingObserver? observer, CancellationToken cancel, MoeLab.Engine.Telemetry.RoutingTrace? profile)
     {
-        using var session = EngineSession.Open(modelPath, Settings(cell, observer));
+        using var session = EngineSession.Open(modelPath, Settings(cell, observer, profile));
         var events = new List<TokenEvent>();
         var texts = new List<string>();
         long hits = 0, misses = 0, prefetchHits = 0, bytes = 0, issued = 0, unused = 0;

@@ -51,7 +51,10 @@ public sealed class LocalTarget(string modelCacheDirectory = "models") : ICellTa
             recorder.Header["note"] = "every forward pass in order: per prompt and repetition, warm-up tokens, prompt tokens, generated tokens";
         }
 
-        var result = EngineCellRunner.Run(cell, path, onToken, recorder, cancel);
+        // The experiment's routing trace of this model is the profile that static-hot, layered-lru, per-expert-bits
+        // and transition:source=profile learn from (a sim: target replays the same trace).
+        var profile = cell.Trace is null ? null : TraceFiles.Load(cell.Trace, cell.TraceFormat);
+        var result = EngineCellRunner.Run(cell, path, onToken, recorder, cancel, profile);
         if (recorder is not null)
         {
             using var ms = new MemoryStream();
