@@ -55,6 +55,11 @@ public sealed record SimulationSetup
     {
         Trace = Trace, SkipTokens = SkipTokens, MaxTokens = MaxTokens, WarmupTokens = WarmupTokens, Cache = Cache, Prefetch = Prefetch, Unit = Unit, Scope = Scope, ExpertBytes = ExpertBytes,
         Cost = Cost, DenseInCache = PageCache, RecordTokens = RecordTokens,
+
+        // The replayed trace doubles as the profile static-hot, layered-lru and transition:source=profile learn from,
+        // as an experiment's trace: does on the local target. Learned from the very workload it replays, that profile
+        // is optimistic: an upper bound for those policies, as the report should say when it matters.
+        Profile = Trace,
     };
 
     /// <summary>Checks that the trace fits the preset's shape (the sim predicts for the preset's full model).</summary>
