@@ -67,6 +67,10 @@ public sealed class StrategyContext
     /// <summary>A profiling trace (static-hot, layered-lru, transition, per-expert-bits learn from it).</summary>
     public RoutingTrace? Profile { get; init; }
 
+    /// <summary>The profile, or a refusal naming the policy, what it needs the profile for and where a profile comes from.</summary>
+    public RoutingTrace RequireProfile(string policy, string? parameter, string message) =>
+        Profile ?? throw new StrategyException(policy, parameter, message + " (a routing trace of this model: `trace:` in an experiment, --profile-trace F in generate and trace record)");
+
     /// <summary>The future the run will see, for offline bounds (belady, oracle). Null online.</summary>
     public RoutingTrace? Future { get; init; }
 

@@ -93,9 +93,13 @@ public sealed class EngineSession : IDisposable
             throw new ArgumentException($"precision '{s.Precision}' needs a RAM budget: precision policies choose what the streaming expert source reads (all-resident runs compute every expert as stored)");
         }
 
-        if (s.Profile is { } profile && (profile.ExpertsPerLayer != config.Experts || profile.Layers != ExpertTensors.Layout(file, config).Layers))
+        if (s.Profile is { } profile)
         {
-            throw new ArgumentException($"the profile trace has {profile.Layers} layers × {profile.ExpertsPerLayer} experts but {Path.GetFileName(modelPath)} has {ExpertTensors.Layout(file, config).Layers} MoE layers × {config.Experts} experts: record it from this model (moelab trace record)");
+            int moeLayers = ExpertTensors.Layout(file, config).Layers;
+            if (profile.ExpertsPerLayer != config.Experts || profile.Layers != moeLayers)
+            {
+                throw new ArgumentException($"the profile trace has {profile.Layers} layers × {profile.ExpertsPerLayer} experts but {Path.GetFileName(modelPath)} has {moeLayers} MoE layers × {config.Experts} experts: record it from this model (moelab trace record)");
+            }
         }
 
         if (s.BudgetBytes is { } budget)

@@ -14,7 +14,7 @@ public static class LayeredLru
         [new("profile_skip_tokens", "int", "0", "tokens at the start of the profile to ignore (e.g. a prefill block)")],
         (p, ctx, capacity) =>
         {
-            var profile = ctx.Profile ?? throw new StrategyException(p.Policy, null, "needs a profile trace (a routing trace of this model: `trace:` in an experiment, --profile-trace F in generate and trace record) to size per-layer quotas");
+            var profile = ctx.RequireProfile(p.Policy, null, "needs a profile trace to size per-layer quotas");
             var quotas = Quotas(profile, p.Int("profile_skip_tokens", 0, min: 0), capacity / Math.Max(1, ctx.ExpertSize));
             return new PerLayerCache(quotas.Select(q => (Engine.Policies.ICachePolicy)new Lru(q * ctx.ExpertSize, ctx.ExpertSize)).ToArray());
         },

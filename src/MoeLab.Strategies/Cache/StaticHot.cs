@@ -15,7 +15,7 @@ public sealed class StaticHot : CachePolicy
         "static-hot", "pins the most frequent experts of a profile trace; the rest stream",
         [new("profile_skip_tokens", "int", "0", "tokens at the start of the profile to ignore (e.g. a prefill block)")],
         (p, ctx, capacity) => new StaticHot(capacity,
-            ctx.Profile ?? throw new StrategyException(p.Policy, null, "needs a profile trace (a routing trace of this model: `trace:` in an experiment, --profile-trace F in generate and trace record) to rank experts by popularity"),
+            ctx.RequireProfile(p.Policy, null, "needs a profile trace to rank experts by popularity"),
             p.Int("profile_skip_tokens", 0, min: 0), ctx.ExpertSize),
         scoped: false);
 

@@ -84,7 +84,7 @@ public sealed class PerExpertBits : IPrecisionPolicy
             new("cold_bits", "double", "4", "bits per weight for the other experts"),
         ],
         (p, ctx) => new PerExpertBits(
-            ctx.Profile ?? throw new StrategyException(p.Policy, null, "needs a profile trace (a routing trace of this model: `trace:` in an experiment, --profile-trace F in generate and trace record) to tell hot experts from cold"),
+            ctx.RequireProfile(p.Policy, null, "needs a profile trace to tell hot experts from cold"),
             p.Double("hot_fraction", 0.25, min: 0, max: 1), p.Double("cold_bits", 4, min: 1, max: 32)));
 
     private readonly bool[] _hot; // [layer * experts + expert]

@@ -25,7 +25,7 @@ public sealed class Transition : IPrefetcher
         {
             bool byToken = p.String("mode", "layer", Modes) == "token";
             bool fromProfile = p.String("source", "online", Sources) == "profile";
-            var profile = fromProfile ? ctx.Profile ?? throw new StrategyException(p.Policy, "source", "profile needs a profile trace (a routing trace of this model: `trace:` in an experiment, --profile-trace F in generate and trace record)") : null;
+            var profile = fromProfile ? ctx.RequireProfile(p.Policy, "source", "profile needs a profile trace") : null;
             return new Transition(ctx.Shape.Layers, ctx.Shape.ExpertsPerLayer, byToken, p.Int("top", ctx.Shape.ExpertsPerToken, min: 1), profile);
         });
 
