@@ -1,4 +1,5 @@
 using System.Globalization;
+using MathNet.Numerics.Statistics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using MoeLab.DeviceAgent.Runs;
@@ -315,12 +316,8 @@ public sealed class BenchCommand : ICliCommand
     private static long ParseSize(string option, string text) =>
         ByteSize.TryParse(text, out long v) ? v : throw new CliUsageException($"--{option}: '{text}' is not a size (examples: 512MiB, 2GB)");
 
-    private static double Std(IReadOnlyList<double> xs)
-    {
-        if (xs.Count < 2) return 0;
-        double m = xs.Average();
-        return Math.Sqrt(xs.Sum(x => (x - m) * (x - m)) / (xs.Count - 1));
-    }
+    /// <summary>Sample standard deviation; 0 for a single repetition (printed as "± 0.00", as llama-bench does).</summary>
+    private static double Std(IReadOnlyList<double> xs) => xs.Count < 2 ? 0 : xs.StandardDeviation();
 
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using MoeLab.DeviceAgent;
 using MoeLab.Harness.Simulation;
@@ -119,30 +118,12 @@ public sealed class CalibrateCommand : ICliCommand
         string file = Path.Combine(dir, $"moelab-fio-{Environment.ProcessId}.bin");
         try
         {
-            var psi = new ProcessStartInfo("fio")
-            {
-                ArgumentList =
-                {
-                    "--name=moelab", $"--filename={file}", "--rw=randread", "--bs=1024k", "--direct=1", "--ioengine=libaio",
-                    $"--iodepth={depth}", string.Create(CultureInfo.InvariantCulture, $"--size={size}"), "--runtime=3", "--time_based",
-                    "--output-format=terse", "--terse-version=3",
-                },
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            using var p = Process.Start(psi) ?? throw new IOException("could not start fio");
-            string output = p.StandardOutput.ReadToEnd();
-            p.WaitForExit();
-            if (p.ExitCode != 0) throw new IOException($"fio exited with {p.ExitCode}: {p.StandardError.ReadToEnd().Trim()}");
-            // terse v3: field 7 = read bandwidth KiB/s, field 16 = read clat mean µs (1-based, ';'-separated).
-            string[] f = output.Trim().Split('\n')[^1].Split(';');
-            double kibps = double.Parse(f[6], CultureInfo.InvariantCulture);
-            double clat = double.Parse(f[15], CultureInfo.InvariantCulture);
-            string note = string.Create(CultureInfo.InvariantCulture, $"fio randread 1024 KiB libaio iodepth={depth} direct=1: {kibps * 1024 / 1e6:F1} MB/s, mean completion latency {clat:F1} µs");
+            var r = MoeLab.Harness.Peers.Fio.RandomRead(file, 1 << 20, depth, seconds: 3, layOutBytes: size, rampSeconds: 0);
+            string note = string.Create(CultureInfo.InvariantCulture, $"fio randread 1024 KiB libaio iodepth={depth} direct=1: {r.MegabytesPerSecond:F1} MB/s, mean completion latency {r.MeanLatencyMicroseconds:F1} µs");
             Console.WriteLine("  cross-check: " + note);
             profile.Sources.Add(new DeviceProfile.SourceNote { Figure = "storage.reads (cross-check, not used by the model)", Source = note });
         }
-        catch (Exception e) when (e is IOException or System.ComponentModel.Win32Exception or FormatException or IndexOutOfRangeException)
+        catch (Exception e) when (e is IOException or InvalidOperationException or System.Text.Json.JsonException or KeyNotFoundException)
         {
             Console.WriteLine($"  fio cross-check skipped: {e.Message}");
         }

@@ -10,16 +10,19 @@ public static class Fio
     public readonly record struct Result(double MegabytesPerSecond, double MeanLatencyMicroseconds);
 
     /// <summary>
-    /// Runs <c>fio --rw=randread --direct=1 --ioengine=libaio</c> over <paramref name="path"/> (read-only) for
-    /// <paramref name="seconds"/> after a one-second ramp. Throws with fio's own message when fio is missing or fails.
+    /// Runs <c>fio --rw=randread --direct=1 --ioengine=libaio</c> over <paramref name="path"/> for
+    /// <paramref name="seconds"/> after a ramp of <paramref name="rampSeconds"/>: read-only over an existing file, or
+    /// over a file fio lays out first when <paramref name="layOutBytes"/> is given. Throws with fio's own message when
+    /// fio is missing or fails.
     /// </summary>
-    public static Result RandomRead(string path, long blockSize, int depth, double seconds)
+    public static Result RandomRead(string path, long blockSize, int depth, double seconds, long? layOutBytes = null, double rampSeconds = 1)
     {
         var psi = new ProcessStartInfo("fio") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (string a in new[]
         {
-            "--name=moelab", $"--filename={path}", "--readonly", "--rw=randread", Inv($"--bs={blockSize}"), Inv($"--iodepth={depth}"),
-            "--direct=1", "--ioengine=libaio", Inv($"--runtime={seconds}"), "--ramp_time=1", "--time_based", "--output-format=json",
+            "--name=moelab", $"--filename={path}", layOutBytes is { } size ? Inv($"--size={size}") : "--readonly", "--rw=randread",
+            Inv($"--bs={blockSize}"), Inv($"--iodepth={depth}"), "--direct=1", "--ioengine=libaio", Inv($"--runtime={seconds}"),
+            Inv($"--ramp_time={rampSeconds}"), "--time_based", "--output-format=json",
         })
         {
             psi.ArgumentList.Add(a);
