@@ -6,8 +6,8 @@ namespace MoeLab.Harness.Simulation;
 /// <summary>
 /// The device cost model the simulator charges time with. Decode is memory-bound, so compute is charged per weight
 /// byte: an expert's matvec takes ExpertBytes / expert throughput, a layer's dense part DenseBytes / L / dense
-/// throughput. Reads go to one SSD queue in issue order (FIFO); a layer's misses are one batch of
-/// ceil(bytes / block) requests at the queue depth (<see cref="StorageModel.ReadSeconds"/>).
+/// throughput. An expert is read as ceil(bytes / block) equal requests (the engine: one per gate/up/down slice), queued
+/// FIFO to <see cref="QueueDepth"/> reader threads (<see cref="DiskQueue"/>).
 /// </summary>
 public sealed record CostModel
 {
@@ -37,6 +37,13 @@ public sealed record CostModel
     public double ExpertComputeSeconds => ExpertBytes / ExpertBytesPerSecond;
 
     public double DenseSecondsPerToken => (DenseBytesPerToken / DenseBytesPerSecond) + PerTokenOverheadSeconds;
+
+    /// <summary>Requests one expert's read takes (the engine issues gate, up and down as separate reads).</summary>
+    public int ReadsPerExpert => ReadsFor(ExpertBytes);
+
+    public int ReadsFor(long bytes) => (int)Math.Max(1, (bytes + BlockBytes - 1) / BlockBytes);
+
+    public DiskQueue NewDiskQueue() => new(Storage, QueueDepth);
 
     public double ReadSeconds(long bytes) => Storage.ReadSeconds(bytes, BlockBytes, QueueDepth);
 

@@ -55,10 +55,11 @@ public sealed record SimulationOptions
 /// Replays a routing trace through a cache policy and a prefetcher from the <see cref="StrategyCatalog"/> (the same
 /// classes the engine drives) and charges a device <see cref="CostModel"/>. The replay loop allocates nothing
 /// itself; scope (global / per-layer) and admission come from the catalog like every other policy parameter.
-/// Timeline per layer: the dense part runs, the router's experts are looked up, the misses go to the SSD as one
-/// batch, the prefetcher's predictions follow as a second batch (one FIFO queue), then the experts are computed in
-/// the router's order, each once it has arrived (the m-th miss when the batch's first m + 1 reads are done), so
-/// later reads overlap earlier experts' compute as in the engine; waiting is stall.
+/// Timeline per layer, the engine's (MoeBlock.Forward with a StreamingExpertSource): the dense part runs, the router's
+/// experts are looked up, the misses are queued as their slice reads (FIFO, <see cref="CostModel.QueueDepth"/> reader
+/// threads, <see cref="DiskQueue"/>), the prefetcher's predictions queue behind them, then the experts are computed
+/// in NextReady order (the first in routing order already in RAM, so hits first, else the next to arrive), so later
+/// reads overlap earlier experts' compute; waiting is stall.
 /// </summary>
 public static class Simulator
 {
@@ -161,6 +162,7 @@ public static class Simulator
         public readonly int[] Batch = new int[keys];
         public readonly double[] StepReady = new double[maxStep]; // when each expert of the current step is in RAM
         public readonly int[] StepMissOrdinal = new int[maxStep]; // -1 hit, else its place in the step's miss batch
+        public readonly bool[] StepDone = new bool[maxStep]; // computed already (the engine's NextReady loop)
         public int ExpertsPerLayer;
         public long Hits, Misses, PrefetchHits, PrefetchReads, Wasted, Predictions, PredictedDemands, PredictableDemands;
         public long DemandBytes, PrefetchBytes, DenseBytes;
@@ -202,7 +204,8 @@ public static class Simulator
         var predictions = new ExpertKey[Math.Max(64, L * E)];
         bool predicting = false;
         long time = 0; // demand request counter: the index into Future.RequestSequence(skip) that belady/oracle read
-        double now = 0, ioFree = 0;
+        double now = 0, busyBefore = 0;
+        var disk = cost?.NewDiskQueue();
 
         int measureFrom = skip + Math.Max(0, o.WarmupTokens);
         for (int t = skip; t < end; t++)
@@ -218,11 +221,13 @@ public static class Simulator
                     if (!cache.Access(denseKey, denseLayerBytes, time))
                     {
                         cache.Admit(denseKey, denseLayerBytes, time, s);
-                        double start = Math.Max(now, ioFree), d = cost!.ReadSeconds(denseLayerBytes);
-                        ioFree = start + d;
-                        tok.IoSeconds += d;
-                        tok.StallSeconds += ioFree - now;
-                        now = ioFree;
+                        double ready = ReadObject(disk!, cost!, now, denseLayerBytes, 0);
+                        if (ready > now)
+                        {
+                            tok.StallSeconds += ready - now;
+                            now = ready;
+                        }
+
                         tok.BytesRead += denseLayerBytes;
                         s.DenseBytes += denseLayerBytes;
                     }
@@ -251,6 +256,7 @@ public static class Simulator
 
                     s.StepMissOrdinal[i] = -1;
                     s.StepReady[i] = now;
+                    s.StepDone[i] = false;
                     if (cache.Access(key, expertSize, time))
                     {
                         tok.Hits++;
@@ -277,17 +283,13 @@ public static class Simulator
 
                 if (missBytes > 0)
                 {
-                    // One FIFO batch: the m-th miss is in RAM once the batch's first m + 1 experts are read.
-                    double start = Math.Max(now, ioFree);
-                    double d = cost?.ReadSeconds(missBytes) ?? 0;
+                    // The misses are queued at once in routing order, each as its slice reads; one is in RAM when its last lands.
                     for (int i = 0; i < ids.Length; i++)
                     {
                         int m = s.StepMissOrdinal[i];
-                        if (m >= 0) s.StepReady[i] = m == missCount - 1 ? start + d : start + (cost?.ReadSeconds((m + 1) * expertBytes) ?? 0);
+                        if (m >= 0 && disk is not null) s.StepReady[i] = ReadObject(disk, cost!, now, expertBytes, missCount - 1 - m);
                     }
 
-                    ioFree = start + d;
-                    tok.IoSeconds += d;
                     s.DemandBytes += missBytes;
                     tok.BytesRead += missBytes;
                 }
@@ -316,33 +318,49 @@ public static class Simulator
                         s.Batch[batch++] = idx;
                     }
 
-                    if (batch > 0)
-                    {
-                        long bytes = batch * expertBytes;
-                        double d = cost?.ReadSeconds(bytes) ?? 0;
-                        ioFree = Math.Max(now, ioFree) + d;
-                        tok.IoSeconds += d;
-                        for (int i = 0; i < batch; i++) s.ReadyAt[s.Batch[i]] = ioFree;
-                        s.PrefetchReads += batch;
-                        s.PrefetchBytes += bytes;
-                        tok.BytesRead += bytes;
-                    }
+                    // Queued behind the layer's misses (demand first), in prediction order.
+                    for (int i = 0; i < batch; i++) s.ReadyAt[s.Batch[i]] = disk is null ? now : ReadObject(disk, cost!, now, expertBytes, batch - 1 - i);
+                    long bytes = batch * expertBytes;
+                    s.PrefetchReads += batch;
+                    s.PrefetchBytes += bytes;
+                    tok.BytesRead += bytes;
                 }
 
-                // The experts compute in the router's order, each as soon as it is in RAM (the engine acquires them one by
-                // one while the rest still load): waiting for one is stall, later reads overlap earlier experts' compute.
-                for (int i = 0; i < ids.Length; i++)
+                // The engine's order (IExpertSource.NextReady): the first expert in routing order already in RAM (hits at
+                // once), else the first to arrive; waiting for it is stall, and later reads overlap earlier experts' compute.
+                for (int c = 0; c < ids.Length; c++)
                 {
-                    if (s.StepReady[i] > now)
+                    int pick = -1, first = -1;
+                    for (int i = 0; i < ids.Length; i++)
                     {
-                        tok.StallSeconds += s.StepReady[i] - now;
-                        now = s.StepReady[i];
+                        if (s.StepDone[i]) continue;
+                        if (s.StepReady[i] <= now)
+                        {
+                            pick = i;
+                            break;
+                        }
+
+                        if (first < 0 || s.StepReady[i] < s.StepReady[first]) first = i;
                     }
 
+                    if (pick < 0)
+                    {
+                        pick = first;
+                        tok.StallSeconds += s.StepReady[pick] - now;
+                        now = s.StepReady[pick];
+                    }
+
+                    s.StepDone[pick] = true;
                     now += expertCompute;
                 }
 
                 tok.ComputeSeconds += ids.Length * expertCompute;
+            }
+
+            if (disk is not null)
+            {
+                tok.IoSeconds = disk.BusySeconds - busyBefore;
+                busyBefore = disk.BusySeconds;
             }
 
             s.Hits += tok.Hits;
@@ -353,5 +371,15 @@ public static class Simulator
             s.Stall += tok.StallSeconds;
             if (perToken is not null) perToken[t - skip] = tok;
         }
+    }
+
+    /// <summary>Queues an object's reads (ceil(bytes / block) equal requests) at <paramref name="at"/>; returns when the last lands.</summary>
+    private static double ReadObject(DiskQueue disk, CostModel cost, double at, long bytes, int objectsBehind)
+    {
+        int n = cost.ReadsFor(bytes);
+        long each = bytes / n, extra = bytes % n;
+        double ready = at;
+        for (int r = 0; r < n; r++) ready = Math.Max(ready, disk.Read(at, each + (r < extra ? 1 : 0), (n - 1 - r) + (objectsBehind * n)));
+        return ready;
     }
 }

@@ -48,6 +48,20 @@ public sealed class StorageModel
         return Math.Max(bytes / bw, rounds * lat);
     }
 
+    /// <summary>
+    /// Seconds one read of <paramref name="bytes"/> takes while <paramref name="outstanding"/> reads (itself included)
+    /// share the device: the measured per-request latency at that block size and depth, or its share of the depth's
+    /// bandwidth (outstanding × bytes / bandwidth), whichever is longer (published profiles give a device latency and a
+    /// bandwidth that need not agree; measured ones agree by construction).
+    /// </summary>
+    public double ServiceSeconds(long bytes, int outstanding)
+    {
+        if (bytes <= 0) return 0;
+        int n = Math.Max(1, outstanding);
+        var (bw, lat) = At(bytes, n);
+        return Math.Max(lat, n * (double)bytes / bw);
+    }
+
     private static (double, double) OnCurve((int Depth, double[] LogBlock, double[] Bw, double[] Lat) c, double lb)
     {
         var x = c.LogBlock;

@@ -141,6 +141,47 @@ public sealed class SimulatorTests
     }
 
     [Fact]
+    public void CachedExpertsAreComputedWhileAMissIsRead()
+    {
+        // Token 0 brings expert 1 in; token 1 routes [0, 1]: 0 misses (read 1 ms), 1 hits. Like the engine (NextReady),
+        // the hit is computed first (1 ms) while 0 is read, so nothing stalls; in routing order 0 would stall 1 ms.
+        var trace = Steps(1, 4, [1], [0, 1]);
+        var cost = new CostModel
+        {
+            ProfileName = "hand", ExpertBytes = 1_000_000, DenseBytesPerToken = 0, ExpertBytesPerSecond = 1e9, DenseBytesPerSecond = 1e9,
+            BlockBytes = 1 << 20, QueueDepth = 1,
+            Storage = new StorageModel([new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 1, ReadMbPerS = 1000, LatencyUs = 0 }]),
+        };
+        var r = Simulator.Run(new SimulationOptions { Trace = trace, Cost = cost, ExpertBytes = 1_000_000, RecordTokens = true }, 4);
+        Assert.Equal(1, r.PerToken![1].Misses);
+        Assert.Equal(0.0, r.PerToken[1].StallSeconds, 12);
+        Assert.Equal(0.002, r.PerToken[1].WallSeconds, 12);
+        Assert.Equal(0.001, r.PerToken[1].IoSeconds, 12);
+    }
+
+    [Fact]
+    public void TheDiskQueueServesAFullQueueAtItsDepthAndALoneReadAtDepthOne()
+    {
+        const long MiB = 1 << 20;
+        var storage = new StorageModel([
+            new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 1, ReadMbPerS = MiB / 1e3, LatencyUs = 1000 },
+            new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 4, ReadMbPerS = 4 * MiB / 2e3, LatencyUs = 2000 },
+        ]);
+        var disk = new DiskQueue(storage, 4);
+        double last = 0;
+        for (int i = 0; i < 8; i++) last = Math.Max(last, disk.Read(0, MiB, 7 - i));
+        Assert.Equal(0.004, last, 9); // two waves of four 2 ms reads
+        Assert.Equal(0.004, disk.BusySeconds, 9);
+        Assert.Equal(0.011, disk.Read(0.010, MiB, 0), 9); // alone on an idle device: the depth-1 latency
+        Assert.Equal(0.005, disk.BusySeconds, 9);
+        // An expert of three slices on a depth-1 queue: back to back, each at the depth-1 figure.
+        var serial = new DiskQueue(storage, 1);
+        Assert.Equal(0.001, serial.Read(0, MiB, 2), 9);
+        Assert.Equal(0.002, serial.Read(0, MiB, 1), 9);
+        Assert.Equal(0.003, serial.Read(0, MiB, 0), 9);
+    }
+
+    [Fact]
     public void ReadsAreLatencyBoundWhenSmall()
     {
         var storage = new StorageModel([new DeviceProfile.ReadPoint { BlockKib = 4, QueueDepth = 1, ReadMbPerS = 40, LatencyUs = 100 }]);

@@ -1,0 +1,59 @@
+namespace MoeLab.Harness.Simulation;
+
+/// <summary>
+/// The engine's reader threads as the simulator sees them: <c>depth</c> servers taking positional reads from one FIFO
+/// queue (<c>ExpertReaders</c> with the fifo I/O scheduler). A read starts when it is queued and a server is free; it
+/// lasts <see cref="StorageModel.ServiceSeconds"/> at the number of reads outstanding when it starts (those in flight,
+/// itself, and those queued behind it in the same submission, at most the depth), so a lone read costs the depth-1
+/// latency and a full queue shares the depth's bandwidth. Busy time is the union of the reads' intervals.
+/// </summary>
+public sealed class DiskQueue
+{
+    private readonly StorageModel _storage;
+    private readonly double[] _free; // when each server finishes its current read
+    private double _busyUntil;
+
+    public DiskQueue(StorageModel storage, int depth)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(depth, 1);
+        _storage = storage;
+        _free = new double[depth];
+    }
+
+    public int Depth => _free.Length;
+
+    /// <summary>Seconds with at least one read in flight so far.</summary>
+    public double BusySeconds { get; private set; }
+
+    /// <summary>
+    /// Queues one read of <paramref name="bytes"/> at <paramref name="queuedAt"/>, with <paramref name="behind"/> more
+    /// reads queued after it at the same moment; returns when it completes.
+    /// </summary>
+    public double Read(double queuedAt, long bytes, int behind)
+    {
+        int server = 0;
+        for (int i = 1; i < _free.Length; i++)
+        {
+            if (_free[i] < _free[server]) server = i;
+        }
+
+        double start = Math.Max(queuedAt, _free[server]);
+        int inFlight = 0;
+        for (int i = 0; i < _free.Length; i++)
+        {
+            if (i != server && _free[i] > start) inFlight++;
+        }
+
+        int outstanding = Math.Min(_free.Length, inFlight + 1 + Math.Max(0, behind));
+        double end = start + _storage.ServiceSeconds(bytes, outstanding);
+        _free[server] = end;
+        // FIFO start times never decrease, so the union of busy intervals grows by the part past the last end.
+        if (end > _busyUntil)
+        {
+            BusySeconds += end - Math.Max(start, _busyUntil);
+            _busyUntil = end;
+        }
+
+        return end;
+    }
+}
