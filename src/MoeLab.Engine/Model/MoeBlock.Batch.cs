@@ -15,7 +15,9 @@ public sealed partial class MoeBlock
     /// Routing is per token as in <see cref="Forward"/>; then every distinct expert the chunk chose is requested,
     /// acquired and computed once, for all the tokens that chose it (its weights read once per chunk: from SSD once
     /// for a streaming source), in groups of top-k experts so the source's working buffers suffice. Each token's
-    /// routed outputs are summed in its routing order, so outputs are bit-identical to <see cref="Forward"/>.
+    /// routed outputs are summed in its routing order, so outputs are bit-identical to <see cref="Forward"/>. An
+    /// observer sees each token's decision at this layer, in token order (only observers that accept layer-major order
+    /// are attached on this path).
     /// Returns the seconds spent waiting for experts.
     /// </summary>
     public double ForwardBatch(PromptBatch batch, int count, int pos, Span<float> output, in MoeRuntime rt)
@@ -47,6 +49,14 @@ public sealed partial class MoeBlock
             }
 
             used[i] = rt.Routing is null ? top : rt.Routing.Route(_moeIndex, p, e, w, top, rt.Residency!);
+            rt.Observer?.Observe(new RoutingObservation
+            {
+                Token = pos + i,
+                Layer = _moeIndex,
+                Hidden = batch.Row(batch.Residual, i),
+                Experts = e[..used[i]],
+                Weights = w[..used[i]],
+            });
         }
 
         // Group (token, slot) pairs by expert, experts in order of first use: a counting sort.

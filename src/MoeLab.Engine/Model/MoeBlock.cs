@@ -10,6 +10,14 @@ namespace MoeLab.Engine.Model;
 public interface IRoutingObserver
 {
     void Observe(in RoutingObservation observed);
+
+    /// <summary>
+    /// Whether this observer takes a prompt chunk's decisions layer by layer (every token of the chunk at layer 0,
+    /// then at layer 1, …), each tagged with its token position; then <see cref="MoeModel.ForwardPrompt(ReadOnlySpan{int})"/>
+    /// stays batched with it attached. False: decisions arrive token by token as in decoding, which recorders that
+    /// append in arrival order (routing traces) need.
+    /// </summary>
+    bool AcceptsLayerMajorOrder => false;
 }
 
 /// <summary>

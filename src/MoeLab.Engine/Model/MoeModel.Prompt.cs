@@ -18,10 +18,35 @@ public sealed partial class MoeModel
     /// DeltaNet conv and recurrent state, position; the logits are bit-identical too. Each chunk of up to
     /// <see cref="PromptChunk"/> tokens reads every weight matrix once, and fetches each routed expert from the
     /// expert source once per layer for all the tokens that chose it. With a routing observer attached the tokens go
-    /// one at a time, so the observer keeps seeing decisions token by token (trace recording relies on that order), and
-    /// likewise when <see cref="ModelOptions.BatchedPrompt"/> is off.
+    /// one at a time, so the observer keeps seeing decisions token by token (trace recording relies on that order),
+    /// unless it <see cref="IRoutingObserver.AcceptsLayerMajorOrder"/>; likewise when
+    /// <see cref="ModelOptions.BatchedPrompt"/> is off.
     /// </summary>
     public ReadOnlySpan<float> ForwardPrompt(ReadOnlySpan<int> tokens)
+    {
+        Evaluate(tokens, []);
+        return _logits;
+    }
+
+    /// <summary>
+    /// <see cref="ForwardPrompt(ReadOnlySpan{int})"/> keeping every position's logits: row i of
+    /// <paramref name="logits"/> (tokens × <see cref="ModelConfig.Vocab"/>, row-major) is bit-identical to what
+    /// <see cref="Forward"/> of tokens[i] returns in sequence. Each chunk multiplies the output head once for all its
+    /// tokens, as it does every other weight matrix.
+    /// </summary>
+    public void ForwardPrompt(ReadOnlySpan<int> tokens, Span<float> logits)
+    {
+        int vocab = Config.Vocab;
+        if (logits.Length != (long)tokens.Length * vocab)
+        {
+            throw new ArgumentException($"{tokens.Length} tokens need {(long)tokens.Length * vocab} logits ({vocab} each), the span holds {logits.Length}", nameof(logits));
+        }
+
+        Evaluate(tokens, logits);
+    }
+
+    /// <summary>The prompt path; <paramref name="all"/> receives every position's logits, or is empty for the last only (in _logits).</summary>
+    private void Evaluate(ReadOnlySpan<int> tokens, Span<float> all)
     {
         if (tokens.IsEmpty)
         {
@@ -43,11 +68,17 @@ public sealed partial class MoeModel
 
         long start = Stopwatch.GetTimestamp();
         double stall = 0;
-        if (_runtime.Observer is not null || !_batchedPrompt)
+        int vocab = Config.Vocab;
+        if (!_batchedPrompt || _runtime.Observer is { AcceptsLayerMajorOrder: false })
         {
-            foreach (int token in tokens)
+            for (int i = 0; i < tokens.Length; i++)
             {
-                Forward(token);
+                var logits = Forward(tokens[i]);
+                if (!all.IsEmpty)
+                {
+                    logits.CopyTo(all.Slice(i * vocab, vocab));
+                }
+
                 stall += LastStallSeconds;
             }
         }
@@ -56,17 +87,20 @@ public sealed partial class MoeModel
             _batch ??= new PromptBatch(PromptChunk, Config.Hidden);
             for (int offset = 0; offset < tokens.Length; offset += PromptChunk)
             {
-                stall += ForwardChunk(tokens.Slice(offset, Math.Min(PromptChunk, tokens.Length - offset)), _batch);
+                int n = Math.Min(PromptChunk, tokens.Length - offset);
+                stall += ForwardChunk(tokens.Slice(offset, n), _batch, all.IsEmpty ? [] : all.Slice(offset * vocab, n * vocab));
             }
         }
 
         LastStallSeconds = stall;
         LastWallSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        return _logits;
     }
 
-    /// <summary>One chunk, layer by layer for all its tokens; logits of its last token only. Returns the expert stall.</summary>
-    private double ForwardChunk(ReadOnlySpan<int> tokens, PromptBatch b)
+    /// <summary>
+    /// One chunk, layer by layer for all its tokens; the logits of every token into <paramref name="logits"/>, or of
+    /// its last token only (into _logits) when that is empty. Returns the expert stall.
+    /// </summary>
+    private double ForwardChunk(ReadOnlySpan<int> tokens, PromptBatch b, Span<float> logits)
     {
         var c = Config;
         int n = tokens.Length, pos = Position, h = c.Hidden;
@@ -90,9 +124,18 @@ public sealed partial class MoeModel
             Add(x, output);
         }
 
-        VectorOps.RmsNorm(b.Row(b.Residual, n - 1), _outputNorm, c.NormEpsilon, _xb);
-        _finalQ.Set(_xb);
-        _pool.MatVec(_output, _finalQ, _logits);
+        if (logits.IsEmpty)
+        {
+            VectorOps.RmsNorm(b.Row(b.Residual, n - 1), _outputNorm, c.NormEpsilon, _xb);
+            _finalQ.Set(_xb);
+            _pool.MatVec(_output, _finalQ, _logits);
+        }
+        else
+        {
+            Norm(b, n, _outputNorm);
+            _pool.Multiply(_output, b.Input, n, logits, c.Vocab);
+        }
+
         Position = pos + n;
         return stall;
     }

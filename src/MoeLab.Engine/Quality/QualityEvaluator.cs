@@ -32,7 +32,10 @@ public sealed class ReferenceLogits
 
     public ReadOnlySpan<float> At(int position) => _logits.AsSpan(position * Vocab, Vocab);
 
-    /// <summary>Runs the exact model over <paramref name="tokens"/> from position 0 (it is reset first) and keeps its logits.</summary>
+    /// <summary>
+    /// Runs the exact model over <paramref name="tokens"/> from position 0 (it is reset first) and keeps its logits.
+    /// The text goes in prompt chunks (each weight read once per chunk), bit-identical to token by token.
+    /// </summary>
     public static ReferenceLogits Record(MoeModel exact, ReadOnlySpan<int> tokens, CancellationToken cancel = default)
     {
         int[] text = QualityEvaluator.Check(exact, tokens);
@@ -41,12 +44,16 @@ public sealed class ReferenceLogits
         var logP = new double[vocab];
         double nll = 0;
         exact.Reset();
-        for (int i = 0; i < positions; i++)
+        for (int offset = 0; offset < positions; offset += MoeModel.PromptChunk)
         {
             cancel.ThrowIfCancellationRequested();
-            var row = logits.AsSpan(i * vocab, vocab);
-            exact.Forward(text[i]).CopyTo(row);
-            NextTokenDistribution.LogSoftmax(row, logP);
+            int n = Math.Min(MoeModel.PromptChunk, positions - offset);
+            exact.ForwardPrompt(text.AsSpan(offset, n), logits.AsSpan(offset * vocab, n * vocab));
+        }
+
+        for (int i = 0; i < positions; i++)
+        {
+            NextTokenDistribution.LogSoftmax(logits.AsSpan(i * vocab, vocab), logP);
             nll -= logP[text[i + 1]];
         }
 
@@ -56,7 +63,9 @@ public sealed class ReferenceLogits
 
 /// <summary>
 /// Quality cost of a strategy: teacher-forces the reference text through the candidate model (the same file loaded
-/// with the strategy under test) and compares each next-token distribution with the exact model's.
+/// with the strategy under test) and compares each next-token distribution with the exact model's. The candidate goes
+/// token by token as in decoding: policies that read the cache state (cache-aware routing, precision by residency)
+/// would see another state in a prompt chunk, and decoding is what is measured.
 /// </summary>
 public static class QualityEvaluator
 {

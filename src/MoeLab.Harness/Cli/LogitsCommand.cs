@@ -8,6 +8,8 @@ namespace MoeLab.Harness.Cli;
 /// <summary>
 /// <c>moelab logits</c>: every position's logits for a token sequence, in a binary layout other engines' outputs can
 /// be compared against: int32 'LGTS', int32 n_tokens, int32 n_vocab, int32 tokens[n], float32 logits[n][n_vocab].
+/// The sequence is evaluated in prompt chunks (<see cref="MoeModel.ForwardPrompt(ReadOnlySpan{int}, Span{float})"/>),
+/// bit-identical to evaluating it token by token.
 /// </summary>
 public sealed class LogitsCommand : ICliCommand
 {
@@ -19,6 +21,7 @@ public sealed class LogitsCommand : ICliCommand
         "usage: moelab logits --model F.gguf --tokens 1,2,3 --out L.bin [--csv] [--router-out R.csv] [--threads N]\n" +
         "binary layout (little-endian): int32 magic 'LGTS', int32 n_tokens, int32 n_vocab, int32 tokens[n_tokens],\n" +
         "float32 logits[n_tokens][n_vocab]. --csv writes position,token,logit_0..logit_{V-1} instead.\n" +
+        "The sequence is evaluated in batches of " + MoeModel.PromptChunk + " tokens (logits bit-identical to token by token).\n" +
         "--router-out writes position,layer,rank,expert,weight for every routed expert.\n" +
         "--compare OTHER.bin prints max |Δlogit|, mean |Δlogit| and top-1 agreement against another engine's LGTS file;\n" +
         "--router-compare OTHER.csv (position,layer,rank,expert) prints how many (position, layer) chose the same experts.";
@@ -55,10 +58,12 @@ public sealed class LogitsCommand : ICliCommand
         var router = routerOut is null ? null : new RouterRecorder();
         using var model = MoeModel.Load(modelPath, new ModelOptions { Threads = threads, MaxContext = Math.Max(tokens.Length, 16), Observer = router });
         int vocab = model.Config.Vocab;
+        var all = new float[(long)tokens.Length * vocab];
+        model.ForwardPrompt(tokens, all);
         var logits = new float[tokens.Length][];
         for (int i = 0; i < tokens.Length; i++)
         {
-            logits[i] = model.Forward(tokens[i]).ToArray();
+            logits[i] = all.AsSpan(i * vocab, vocab).ToArray();
         }
 
         if (csv)
@@ -199,21 +204,34 @@ public sealed class LogitsCommand : ICliCommand
                (firstDiff.Count > 0 ? $"; first difference at position {firstDiff[0].Position}, layer {firstDiff[0].Layer}" : "");
     }
 
+    /// <summary>Keeps each (position, layer) decision, so a batched prompt's layer-major arrival order does not matter.</summary>
     private sealed class RouterRecorder : IRoutingObserver
     {
-        private readonly StringBuilder _csv = new("position,layer,rank,expert,weight\n");
+        private readonly SortedDictionary<(int Position, int Layer), (int[] Experts, float[] Weights)> _seen = [];
+
+        public bool AcceptsLayerMajorOrder => true;
 
         public Dictionary<(int Position, int Layer), SortedSet<int>> Choices { get; } = [];
 
         public void Observe(in RoutingObservation o)
         {
             Choices[(o.Token, o.Layer)] = [.. o.Experts.ToArray()];
-            for (int j = 0; j < o.Experts.Length; j++)
-            {
-                _csv.Append(CultureInfo.InvariantCulture, $"{o.Token},{o.Layer},{j},{o.Experts[j]},{o.Weights[j].ToString("R", CultureInfo.InvariantCulture)}\n");
-            }
+            _seen[(o.Token, o.Layer)] = (o.Experts.ToArray(), o.Weights.ToArray());
         }
 
-        public string Csv() => _csv.ToString();
+        /// <summary>position,layer,rank,expert,weight rows ordered by position, then layer, then rank.</summary>
+        public string Csv()
+        {
+            var csv = new StringBuilder("position,layer,rank,expert,weight\n");
+            foreach (var ((position, layer), (experts, weights)) in _seen)
+            {
+                for (int j = 0; j < experts.Length; j++)
+                {
+                    csv.Append(CultureInfo.InvariantCulture, $"{position},{layer},{j},{experts[j]},{weights[j].ToString("R", CultureInfo.InvariantCulture)}\n");
+                }
+            }
+
+            return csv.ToString();
+        }
     }
 }

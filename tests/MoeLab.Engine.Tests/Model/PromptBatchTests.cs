@@ -148,16 +148,93 @@ public sealed class PromptBatchTests : IDisposable
         }
     }
 
+    /// <summary>Every row of <see cref="MoeModel.ForwardPrompt(ReadOnlySpan{int}, Span{float})"/>, across a chunk boundary and mid-sequence.</summary>
+    [Theory]
+    [InlineData("tiny-qwen3moe", GgmlType.F32)]
+    [InlineData("tiny-qwen3moe", GgmlType.Q4_0)]
+    [InlineData("tiny-qwen35moe", GgmlType.F32)]
+    [InlineData("tiny-qwen35moe", GgmlType.Q8_0)]
+    [InlineData("tiny-mixtral", GgmlType.F32)]
+    [InlineData("tiny-mixtral", GgmlType.Q4_0)]
+    public void Every_position_of_a_chunked_prompt_has_the_token_by_token_logits(string preset, GgmlType quant)
+    {
+        string path = Synth(preset, quant);
+        using var m = MoeModel.Load(path, new ModelOptions { Threads = 2, MaxContext = 128 });
+        var s = Sequence(m.Config.Vocab);
+        int[] text = [.. s.First, .. s.Second];
+        int vocab = m.Config.Vocab;
+        var expected = text.Select(t => m.Forward(t).ToArray()).ToArray();
+        var next = m.Forward(s.Decode[0]).ToArray();
+        m.Reset();
+
+        var actual = new float[text.Length * vocab];
+        m.ForwardPrompt(s.First, actual.AsSpan(0, s.First.Length * vocab));
+        m.ForwardPrompt(s.Second, actual.AsSpan(s.First.Length * vocab));
+        for (int i = 0; i < text.Length; i++)
+        {
+            Assert.True(expected[i].AsSpan().SequenceEqual(actual.AsSpan(i * vocab, vocab)), $"{preset} {quant}: position {i} differs");
+        }
+
+        Assert.Equal(next, m.Forward(s.Decode[0]).ToArray()); // the caches are left as token by token leaves them
+        Assert.True(expected.Min(row => row.Max(Math.Abs)) > 0.1, "logits carry no signal");
+        Assert.Throws<ArgumentException>(() => m.ForwardPrompt(s.Second, new float[vocab]));
+    }
+
+    /// <summary>An observer that accepts layer-major order keeps the prompt batched and still sees every token's choice.</summary>
+    [Theory]
+    [InlineData("tiny-qwen3moe")]
+    [InlineData("tiny-qwen35moe")]
+    [InlineData("tiny-mixtral")]
+    public void A_layer_major_observer_sees_the_token_by_token_routing_of_a_batched_prompt(string preset)
+    {
+        string path = Synth(preset, GgmlType.F32);
+        int[] prompt = Sequence(ModelPreset.Find(preset)!.Vocab).First;
+        var tokenByToken = new Decisions(acceptsLayerMajor: false);
+        using (var m = MoeModel.Load(path, new ModelOptions { Threads = 2, MaxContext = 128, Observer = tokenByToken }))
+        {
+            m.ForwardPrompt(prompt);
+        }
+
+        var batched = new Decisions(acceptsLayerMajor: true);
+        using (var m = MoeModel.Load(path, new ModelOptions { Threads = 2, MaxContext = 128, Observer = batched }))
+        {
+            m.ForwardPrompt(prompt);
+        }
+
+        // Token by token, position 0 goes through every layer first; batched, layer 0 sees every position of the chunk first.
+        Assert.Equal((0, 1), (tokenByToken.Order[1].Position, tokenByToken.Order[1].Layer));
+        Assert.Equal((1, 0), (batched.Order[1].Position, batched.Order[1].Layer));
+        Assert.Equal(tokenByToken.Order.Count, batched.Order.Count);
+        Assert.Equal(
+            tokenByToken.Order.OrderBy(o => o.Position).ThenBy(o => o.Layer).Select(o => o.Choice),
+            batched.Order.OrderBy(o => o.Position).ThenBy(o => o.Layer).Select(o => o.Choice));
+    }
+
+    private sealed class Decisions(bool acceptsLayerMajor) : IRoutingObserver
+    {
+        public List<(int Position, int Layer, string Choice)> Order { get; } = [];
+
+        public bool AcceptsLayerMajorOrder => acceptsLayerMajor;
+
+        public void Observe(in MoeLab.Engine.Policies.RoutingObservation o) =>
+            Order.Add((o.Token, o.Layer, string.Join(' ', o.Experts.ToArray()) + " " + string.Join(' ', o.Weights.ToArray().Select(w => BitConverter.SingleToInt32Bits(w)))));
+    }
+
     [Fact]
     public void A_prompt_chunk_allocates_nothing_after_warm_up()
     {
         string path = Synth("tiny-qwen35moe", GgmlType.Q8_0);
         using var m = MoeModel.Load(path, new ModelOptions { Threads = 2, MaxContext = 128 });
         int[] prompt = Sequence(m.Config.Vocab).First;
+        var all = new float[prompt.Length * m.Config.Vocab];
         m.ForwardPrompt(prompt);
+        m.Reset();
+        m.ForwardPrompt(prompt, all);
         m.Reset();
         long before = GC.GetAllocatedBytesForCurrentThread();
         m.ForwardPrompt(prompt);
+        m.Reset();
+        m.ForwardPrompt(prompt, all);
         Assert.Equal(before, GC.GetAllocatedBytesForCurrentThread());
     }
 }
