@@ -90,10 +90,10 @@ public sealed class ExperimentValidationTests
     [Fact]
     public void DatasetPromptsTakeLinesAfterSkip()
     {
-        string dir = Directory.CreateTempSubdirectory("moelab-prompts").FullName;
-        File.WriteAllLines(Path.Combine(dir, "data.txt"), ["first", "", "second", "third", "fourth"]);
+        using var dir = new TempDirectory("moelab-prompts");
+        File.WriteAllLines(Path.Combine(dir.Path, "data.txt"), ["first", "", "second", "third", "fourth"]);
         string yaml = ExperimentYaml.Minimal.Replace("prompts: [\"Once upon a time\"]", "prompts: { dataset: data.txt, skip: 1, lines: 2 }");
-        var e = ExperimentReader.Parse("exp.yaml", System.Text.Encoding.UTF8.GetBytes(yaml), dir);
+        var e = ExperimentReader.Parse("exp.yaml", System.Text.Encoding.UTF8.GetBytes(yaml), dir.Path);
         Assert.Equal(["second", "third"], e.Prompts);
     }
 

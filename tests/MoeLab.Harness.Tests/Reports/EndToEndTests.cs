@@ -13,9 +13,9 @@ namespace MoeLab.Harness.Tests.Reports;
 /// </summary>
 public sealed class EndToEndTests : IDisposable
 {
-    private readonly string _models = Directory.CreateTempSubdirectory("moelab-e2e-models").FullName;
+    private readonly TempDirectory _temp = new("moelab-e2e");
 
-    public void Dispose() => Directory.Delete(_models, true);
+    public void Dispose() => _temp.Dispose();
 
     [Fact]
     public void ATinyExperimentOnTheRealEngineWritesEveryFileAndPlotWithConsistentNumbers()
@@ -32,10 +32,10 @@ public sealed class EndToEndTests : IDisposable
               io_mode: [buffered]
             baseline: { budget: all }
             """);
-        var store = ResultStore.Create(Directory.CreateTempSubdirectory("moelab-e2e").FullName, experiment.Name, DateTimeOffset.UtcNow);
+        var store = ResultStore.Create(_temp.Fresh(), experiment.Name, DateTimeOffset.UtcNow);
         store.WriteManifest(Manifest.Collect(experiment, store.Directory));
         var cells = Matrix.Expand(experiment, null);
-        var target = new LocalTarget(_models);
+        var target = new LocalTarget(_temp.Fresh());
         var outcome = new ExperimentRunner(target, store, new PlainProgress(TextWriter.Null), TimeSpan.FromMilliseconds(50), s => Report.WriteSummaries(ResultSet.Load(s)))
             .Run(cells, CancellationToken.None);
         Assert.True(outcome == new RunOutcome(3, 0, 0), string.Join("; ", store.LoadFailures().Select(f => f.Error)));

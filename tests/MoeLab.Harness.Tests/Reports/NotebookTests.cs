@@ -21,7 +21,8 @@ public sealed class NotebookTests
         {
             var (usings, body) = CodeOf(notebook);
             Assert.NotEmpty(body);
-            string dir = Directory.CreateTempSubdirectory("moelab-notebook").FullName;
+            using var temp = new TempDirectory("moelab-notebook");
+            string dir = temp.Path;
             File.WriteAllText(Path.Combine(dir, "Program.cs"), string.Join("\n", usings) + "\n" + string.Join("\n", body) + "\n");
             File.WriteAllText(Path.Combine(dir, "Notebook.csproj"), $"""
                 <Project Sdk="Microsoft.NET.Sdk">

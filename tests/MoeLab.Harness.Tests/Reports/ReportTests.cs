@@ -5,12 +5,16 @@ using MoeLab.Harness.Tests.Runs;
 
 namespace MoeLab.Harness.Tests.Reports;
 
-public sealed class ReportTests
+public sealed class ReportTests : IDisposable
 {
+    private readonly TempDirectory _temp = new("moelab-report");
+
+    public void Dispose() => _temp.Dispose();
+
     [Fact]
     public void EveryReportFileAndPlotExists()
     {
-        var (_, cells, store) = RunLoopTests.Fresh();
+        var (_, cells, store) = RunLoopTests.Fresh(_temp);
         RunLoopTests.Runner(new ScriptedTarget(), store).Run(cells, CancellationToken.None);
         var results = ResultSet.Load(store);
         var files = Report.WriteAll(results);
@@ -45,7 +49,7 @@ public sealed class ReportTests
     public void WithoutPerLayerCountsTheHeatmapIsListedAsNotDrawn()
     {
         // Cells written before targets reported per-layer counts (or by a target that cannot) load without them.
-        var (_, cells, store) = RunLoopTests.Fresh();
+        var (_, cells, store) = RunLoopTests.Fresh(_temp);
         RunLoopTests.Runner(new ScriptedTarget(), store).Run(cells.Take(2).ToList(), CancellationToken.None);
         var old = ResultStore.Create(Path.GetDirectoryName(Path.GetDirectoryName(store.Directory))!, "old", DateTimeOffset.UtcNow);
         old.WriteManifest(store.ReadManifest());
@@ -59,7 +63,7 @@ public sealed class ReportTests
     [Fact]
     public void ExportersWriteInvariantNumbersUnderACommaDecimalCulture()
     {
-        var (_, cells, store) = RunLoopTests.Fresh();
+        var (_, cells, store) = RunLoopTests.Fresh(_temp);
         RunLoopTests.Runner(new ScriptedTarget(), store).Run(cells.Take(2).ToList(), CancellationToken.None);
         var saved = CultureInfo.CurrentCulture;
         var comma = (CultureInfo)CultureInfo.InvariantCulture.Clone();
@@ -99,9 +103,9 @@ public sealed class ReportTests
     [Fact]
     public void CompareLinesUpCellsById()
     {
-        var (_, cells, a) = RunLoopTests.Fresh();
+        var (_, cells, a) = RunLoopTests.Fresh(_temp);
         RunLoopTests.Runner(new ScriptedTarget(), a).Run(cells, CancellationToken.None);
-        var (_, _, b) = RunLoopTests.Fresh();
+        var (_, _, b) = RunLoopTests.Fresh(_temp);
         RunLoopTests.Runner(new ScriptedTarget(), b).Run(cells.Skip(1).ToList(), CancellationToken.None);
         string diff = MoeLab.Harness.Cli.CompareCommand.Diff(ResultSet.Load(a), ResultSet.Load(b), markdown: true);
         Assert.Contains("only in A", diff);

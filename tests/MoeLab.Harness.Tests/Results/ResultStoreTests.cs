@@ -3,12 +3,16 @@ using MoeLab.Harness.Tests.Runs;
 
 namespace MoeLab.Harness.Tests.Results;
 
-public sealed class ResultStoreTests
+public sealed class ResultStoreTests : IDisposable
 {
+    private readonly TempDirectory _temp = new("moelab-store");
+
+    public void Dispose() => _temp.Dispose();
+
     [Fact]
     public void RefreshingAfterEachOfManyCellsParsesEachCellFileOnce()
     {
-        var (_, cells, store) = RunLoopTests.Fresh();
+        var (_, cells, store) = RunLoopTests.Fresh(_temp);
         RunLoopTests.Runner(new ScriptedTarget(), store).Run(cells.Take(1).ToList(), CancellationToken.None);
         var template = store.LoadCells().Single();
         const int n = 300;
@@ -49,7 +53,7 @@ public sealed class ResultStoreTests
     [Fact]
     public void BaselineRatiosFollowANewlyFinishedBaseline()
     {
-        var (_, cells, store) = RunLoopTests.Fresh();
+        var (_, cells, store) = RunLoopTests.Fresh(_temp);
         var baseline = cells.Single(c => c.IsBaseline);
         var others = cells.Where(c => !c.IsBaseline).ToList();
         RunLoopTests.Runner(new ScriptedTarget(), store).Run(others, CancellationToken.None);

@@ -16,7 +16,8 @@ public sealed class KillResumeTests
     public void KillNineHalfwayThenResumeGivesTheCompleteSetWithoutDuplicates()
     {
         string repo = RepoRoot();
-        string work = Directory.CreateTempSubdirectory("moelab-kill").FullName;
+        using var temp = new TempDirectory("moelab-kill");
+        string work = temp.Path;
         var trace = SyntheticTrace.Generate(new SyntheticTraceOptions { Layers = 32, Experts = 8, ExpertsPerToken = 2, Tokens = 2100, Seed = 7, Model = "mixtral-8x7b" });
         TraceFiles.Save(trace, Path.Combine(work, "trace.moelab"));
         string budgets = string.Join(", ", Enumerable.Range(1, 16).Select(i => $"{i}GiB"));

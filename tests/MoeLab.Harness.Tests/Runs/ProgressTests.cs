@@ -4,12 +4,16 @@ using Spectre.Console;
 
 namespace MoeLab.Harness.Tests.Runs;
 
-public sealed class ProgressTests
+public sealed class ProgressTests : IDisposable
 {
+    private readonly TempDirectory _temp = new("moelab-progress");
+
+    public void Dispose() => _temp.Dispose();
+
     [Fact]
     public void TheLiveLineShowsCellsDoneOfTotalCurrentTokensPerSecondAndEta()
     {
-        var (_, cells, _) = RunLoopTests.Fresh();
+        var (_, cells, _) = RunLoopTests.Fresh(_temp);
         var output = new StringWriter();
         var console = AnsiConsole.Create(new AnsiConsoleSettings
         {

@@ -7,8 +7,10 @@ using MoeLab.Harness.Tests.Experiments;
 
 namespace MoeLab.Harness.Tests.Runs;
 
-public sealed class RunLoopTests
+public sealed class RunLoopTests : IDisposable
 {
+    private readonly TempDirectory _temp = new("moelab-run");
+
     internal const string Sweep = ExperimentYaml.Minimal + """
 
         name: loop
@@ -21,11 +23,13 @@ public sealed class RunLoopTests
         baseline: { budget: 4MiB, io_mode: direct }
         """;
 
-    internal static (Experiment Experiment, IReadOnlyList<ExperimentCell> Cells, ResultStore Store) Fresh(string yaml = Sweep)
+    public void Dispose() => _temp.Dispose();
+
+    /// <summary>The sweep's cells and an empty result store in a new directory of <paramref name="temp"/>.</summary>
+    internal static (Experiment Experiment, IReadOnlyList<ExperimentCell> Cells, ResultStore Store) Fresh(TempDirectory temp, string yaml = Sweep)
     {
         var e = ExperimentYaml.Parse(yaml);
-        var root = Directory.CreateTempSubdirectory("moelab-run").FullName;
-        var store = ResultStore.Create(root, e.Name, DateTimeOffset.UtcNow);
+        var store = ResultStore.Create(temp.Fresh(), e.Name, DateTimeOffset.UtcNow);
         store.WriteManifest(Manifest.Collect(e, store.Directory));
         return (e, Matrix.Expand(e, null), store);
     }
@@ -36,7 +40,7 @@ public sealed class RunLoopTests
     [Fact]
     public void EveryCellIsWrittenOnceWithItsTokens()
     {
-        var (_, cells, store) = Fresh();
+        var (_, cells, store) = Fresh(_temp);
         var target = new ScriptedTarget();
         var outcome = Runner(target, store).Run(cells, CancellationToken.None);
         Assert.Equal(new RunOutcome(6, 0, 0), outcome);
@@ -49,7 +53,7 @@ public sealed class RunLoopTests
     [Fact]
     public void ResumeSkipsFinishedCellsAndNeverDuplicates()
     {
-        var (_, cells, store) = Fresh();
+        var (_, cells, store) = Fresh(_temp);
         using var cancel = new CancellationTokenSource();
         var first = new ScriptedTarget { CancelAfter = (2, cancel) };
         Assert.Throws<OperationCanceledException>(() => Runner(first, store).Run(cells, cancel.Token));
@@ -72,7 +76,7 @@ public sealed class RunLoopTests
     [Fact]
     public void AFailedCellIsRecordedAndRunAgainOnResume()
     {
-        var (_, cells, store) = Fresh();
+        var (_, cells, store) = Fresh(_temp);
         var target = new ScriptedTarget();
         target.FailOn.Add(cells[1].Id);
         Assert.Equal(new RunOutcome(5, 0, 1), Runner(target, store).Run(cells, CancellationToken.None));
@@ -88,7 +92,7 @@ public sealed class RunLoopTests
     [Fact]
     public void AFinishedCellIsNeverOverwritten()
     {
-        var (_, cells, store) = Fresh();
+        var (_, cells, store) = Fresh(_temp);
         Runner(new ScriptedTarget(), store).Run(cells.Take(1).ToList(), CancellationToken.None);
         var record = store.LoadCells().Single();
         Assert.False(store.WriteCell(record with { Name = "changed" }));
@@ -99,7 +103,7 @@ public sealed class RunLoopTests
     [Fact]
     public void SummaryEqualsWhatTokensCsvRecomputes()
     {
-        var (_, cells, store) = Fresh();
+        var (_, cells, store) = Fresh(_temp);
         Runner(new ScriptedTarget(), store).Run(cells, CancellationToken.None);
         var results = ResultSet.Load(store);
         Report.WriteData(results);
@@ -109,7 +113,7 @@ public sealed class RunLoopTests
     [Fact]
     public void HostTelemetryIsSampledAndUnavailableValuesAreMarked()
     {
-        var (_, cells, store) = Fresh();
+        var (_, cells, store) = Fresh(_temp);
         Runner(new ScriptedTarget(), store).Run(cells.Take(1).ToList(), CancellationToken.None);
         var cell = store.LoadCells().Single();
         Assert.Contains("tokens_per_s", cell.Telemetry.MetricNames);
