@@ -42,11 +42,7 @@ public static partial class Quantizer
     // element j in bit j of qh. The signed extreme maps to -16 so all 32 levels are used.
     private static void Q5_0(ReadOnlySpan<float> x, Span<byte> y)
     {
-        float amax = 0, max = 0;
-        foreach (float v in x)
-        {
-            if (amax < MathF.Abs(v)) { amax = MathF.Abs(v); max = v; }
-        }
+        float max = SignedMax(x, out _);
         float d = max / -16;
         float id = d != 0 ? 1f / d : 0f;
         WriteHalf(y, 0, d);
@@ -88,53 +84,7 @@ public static partial class Quantizer
     private static void Q5_K(ReadOnlySpan<float> x, Span<byte> y)
     {
         Span<byte> L = stackalloc byte[256];
-        Span<byte> laux = stackalloc byte[32];
-        Span<float> weights = stackalloc float[32];
-        Span<float> mins = stackalloc float[8];
-        Span<float> scales = stackalloc float[8];
-        float maxScale = 0, maxMin = 0;
-        for (int j = 0; j < 8; j++)
-        {
-            var xs = x.Slice(32 * j, 32);
-            float sumX2 = 0;
-            foreach (float v in xs) sumX2 += v * v;
-            float avX = MathF.Sqrt(sumX2 / 32);
-            for (int l = 0; l < 32; l++) weights[l] = avX + MathF.Abs(xs[l]);
-            scales[j] = MakeQkx2Quants(31, xs, weights, L.Slice(32 * j, 32), out mins[j], laux, -0.5f, 0.1f, 15, false);
-            maxScale = MathF.Max(maxScale, scales[j]);
-            maxMin = MathF.Max(maxMin, mins[j]);
-        }
-        float invScale = maxScale > 0 ? 63f / maxScale : 0f;
-        float invMin = maxMin > 0 ? 63f / maxMin : 0f;
-        var packed = y.Slice(4, 12);
-        packed.Clear();
-        for (int j = 0; j < 8; j++)
-        {
-            int ls = Math.Min(63, NearestInt(invScale * scales[j]));
-            int lm = Math.Min(63, NearestInt(invMin * mins[j]));
-            if (j < 4)
-            {
-                packed[j] = (byte)ls;
-                packed[j + 4] = (byte)lm;
-            }
-            else
-            {
-                packed[j + 4] = (byte)((ls & 0xF) | ((lm & 0xF) << 4));
-                packed[j - 4] |= (byte)((ls >> 4) << 6);
-                packed[j] |= (byte)((lm >> 4) << 6);
-            }
-        }
-        WriteHalf(y, 0, maxScale / 63f);
-        WriteHalf(y, 2, maxMin / 63f);
-        float d = ReadHalf(y, 0), dmin = ReadHalf(y, 2);
-        for (int j = 0; j < 8; j++)
-        {
-            ScaleMinK4(j, packed, out int sc, out int m);
-            float ds = d * sc;
-            if (ds == 0) continue;
-            float dm = dmin * m;
-            for (int i = 0; i < 32; i++) L[32 * j + i] = (byte)Math.Clamp(NearestInt((x[32 * j + i] + dm) / ds), 0, 31);
-        }
+        FitScaleMinK4(x, y, L, nmax: 31, rmin: -0.5f, nstep: 15);
         var qh = y.Slice(16, 32);
         var qs = y.Slice(48, 128);
         qh.Clear();

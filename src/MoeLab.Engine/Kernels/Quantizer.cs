@@ -62,6 +62,19 @@ public static partial class Quantizer
 
     private static float ReadHalf(Span<byte> y, int offset) => Fp16.ToFloat(BinaryPrimitives.ReadUInt16LittleEndian(y[offset..]));
 
+    /// <summary>The element of largest magnitude, with its sign (the first of equals, as ggml scans); its magnitude in <paramref name="amax"/>.</summary>
+    private static float SignedMax(ReadOnlySpan<float> x, out float amax)
+    {
+        float max = 0;
+        amax = 0;
+        foreach (float v in x)
+        {
+            if (MathF.Abs(v) > amax) { amax = MathF.Abs(v); max = v; }
+        }
+
+        return max;
+    }
+
     // block_q8_0 { half d; int8 qs[32]; }: symmetric, d = amax/127.
     private static void Q8_0(ReadOnlySpan<float> x, Span<byte> y)
     {
@@ -77,11 +90,7 @@ public static partial class Quantizer
     // The scale maps the signed extreme to -8 so the full 16 levels are used.
     private static void Q4_0(ReadOnlySpan<float> x, Span<byte> y)
     {
-        float amax = 0, max = 0;
-        foreach (float v in x)
-        {
-            if (amax < MathF.Abs(v)) { amax = MathF.Abs(v); max = v; }
-        }
+        float max = SignedMax(x, out _);
         float d = max / -8f;
         float id = d != 0 ? 1f / d : 0f;
         WriteHalf(y, 0, d);
@@ -96,11 +105,7 @@ public static partial class Quantizer
     // block_q8_K { float d; int8 qs[256]; int16 bsums[16]; }: the activation format of the K-quant dot products.
     private static void Q8_K(ReadOnlySpan<float> x, Span<byte> y)
     {
-        float amax = 0, max = 0;
-        foreach (float v in x)
-        {
-            if (MathF.Abs(v) > amax) { amax = MathF.Abs(v); max = v; }
-        }
+        float max = SignedMax(x, out float amax);
         y.Clear();
         if (amax == 0) return;
         float iscale = -127f / max;
@@ -115,10 +120,25 @@ public static partial class Quantizer
     }
 
     // block_q4_K { half d; half dmin; uint8 scales[12]; uint8 qs[128]; }: 8 sub-blocks of 32 with 6-bit scale and
-    // min each; value = d*sc*q - dmin*m. Per sub-block a weighted least-squares fit of (scale, min) picks the levels.
+    // min each; value = d*sc*q - dmin*m.
     private static void Q4_K(ReadOnlySpan<float> x, Span<byte> y)
     {
         Span<byte> L = stackalloc byte[256];
+        FitScaleMinK4(x, y, L, nmax: 15, rmin: -1f, nstep: 20);
+        var qs = y.Slice(16, 128);
+        for (int c = 0; c < 4; c++)
+        {
+            for (int l = 0; l < 32; l++) qs[32 * c + l] = (byte)(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
+        }
+    }
+
+    /// <summary>
+    /// Q4_K's and Q5_K's scales (levels 0..<paramref name="nmax"/>): per sub-block of 32 a weighted least-squares fit of
+    /// (scale, min) (make_qkx2_quants), the eight pairs packed as 6-bit values into y[4..16] under the super-block's d
+    /// and dmin (y[0..4]), then each element's level against the packed, rounded scales into <paramref name="L"/>.
+    /// </summary>
+    private static void FitScaleMinK4(ReadOnlySpan<float> x, Span<byte> y, Span<byte> L, int nmax, float rmin, int nstep)
+    {
         Span<byte> laux = stackalloc byte[32];
         Span<float> weights = stackalloc float[32];
         Span<float> mins = stackalloc float[8];
@@ -131,7 +151,7 @@ public static partial class Quantizer
             foreach (float v in xs) sumX2 += v * v;
             float avX = MathF.Sqrt(sumX2 / 32);
             for (int l = 0; l < 32; l++) weights[l] = avX + MathF.Abs(xs[l]);
-            scales[j] = MakeQkx2Quants(15, xs, weights, L.Slice(32 * j, 32), out mins[j], laux, -1f, 0.1f, 20, false);
+            scales[j] = MakeQkx2Quants(nmax, xs, weights, L.Slice(32 * j, 32), out mins[j], laux, rmin, 0.1f, nstep, false);
             maxScale = MathF.Max(maxScale, scales[j]);
             maxMin = MathF.Max(maxMin, mins[j]);
         }
@@ -164,12 +184,7 @@ public static partial class Quantizer
             float ds = d * sc;
             if (ds == 0) continue;
             float dm = dmin * m;
-            for (int i = 0; i < 32; i++) L[32 * j + i] = (byte)Math.Clamp(NearestInt((x[32 * j + i] + dm) / ds), 0, 15);
-        }
-        var qs = y.Slice(16, 128);
-        for (int c = 0; c < 4; c++)
-        {
-            for (int l = 0; l < 32; l++) qs[32 * c + l] = (byte)(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
+            for (int i = 0; i < 32; i++) L[32 * j + i] = (byte)Math.Clamp(NearestInt((x[32 * j + i] + dm) / ds), 0, nmax);
         }
     }
 
@@ -336,11 +351,7 @@ public static partial class Quantizer
     // over 18 nearby inverse scales maximizing the x²-weighted fit. Writes levels + nmax.
     private static float MakeQxQuants(int nmax, ReadOnlySpan<float> x, Span<sbyte> L)
     {
-        float max = 0, amax = 0;
-        foreach (float v in x)
-        {
-            if (MathF.Abs(v) > amax) { amax = MathF.Abs(v); max = v; }
-        }
+        float max = SignedMax(x, out float amax);
         if (amax < GroupMaxEps)
         {
             L.Clear();
@@ -384,11 +395,7 @@ public static partial class Quantizer
     // single levels while the x²-weighted fit improves. Writes levels + nmax.
     private static float MakeQ3Quants(int nmax, ReadOnlySpan<float> x, Span<sbyte> L)
     {
-        float max = 0, amax = 0;
-        foreach (float v in x)
-        {
-            if (MathF.Abs(v) > amax) { amax = MathF.Abs(v); max = v; }
-        }
+        float max = SignedMax(x, out float amax);
         if (amax < GroupMaxEps)
         {
             L.Clear();
