@@ -30,6 +30,9 @@ public sealed record EngineSettings
 
     public string Io { get; init; } = "fifo";
 
+    /// <summary>Largest positional read of a streamed expert (0: one read per gate/up/down slice); see ExpertStore.</summary>
+    public long ReadChunkBytes { get; init; }
+
     public int Threads { get; init; }
 
     public int MaxContext { get; init; }
@@ -113,7 +116,7 @@ public sealed class EngineSession : IDisposable
                     throw new FileNotFoundException($"precision '{s.Precision}' needs lower-precision copies of the experts next to {modelPath} (none found like {Path.GetFileName(ExpertVariantFiles.PathFor(modelPath, MoeLab.Engine.Gguf.GgmlType.Q4_0))}); write them with `moelab model requant --model {modelPath} --type q4_0`");
                 }
 
-                store = new ExpertStore(variants, IoModes.Parse(s.IoMode));
+                store = new ExpertStore(variants, IoModes.Parse(s.IoMode), s.ReadChunkBytes);
                 var options = new StreamingOptions { BudgetBytes = budget, WorkingBuffers = Math.Max(8, probe.ExpertsUsed(layout)) };
                 var shape = new ModelShape(layout.Layers, layout.ExpertsPerLayer, probe.ExpertsUsed(layout), layout.MaxExpertBytes, probe.Hidden);
                 context = new StrategyContext

@@ -9,8 +9,9 @@ public readonly record struct SlicePlacement(long FileStart, long TransferLength
 
 /// <summary>
 /// Reads routed experts from the model file(s) with positional reads, one read per gate/up/down slice (gate and up
-/// in one read when they are adjacent, as in a fused ffn_gate_up_exps tensor), into an
-/// expert buffer of <see cref="BufferBytes"/>. Holds one <see cref="ExpertLayout"/> per stored precision (variant 0
+/// in one read when they are adjacent, as in a fused ffn_gate_up_exps tensor), or, with a read chunk size, each
+/// slice's transfer split into equal aligned pieces of at most that size, into an expert buffer of
+/// <see cref="BufferBytes"/>. Holds one <see cref="ExpertLayout"/> per stored precision (variant 0
 /// is the model file's own). Thread-safe: any number of readers may call <see cref="ReadSlice"/> at once.
 /// </summary>
 public sealed unsafe class ExpertStore : IDisposable
@@ -22,14 +23,25 @@ public sealed unsafe class ExpertStore : IDisposable
     private readonly ModelFile[] _fileOfVariant;
     private readonly List<ModelFile> _files = [];
 
-    public ExpertStore(ExpertLayout layout, IoMode mode)
-        : this([layout], mode)
+    public ExpertStore(ExpertLayout layout, IoMode mode, long readChunkBytes = 0)
+        : this([layout], mode, readChunkBytes)
     {
     }
 
-    public ExpertStore(IReadOnlyList<ExpertLayout> variants, IoMode mode)
+    /// <param name="readChunkBytes">
+    /// 0: one read per slice transfer. Otherwise the largest read issued (a positive multiple of 4096): a slice's
+    /// transfer is split into equal 4 KiB-aligned pieces, so one expert's reads can keep the whole queue depth busy and
+    /// experts land one after another instead of all at once.
+    /// </param>
+    public ExpertStore(IReadOnlyList<ExpertLayout> variants, IoMode mode, long readChunkBytes = 0)
     {
         if (variants.Count == 0) throw new ArgumentException("an expert store needs at least one layout", nameof(variants));
+        if (readChunkBytes < 0 || readChunkBytes % ModelFile.DirectAlignment != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(readChunkBytes), readChunkBytes, $"the read chunk size must be 0 (whole slices) or a positive multiple of {ModelFile.DirectAlignment} bytes");
+        }
+
+        ReadChunkBytes = readChunkBytes;
         _variants = [.. variants];
         _fileOfVariant = new ModelFile[_variants.Length];
         Mode = mode;
@@ -78,6 +90,9 @@ public sealed unsafe class ExpertStore : IDisposable
 
     public IoMode Mode { get; }
 
+    /// <summary>Largest positional read issued; 0 when each slice transfer is one read.</summary>
+    public long ReadChunkBytes { get; }
+
     public IReadOnlyList<ExpertLayout> Variants => _variants;
 
     public ExpertLayout Layout => _variants[0];
@@ -91,10 +106,23 @@ public sealed unsafe class ExpertStore : IDisposable
     private int SliceAlignment { get; }
 
     /// <summary>
-    /// Positional reads one expert takes: 3 (gate, up, down), or 2 when gate and up are adjacent in the file (a fused
-    /// ffn_gate_up_exps tensor) and one read fetches both.
+    /// Positional reads one expert takes: one per slice transfer (3: gate, up, down; 2 when gate and up are adjacent in
+    /// the file, as in a fused ffn_gate_up_exps tensor, and one read fetches both), each split into
+    /// <see cref="Pieces"/> when a read chunk size is set. Reads are numbered in file order (gate first, down last).
     /// </summary>
-    public int Reads(int variant, int layer, int expert) => _variants[variant][layer, expert].GateUpAdjacent ? 2 : 3;
+    public int Reads(int variant, int layer, int expert)
+    {
+        int n = 0;
+        for (int slice = 0; slice < 3; slice++) n += Pieces(Place(variant, layer, expert, slice).TransferLength, out _);
+        return n;
+    }
+
+    /// <summary>Bytes read <paramref name="read"/> of an expert transfers (before clipping at the end of the file).</summary>
+    public long ReadBytes(int variant, int layer, int expert, int read)
+    {
+        var (p, at, length) = Locate(variant, layer, expert, read);
+        return length;
+    }
 
     /// <summary>
     /// Placement of slice <paramref name="slice"/> (0 gate, 1 up, 2 down) of an expert; slice 3 gives, in
@@ -139,15 +167,13 @@ public sealed unsafe class ExpertStore : IDisposable
     /// </summary>
     public long ReadSlice(int variant, int layer, int expert, int read, byte* buffer)
     {
-        ref readonly var s = ref _variants[variant][layer, expert];
-        bool joint = s.GateUpAdjacent;
-        if ((uint)read >= (uint)(joint ? 2 : 3)) throw new ArgumentOutOfRangeException(nameof(read));
-        int slice = joint && read == 1 ? 2 : read;
-        var t = slice switch { 0 => s.Gate, 1 => s.Up, _ => s.Down };
-        long length = joint && slice == 0 ? s.Gate.Length + s.Up.Length : t.Length;
-        var p = Place(variant, layer, expert, slice);
-        int at = _fileOfVariant[variant].Read(t.Offset, length, buffer + p.BufferOffset, out long transferred);
-        System.Diagnostics.Debug.Assert(p.BufferOffset + at == p.DataOffset, "placement and read disagree");
+        var (p, at, length) = Locate(variant, layer, expert, read);
+        var file = _fileOfVariant[variant];
+        long start = p.FileStart + at;
+
+        // A piece is a sub-range of the slice's covering range, so it is aligned itself; only the file's end clips it.
+        int offset = file.Read(start, Math.Min(length, file.Length - start), buffer + p.BufferOffset + at, out long transferred);
+        System.Diagnostics.Debug.Assert(offset == 0, "a piece of a covering range starts aligned");
         return transferred;
     }
 
@@ -184,6 +210,47 @@ public sealed unsafe class ExpertStore : IDisposable
     }
 
     private static long AlignUp(long x, long a) => (x + a - 1) / a * a;
+
+    /// <summary>How many reads a transfer of <paramref name="transfer"/> bytes takes, and the bytes of each but the last.</summary>
+    private int Pieces(long transfer, out long piece)
+    {
+        if (transfer == 0)
+        {
+            piece = 0;
+            return 0;
+        }
+
+        if (ReadChunkBytes == 0 || transfer <= ReadChunkBytes)
+        {
+            piece = transfer;
+            return 1;
+        }
+
+        // Equal pieces (the last one shorter by under one alignment unit), so the device sees one block size.
+        long n = (transfer + ReadChunkBytes - 1) / ReadChunkBytes;
+        piece = AlignUp((transfer + n - 1) / n, ModelFile.DirectAlignment);
+        return (int)((transfer + piece - 1) / piece);
+    }
+
+    /// <summary>Which slice transfer read <paramref name="read"/> belongs to, and its offset and length within that transfer.</summary>
+    private (SlicePlacement Slice, long At, long Length) Locate(int variant, int layer, int expert, int read)
+    {
+        int r = read;
+        for (int slice = 0; slice < 3; slice++)
+        {
+            var p = Place(variant, layer, expert, slice);
+            int n = Pieces(p.TransferLength, out long piece);
+            if (r < n)
+            {
+                long at = r * piece;
+                return (p, at, Math.Min(piece, p.TransferLength - at));
+            }
+
+            r -= n;
+        }
+
+        throw new ArgumentOutOfRangeException(nameof(read), read, $"expert L{layer}/E{expert} takes {Reads(variant, layer, expert)} reads");
+    }
 
     private static void Validate(ExpertLayout layout, ModelFile file)
     {

@@ -148,6 +148,15 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
     /// <summary>Wall seconds of the last <see cref="Forward"/>.</summary>
     public double LastWallSeconds { get; private set; }
 
+    /// <summary>
+    /// Seconds of the last <see cref="Forward"/> spent in the token mixers (norm + attention + residual, all layers):
+    /// with the output head, the compute during which no expert read can be in flight unless a prefetcher guessed one.
+    /// </summary>
+    public double LastAttentionSeconds { get; private set; }
+
+    /// <summary>Seconds of the last <see cref="Forward"/> spent in the output head (final norm + vocabulary matvec).</summary>
+    public double LastHeadSeconds { get; private set; }
+
     public int Layers => Experts.Layers;
 
     public int ExpertsPerLayer => Config.Experts;
@@ -179,20 +188,26 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
         var c = Config;
         _source.BeginToken(pos);
         Dequantizer.DequantizeRow(_tokenEmbedding.Type, _tokenEmbedding.Row(token), _x);
+        long attention = 0;
         for (int l = 0; l < c.Layers; l++)
         {
+            long t0 = Stopwatch.GetTimestamp();
             VectorOps.RmsNorm(_x, _attnNorm[l], c.NormEpsilon, _xb);
             _attention[l].Forward(_xb, pos, _xb2);
             Add(_x, _xb2);
+            attention += Stopwatch.GetTimestamp() - t0;
 
             VectorOps.RmsNorm(_x, _ffnNorm[l], c.NormEpsilon, _xb);
             stall += _moe[l]!.Forward(_xb, _x, pos, _xb2, _runtime);
             Add(_x, _xb2);
         }
 
+        long head = Stopwatch.GetTimestamp();
         VectorOps.RmsNorm(_x, _outputNorm, c.NormEpsilon, _xb);
         _finalQ.Set(_xb);
         _pool.MatVec(_output, _finalQ, _logits);
+        LastHeadSeconds = Stopwatch.GetElapsedTime(head).TotalSeconds;
+        LastAttentionSeconds = (double)attention / Stopwatch.Frequency;
         Position = pos + 1;
         LastStallSeconds = stall;
         LastWallSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;

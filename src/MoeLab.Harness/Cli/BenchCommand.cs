@@ -27,7 +27,7 @@ public sealed class BenchCommand : ICliCommand
 
     public string Usage =>
         "usage: moelab bench --model F.gguf [-n 64] [-p 64] [-r 3] [--threads N] [--prompt The]\n" +
-        "                    [--budget 512MiB [--io direct|buffered] [--cache lru] [--prefetch none] [--io-scheduler fifo:queue_depth=8]]\n" +
+        "                    [--budget 512MiB [--io direct|buffered] [--cache lru] [--prefetch none] [--io-scheduler fifo:queue_depth=8] [--read-chunk 256KiB]]\n" +
         "                    [--llama-bench /path/to/llama-bench]     all-in-RAM decode against llama.cpp's llama-bench\n" +
         "                    [--resident-baseline]                    also time the all-in-RAM engine (the compute-bound token time)\n" +
         "                    [--fio]                                  run fio randread (direct, libaio) at the streaming block size and depth\n" +
@@ -54,6 +54,7 @@ public sealed class BenchCommand : ICliCommand
             Cache = args.Option("cache") ?? "lru",
             Prefetch = args.Option("prefetch") ?? "none",
             IoScheduler = args.Option("io-scheduler") ?? "fifo",
+            ReadChunk = args.Option("read-chunk") is { } rc ? ParseSize("read-chunk", rc) : 0,
         };
         string? llamaBench = args.Option("llama-bench");
         bool residentBaseline = args.Flag("resident-baseline");
@@ -115,6 +116,8 @@ public sealed class BenchCommand : ICliCommand
             Console.WriteLine(Inv($"  hit rate {s.HitRate:P1}; {s.BytesReadPerToken / 1e6:F2} MB of experts read ({s.BytesTransferredPerToken / 1e6:F2} MB transferred by the device)"));
             Console.WriteLine(Inv($"  token {s.TokenMs:F1} ms = compute {s.TokenMs - s.StallMs:F1} + stall {s.StallMs:F1}; reads in flight {s.IoBusyMs:F1} ms → {s.DeviceMBps:F0} MB/s achieved while reading"));
             Console.WriteLine(Inv($"  token / max(I/O busy, compute outside stalls) = {s.TokenMs / Math.Max(s.IoBusyMs, s.TokenMs - s.StallMs):F3}"));
+            Console.WriteLine(Inv($"  with no read in flight (16-token greedy pass after the runs: token {s.ProbeTokenMs:F1} ms, reads in flight {s.ProbeIoBusyMs:F1} ms): output head {s.HeadMs:F1} ms, attention {s.AttentionMs:F1} ms, rest (routers, experts computed after the layer's last read) {s.ProbeTokenMs - s.ProbeIoBusyMs - s.HeadMs - s.AttentionMs:F1} ms"));
+            Console.WriteLine(Inv($"  token / (I/O busy + output head + attention) = {s.ProbeTokenMs / (s.ProbeIoBusyMs + s.HeadMs + s.AttentionMs):F3} (the bound without a predictor: a layer's reads start after its router)"));
             if (resident is not null)
             {
                 double computeMs = 1e3 / resident.Mean;
@@ -150,6 +153,7 @@ public sealed class BenchCommand : ICliCommand
             "--io", o.Io, "--cache", o.Cache, "--prefetch", o.Prefetch, "--io-scheduler", o.IoScheduler, "--json",
         };
         if (o.Budget is { } b) childArgs.AddRange(["--budget", ByteSize.Format(b)]);
+        if (o.ReadChunk > 0) childArgs.AddRange(["--read-chunk", Inv($"{o.ReadChunk}")]);
         var run = MemoryLimitedProcess.Run(limit, program, childArgs, timeout);
         if (run.ExitCode != 0)
         {
@@ -244,7 +248,7 @@ public sealed class BenchCommand : ICliCommand
         int tokens = 0;
         using var session = EngineSession.Open(o.Model, new EngineSettings
         {
-            BudgetBytes = o.Budget, IoMode = o.Io, Cache = o.Cache, Prefetch = o.Prefetch, Io = o.IoScheduler, Threads = o.Threads, Future = future,
+            BudgetBytes = o.Budget, IoMode = o.Io, Cache = o.Cache, Prefetch = o.Prefetch, Io = o.IoScheduler, Threads = o.Threads, Future = future, ReadChunkBytes = o.ReadChunk,
         });
         var sampler = new Sampler(session.Model.Config.Vocab, SamplerOptions.Greedy);
         for (int r = -1; r < o.Reps; r++)
@@ -259,21 +263,51 @@ public sealed class BenchCommand : ICliCommand
             tokens += result.Generated.Length;
         }
 
+        // Where a streamed token's time goes, from a short greedy pass after the timed runs: the output head and the
+        // token mixers run with no expert read in flight (without a predictor a read cannot start before its router).
+        var serial = session.Streaming is { } probed ? SerialCompute(session.Model, probed, 16) : default;
         var promptSpeeds = MeasurePrompt(session.Model, o.PromptTokens, o.Reps);
         string label = session.IoModeLabel + (o.Budget is { } bb ? " " + ByteSize.Format(bb) : "");
         StreamingFigures? streaming = null;
         if (session.Streaming is { } source && tokens > 0)
         {
-            // Direct reads transfer each slice's covering 4 KiB-aligned range: fio reads that block size.
-            var gate = source.Store.Layout[0, 0].Gate;
-            long aligned = ((gate.Length + ModelFile.DirectAlignment - 1) / ModelFile.DirectAlignment * ModelFile.DirectAlignment) + ModelFile.DirectAlignment;
+            // Direct reads transfer each slice's covering 4 KiB-aligned range (or equal pieces of it with --read-chunk):
+            // fio reads the block size of an expert's first read.
+            long aligned = source.Store.ReadBytes(0, 0, 0, 0);
             streaming = new StreamingFigures(
                 source.QueueDepth, counters.HitRate, (double)counters.BytesRead / tokens, (double)counters.BytesTransferred / tokens,
                 wall / tokens * 1e3, stall / tokens * 1e3, counters.IoBusySeconds / tokens * 1e3,
-                counters.IoBusySeconds > 0 ? counters.BytesTransferred / counters.IoBusySeconds / 1e6 : 0, aligned);
+                counters.IoBusySeconds > 0 ? counters.BytesTransferred / counters.IoBusySeconds / 1e6 : 0, aligned)
+            {
+                HeadMs = serial.HeadMs, AttentionMs = serial.AttentionMs, ProbeTokenMs = serial.TokenMs, ProbeIoBusyMs = serial.IoBusyMs,
+            };
         }
 
         return new Measurement(label, speeds, tokens, streaming) { PromptSpeeds = promptSpeeds };
+    }
+
+    /// <summary>
+    /// Per-token means over <paramref name="tokens"/> greedy decode steps from a reset model: wall, output head, token
+    /// mixers, and the time with expert reads in flight.
+    /// </summary>
+    private static (double TokenMs, double HeadMs, double AttentionMs, double IoBusyMs) SerialCompute(MoeLab.Engine.Model.MoeModel model, StreamingExpertSource source, int tokens)
+    {
+        model.Reset();
+        var before = source.Counters;
+        double wall = 0, head = 0, attention = 0;
+        int token = 1;
+        for (int t = 0; t < tokens; t++)
+        {
+            var logits = model.Forward(token);
+            wall += model.LastWallSeconds;
+            head += model.LastHeadSeconds;
+            attention += model.LastAttentionSeconds;
+            token = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits);
+        }
+
+        double busy = source.Counters.IoBusySeconds - before.IoBusySeconds;
+        model.Reset();
+        return (wall / tokens * 1e3, head / tokens * 1e3, attention / tokens * 1e3, busy / tokens * 1e3);
     }
 
     /// <summary>
@@ -344,12 +378,24 @@ public sealed class BenchCommand : ICliCommand
         public required string Prefetch { get; init; }
 
         public required string IoScheduler { get; init; }
+
+        public long ReadChunk { get; init; }
     }
 
     /// <summary>Per-token streaming figures over the measured repetitions (warm-up excluded).</summary>
     private sealed record StreamingFigures(
         int QueueDepth, double HitRate, double BytesReadPerToken, double BytesTransferredPerToken,
-        double TokenMs, double StallMs, double IoBusyMs, double DeviceMBps, long SliceTransferBytes);
+        double TokenMs, double StallMs, double IoBusyMs, double DeviceMBps, long SliceTransferBytes)
+    {
+        /// <summary>From the short pass after the timed runs (<see cref="SerialCompute"/>).</summary>
+        public double HeadMs { get; init; }
+
+        public double AttentionMs { get; init; }
+
+        public double ProbeTokenMs { get; init; }
+
+        public double ProbeIoBusyMs { get; init; }
+    }
 
     private sealed record Measurement(string ExpertsLabel, List<double> Speeds, int TokensMeasured, StreamingFigures? Streaming)
     {
@@ -385,6 +431,9 @@ public sealed class BenchCommand : ICliCommand
                 j["stall_ms"] = s.StallMs;
                 j["io_busy_ms"] = s.IoBusyMs;
                 j["device_mb_per_s_while_reading"] = s.DeviceMBps;
+                j["read_bytes"] = s.SliceTransferBytes;
+                j["head_ms"] = s.HeadMs;
+                j["attention_ms"] = s.AttentionMs;
             }
 
             return j;

@@ -40,6 +40,8 @@ public sealed class ExactStrategiesTests : IDisposable
         data.Add("lru", "next-gate", "fifo:demand_first=false,queue_depth=1,cancel_stale=false", "buffered");
         data.Add("lru", "repeat-last", "fifo:queue_depth=16", "direct");
         data.Add("arc", "next-gate", "fifo", "direct");
+        data.Add("lru", "none", "fifo:queue_depth=4", "direct:read_chunk=4096"); // experts read in page-sized pieces
+        data.Add("layered-lru", "next-gate", "fifo", "direct:read_chunk=4096");
         return data;
     }
 
@@ -71,7 +73,9 @@ public sealed class ExactStrategiesTests : IDisposable
                 MaxContext = 64,
                 ExpertSource = layout =>
                 {
-                    store = new ExpertStore(layout, IoModes.Parse(ioMode));
+                    // "direct:read_chunk=4096": the I/O mode and the ExpertStore's read chunk size.
+                    string[] mode = ioMode.Split(":read_chunk=");
+                    store = new ExpertStore(layout, IoModes.Parse(mode[0]), mode.Length > 1 ? long.Parse(mode[1], System.Globalization.CultureInfo.InvariantCulture) : 0);
                     var options = new StreamingOptions { BudgetBytes = 6 * store.BufferBytes, WorkingBuffers = 2 };
                     var context = new StrategyContext
                     {
@@ -93,6 +97,17 @@ public sealed class ExactStrategiesTests : IDisposable
             {
                 float[] logits = streamed.Forward(Tokens[i]).ToArray();
                 Assert.True(resident[i].AsSpan().SequenceEqual(logits), $"{cache} / {prefetch} / {io} / {ioMode}: logits differ from the resident model at position {i}");
+            }
+
+            if (store!.ReadChunkBytes > 0)
+            {
+                int split = 0;
+                for (int l = 0; l < store.Layout.Layers; l++)
+                {
+                    for (int e = 0; e < store.Layout.ExpertsPerLayer; e++) split += store.Reads(0, l, e) > 3 ? 1 : 0;
+                }
+
+                Assert.True(split > 0, "no expert was read in more than three pieces: the chunk size did not split anything");
             }
 
             var c = source!.Counters;

@@ -37,6 +37,65 @@ public sealed unsafe class ExpertStoreTests
         }
     }
 
+    [Theory]
+    [InlineData(IoMode.Buffered, 4096)]
+    [InlineData(IoMode.Direct, 4096)]
+    [InlineData(IoMode.Direct, 8192)]
+    public void ChunkedReadsFillTheSameBytesAsWholeSliceReads(IoMode mode, long chunk)
+    {
+        if (mode == IoMode.Direct && DirectIoProbe.Unsupported is not null) return; // covered by the DirectIoFact tests' skip reason
+        using var file = new SyntheticExpertFile(layers: 2, experts: 4, seed: 7);
+        using var whole = new ExpertStore(file.Layout, mode);
+        using var chunked = new ExpertStore(file.Layout, mode, chunk);
+        Assert.Equal(whole.BufferBytes, chunked.BufferBytes);
+        byte* a = (byte*)NativeMemory.AlignedAlloc((nuint)whole.BufferBytes, 4096);
+        byte* b = (byte*)NativeMemory.AlignedAlloc((nuint)whole.BufferBytes, 4096);
+        try
+        {
+            for (int l = 0; l < 2; l++)
+            {
+                for (int e = 0; e < 4; e++)
+                {
+                    // 17 KiB slices: several pieces each, every one within the chunk size, together the whole transfer.
+                    int reads = chunked.Reads(0, l, e);
+                    Assert.True(reads > whole.Reads(0, l, e), $"{reads} chunked reads for L{l}/E{e}");
+                    long sum = 0;
+                    for (int r = 0; r < reads; r++)
+                    {
+                        long n = chunked.ReadBytes(0, l, e, r);
+                        Assert.InRange(n, 1, chunk);
+                        sum += n;
+                    }
+
+                    Assert.Equal(whole.TransferBytes(0, l, e), sum);
+                    new Span<byte>(a, (int)whole.BufferBytes).Fill(0xEE);
+                    new Span<byte>(b, (int)whole.BufferBytes).Fill(0xEE);
+                    long wholeBytes = whole.ReadExpert(0, l, e, a);
+
+                    // Out of order, as parallel readers would finish them.
+                    long chunkedBytes = 0;
+                    for (int r = reads - 1; r >= 0; r--) chunkedBytes += chunked.ReadSlice(0, l, e, r, b);
+                    Assert.Equal(wholeBytes, chunkedBytes);
+                    file.AssertMatches(l, e, chunked.View(0, l, e, b));
+                    Assert.True(new Span<byte>(a, (int)whole.BufferBytes).SequenceEqual(new Span<byte>(b, (int)whole.BufferBytes)), $"L{l}/E{e}: buffers differ");
+                }
+            }
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(a);
+            NativeMemory.AlignedFree(b);
+        }
+    }
+
+    [Fact]
+    public void ReadChunkMustBeAWholeNumberOfPages()
+    {
+        using var file = new SyntheticExpertFile(layers: 1, experts: 1, seed: 4);
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => new ExpertStore(file.Layout, IoMode.Buffered, 5000));
+        Assert.Contains("multiple of 4096", ex.Message);
+    }
+
     [Fact]
     public void SliceOutsideTheFileIsRejectedWithItsLocation()
     {
