@@ -17,9 +17,14 @@ public sealed class CalibrateCommand : ICliCommand
         "--dir must be on the disk to measure (not tmpfs: O_DIRECT needs a real filesystem). --fio also runs fio randread\n" +
         "(libaio, direct=1) at 1024 KiB × the largest depth on the same kind of file and records it as a cross-check.\n" +
         "       moelab calibrate --check --model F.gguf|synth:PRESET:layers=N,quant=Q --budget 25%|512MiB [--profile host]\n" +
-        "                        [--cache lru] [--prefetch none] [--io-scheduler fifo] [--prompt \"...\" ...] [-n 32] [--threads N] [--json]\n" +
+        "                        [--cache lru] [--prefetch none] [--io-scheduler fifo] [--prompt \"...\" ...] [-n 32] [--threads N]\n" +
+        "                        [--probe both|before|after|none] [--probe-seconds 0.6] [--write-profile F] [--repeat N] [--json]\n" +
         "--check runs the engine under the budget (O_DIRECT reads), records its routing, replays it through the simulator with\n" +
-        "the profile and the file's shape, and prints measured vs predicted tokens/s (error), hit ratio and bytes read.\n" +
+        "the file's shape, and prints measured vs predicted tokens/s (error), hit ratio and bytes read. The disk and compute\n" +
+        "figures come from probes right before and after the run (the model's own expert slices read O_DIRECT at the engine's\n" +
+        "depths, its expert and dense matvecs, the sampler), averaged; --probe none uses the stored profile's. The run's own\n" +
+        "timings never enter the prediction. --write-profile saves the (last) probes' profile for `moelab sim --profile F`;\n" +
+        "--repeat runs the whole check N times back to back and prints each error and their spread.\n" +
         "A budget in % is of the file's routed expert bytes. Synthesized models are written once into models/.";
 
     public int Run(CliArgs args)
@@ -66,9 +71,50 @@ public sealed class CalibrateCommand : ICliCommand
             Io = args.Option("io-scheduler") ?? "fifo",
             Threads = args.Int("threads", 0),
         };
+        var probe = (args.Option("probe") ?? "both") switch
+        {
+            "both" => ProbeTiming.Both,
+            "before" => ProbeTiming.Before,
+            "after" => ProbeTiming.After,
+            "none" => ProbeTiming.None,
+            var other => throw new CliUsageException($"--probe: '{other}' is not one of both, before, after, none"),
+        };
+        double probeSeconds = args.Double("probe-seconds", 0.6);
+        string? writeProfile = args.Option("write-profile");
+        int repeat = args.Int("repeat", 1);
         args.EnsureAllUsed();
         args.EnsureNoPositional();
-        var r = CalibrationCheck.Run(new CalibrationCheckOptions { ModelPath = model, Settings = settings, Prompts = prompts, Tokens = n, Profile = profile });
+        if (probeSeconds <= 0) throw new CliUsageException("--probe-seconds must be positive");
+        if (repeat < 1) throw new CliUsageException("--repeat must be at least 1");
+        var options = new CalibrationCheckOptions { ModelPath = model, Settings = settings, Prompts = prompts, Tokens = n, Profile = profile, Probe = probe, ProbeSecondsPerPoint = probeSeconds };
+        var errors = new List<double>();
+        bool countsMatch = true;
+        for (int i = 0; i < repeat; i++)
+        {
+            if (repeat > 1 && !json) Console.WriteLine($"-- run {i + 1} of {repeat}");
+            var r = CalibrationCheck.Run(options);
+            countsMatch &= r.CountsMatch;
+            errors.Add(r.TokensPerSecondError);
+            Print(r, model, profile, settings, json, i == repeat - 1 ? writeProfile : null);
+        }
+
+        if (repeat > 1 && !json)
+        {
+            var inv = CultureInfo.InvariantCulture;
+            Console.WriteLine("tokens/s error per run: " + string.Join(", ", errors.Select(e => e.ToString("+0.0%;-0.0%", inv))) +
+                string.Create(inv, $"; mean |error| {errors.Average(Math.Abs):0.0%}, largest {errors.Max(Math.Abs):0.0%}, {errors.Count(e => Math.Abs(e) <= 0.15)} of {repeat} within ±15%"));
+        }
+
+        return countsMatch ? 0 : 2;
+    }
+
+    private static void Print(CalibrationCheckResult r, string model, DeviceProfile profile, MoeLab.DeviceAgent.Runs.EngineSettings settings, bool json, string? writeProfile)
+    {
+        if (writeProfile is not null)
+        {
+            File.WriteAllText(writeProfile, "# Written by `moelab calibrate --check`: disk and compute probed around an engine run.\n" + r.Profile.ToYaml());
+        }
+
         if (json)
         {
             var o = new System.Text.Json.Nodes.JsonObject
@@ -84,6 +130,14 @@ public sealed class CalibrateCommand : ICliCommand
                 ["measured_tokens_per_s"] = r.Measured.TokensPerSecond,
                 ["predicted_tokens_per_s"] = r.Predicted.TokensPerSecond,
                 ["tokens_per_s_error"] = r.TokensPerSecondError,
+                ["predicted_from"] = r.Probes.Count > 0 ? "trace + probes around the run" : $"trace + profile {profile.Name}",
+                ["stored_profile_predicted_tokens_per_s"] = r.PredictedWithStoredProfile?.TokensPerSecond,
+                ["measured_compute_s_per_token"] = r.Measured.ComputeSeconds / Math.Max(1, r.Measured.Tokens),
+                ["predicted_compute_s_per_token"] = r.Predicted.ComputeSeconds / Math.Max(1, r.Predicted.Tokens),
+                ["measured_stall_s_per_token"] = r.Measured.StallSeconds / Math.Max(1, r.Measured.Tokens),
+                ["predicted_stall_s_per_token"] = r.Predicted.StallSeconds / Math.Max(1, r.Predicted.Tokens),
+                ["measured_disk_busy_s_per_token"] = r.Measured.IoBusySeconds / Math.Max(1, r.Measured.Tokens),
+                ["predicted_disk_busy_s_per_token"] = r.Predicted.IoBusySeconds / Math.Max(1, r.Predicted.Tokens),
                 ["measured_hit_ratio"] = r.Measured.HitRatio,
                 ["predicted_hit_ratio"] = r.Predicted.HitRatio,
                 ["measured_bytes_read"] = r.Measured.BytesRead,
@@ -97,8 +151,6 @@ public sealed class CalibrateCommand : ICliCommand
         {
             Console.Write(CalibrationCheck.Table(r));
         }
-
-        return r.CountsMatch ? 0 : 2;
     }
 
     /// <summary>A size, or a percentage of the file's routed expert bytes.</summary>

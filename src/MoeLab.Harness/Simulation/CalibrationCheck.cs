@@ -2,6 +2,7 @@ using System.Globalization;
 using MoeLab.DeviceAgent.Runs;
 using MoeLab.Engine.Gguf;
 using MoeLab.Engine.Model;
+using MoeLab.Engine.Policies;
 using MoeLab.Harness.Traces;
 using MoeLab.Strategies;
 
@@ -19,7 +20,23 @@ public sealed record CalibrationCheckOptions
 
     public int Tokens { get; init; } = 32;
 
+    /// <summary>The stored profile (memory, and disk and compute when no probe is taken).</summary>
     public required DeviceProfile Profile { get; init; }
+
+    /// <summary>When to probe the disk and compute for the prediction: before and/or after the engine run, or never.</summary>
+    public ProbeTiming Probe { get; init; } = ProbeTiming.Both;
+
+    public double ProbeSecondsPerPoint { get; init; } = 0.6;
+}
+
+/// <summary>Probes around the engine run: their figures (averaged) replace the stored profile's disk and compute.</summary>
+[Flags]
+public enum ProbeTiming
+{
+    None = 0,
+    Before = 1,
+    After = 2,
+    Both = Before | After,
 }
 
 /// <summary>The same decode tokens, measured by the engine and predicted by the simulator.</summary>
@@ -56,7 +73,16 @@ public sealed record CalibrationCheckResult
 
     public required CalibrationFigures Measured { get; init; }
 
+    /// <summary>From <see cref="Profile"/> and the recorded trace only: the engine run's timings are not an input.</summary>
     public required CalibrationFigures Predicted { get; init; }
+
+    /// <summary>The profile the prediction used: the stored one, or the probes' (with the stored one's memory).</summary>
+    public required DeviceProfile Profile { get; init; }
+
+    public IReadOnlyList<CalibrationProbe.Figures> Probes { get; init; } = [];
+
+    /// <summary>The same replay with the stored profile's figures, when a probe replaced them (to show what the probe changed).</summary>
+    public CalibrationFigures? PredictedWithStoredProfile { get; init; }
 
     public required string IoMode { get; init; }
 
@@ -66,7 +92,9 @@ public sealed record CalibrationCheckResult
     public required string LoadAverage { get; init; }
 
     /// <summary>Predicted over measured tokens/s, minus one: +0.10 = the simulator predicts 10% faster than the engine ran.</summary>
-    public double TokensPerSecondError => Measured.TokensPerSecond > 0 ? (Predicted.TokensPerSecond / Measured.TokensPerSecond) - 1 : double.NaN;
+    public double TokensPerSecondError => Error(Predicted);
+
+    public double Error(CalibrationFigures predicted) => Measured.TokensPerSecond > 0 ? (predicted.TokensPerSecond / Measured.TokensPerSecond) - 1 : double.NaN;
 
     /// <summary>Hits, misses and bytes read agree exactly (same trace, same policy classes, same capacity).</summary>
     public bool CountsMatch => Measured.Hits == Predicted.Hits && Measured.Misses == Predicted.Misses && Measured.BytesRead == Predicted.BytesRead;
@@ -77,22 +105,47 @@ public sealed record CalibrationCheckResult
 /// and strategy (direct reads, so the disk is really read), replays that trace through the simulator with the same
 /// cache policy class, capacity and a cost model built from the device profile and the model file's own shape, and
 /// compares the decode tokens' tokens/s, hit ratio and bytes read. Only decode tokens count; prompt tokens are
-/// replayed too (they fill the cache in both), but neither side times them.
+/// replayed too (they fill the cache in both), but neither side times them. By default the disk and compute figures
+/// come from <see cref="CalibrationProbe"/> microbenchmarks taken right before and right after the run (averaged),
+/// because this machine's disk and CPUs drift between a calibration and a check; the run's own timings never enter
+/// the prediction.
 /// </summary>
 public static class CalibrationCheck
 {
     public static CalibrationCheckResult Run(CalibrationCheckOptions o)
     {
         if (o.Settings.BudgetBytes is null) throw new ArgumentException("the check needs a budget (--budget): with every expert resident nothing streams");
+        var probes = new List<CalibrationProbe.Figures>();
+        var probe = new CalibrationProbe.Options { QueueDepth = QueueDepthOf(o.Settings), Threads = o.Settings.Threads, SecondsPerPoint = o.ProbeSecondsPerPoint };
+        if (o.Probe.HasFlag(ProbeTiming.Before)) probes.Add(CalibrationProbe.Measure(o.ModelPath, probe));
         var run = TraceRecording.Record(new TraceRecordOptions { ModelPath = o.ModelPath, Settings = o.Settings, Prompts = o.Prompts, Tokens = o.Tokens });
         string load = LoadAverage();
-        return Compare(o, run, load);
+        if (o.Probe.HasFlag(ProbeTiming.After)) probes.Add(CalibrationProbe.Measure(o.ModelPath, probe with { QueueDepth = run.QueueDepth }));
+        return Compare(o, run, load, probes);
     }
 
     /// <summary>Replays a recorded run and sets the simulator's figures beside the engine's.</summary>
-    public static CalibrationCheckResult Compare(CalibrationCheckOptions o, TraceRecordingResult run, string loadAverage)
+    public static CalibrationCheckResult Compare(CalibrationCheckOptions o, TraceRecordingResult run, string loadAverage, IReadOnlyList<CalibrationProbe.Figures>? probes = null)
     {
-        var cost = CostFor(o.ModelPath, o.Profile, run.QueueDepth);
+        probes ??= [];
+        var profile = probes.Count > 0 ? CalibrationProbe.Profile(o.Profile, o.ModelPath, probes) : o.Profile;
+        var (cost, predicted) = Predict(o, run, profile);
+        CalibrationFigures? stored = probes.Count > 0 ? Predict(o, run, o.Profile).Predicted : null;
+        var measured = Measure(run);
+        return new CalibrationCheckResult
+        {
+            Options = o, Cost = cost, Measured = measured, Predicted = predicted, Profile = profile, Probes = probes, PredictedWithStoredProfile = stored,
+            IoMode = run.IoModeLabel, CacheCapacityBytes = run.CacheCapacityBytes ?? 0, LoadAverage = loadAverage,
+        };
+    }
+
+    /// <summary>The I/O scheduler's reader threads for these settings (the engine's own figure is taken after the run).</summary>
+    private static int QueueDepthOf(EngineSettings settings) =>
+        StrategyCatalog.CreateIo(StrategySpec.Parse(settings.Io), new StrategyContext { Shape = new ModelShape(1, 1, 1, 1, 0) }).QueueDepth;
+
+    private static (CostModel Cost, CalibrationFigures Predicted) Predict(CalibrationCheckOptions o, TraceRecordingResult run, DeviceProfile profile)
+    {
+        var cost = CostFor(o.ModelPath, profile, run.QueueDepth);
         long capacity = run.CacheCapacityBytes ?? throw new ArgumentException("the recorded run had no budget");
         var sim = Simulator.Run(new SimulationOptions
         {
@@ -122,12 +175,14 @@ public static class CalibrationCheck
             io += r.IoSeconds;
         }
 
-        var predicted = new CalibrationFigures { IoBusySeconds = io, Tokens = tokens, Seconds = compute + stall, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = compute, StallSeconds = stall };
+        return (cost, new CalibrationFigures { IoBusySeconds = io, Tokens = tokens, Seconds = compute + stall, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = compute, StallSeconds = stall });
+    }
 
-        tokens = 0;
-        hits = misses = bytes = 0;
-        double seconds = 0;
-        stall = io = 0;
+    private static CalibrationFigures Measure(TraceRecordingResult run)
+    {
+        int tokens = 0;
+        long hits = 0, misses = 0, bytes = 0;
+        double seconds = 0, stall = 0, io = 0;
         foreach (var s in run.DecodeSteps)
         {
             tokens++;
@@ -139,11 +194,7 @@ public static class CalibrationCheck
             io += s.Experts.IoBusySeconds;
         }
 
-        var measured = new CalibrationFigures { IoBusySeconds = io, Tokens = tokens, Seconds = seconds, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = seconds - stall, StallSeconds = stall };
-        return new CalibrationCheckResult
-        {
-            Options = o, Cost = cost, Measured = measured, Predicted = predicted, IoMode = run.IoModeLabel, CacheCapacityBytes = capacity, LoadAverage = loadAverage,
-        };
+        return new CalibrationFigures { IoBusySeconds = io, Tokens = tokens, Seconds = seconds, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = seconds - stall, StallSeconds = stall };
     }
 
     /// <summary>
@@ -200,10 +251,25 @@ public static class CalibrationCheck
         var p = r.Predicted;
         var sb = new System.Text.StringBuilder();
         sb.Append(string.Create(inv, $"model {Path.GetFileName(r.Options.ModelPath)}; budget {r.Options.Settings.BudgetBytes / 1048576.0:F1} MiB (cache {r.CacheCapacityBytes / 1048576.0:F1} MiB = {r.CacheCapacityBytes / r.Cost.ExpertBytes} experts of {r.Cost.ExpertBytes / 1e6:F3} MB); cache {r.Options.Settings.Cache}, prefetch {r.Options.Settings.Prefetch}, io {r.IoMode}\n"));
-        sb.Append(string.Create(inv, $"cost model ({r.Cost.ProfileName}): dense {r.Cost.DenseBytesPerToken / 1e6:F1} MB/token at {r.Cost.DenseBytesPerSecond / 1e9:F2} GB/s + {r.Cost.PerTokenOverheadSeconds * 1e3:F2} ms, experts at {r.Cost.ExpertBytesPerSecond / 1e9:F2} GB/s, reads of {r.Cost.BlockBytes / 1024.0:F0} KiB at depth {r.Cost.QueueDepth}\n"));
+        sb.Append(string.Create(inv, $"cost model ({r.Cost.ProfileName}): dense {r.Cost.DenseBytesPerToken / 1e6:F1} MB/token at {r.Cost.DenseBytesPerSecond / 1e9:F2} GB/s + {r.Cost.PerTokenOverheadSeconds * 1e3:F2} ms, experts at {r.Cost.ExpertBytesPerSecond / 1e9:F2} GB/s, {r.Cost.ReadsPerExpert} reads of {r.Cost.BlockBytes / 1024.0:F0} KiB per expert at depth {r.Cost.QueueDepth}\n"));
+        foreach (var f in r.Probes)
+        {
+            sb.Append(string.Create(inv, $"probe {f.TakenUtc:HH:mm:ss} ({f.Seconds:F1} s): experts {f.ExpertGbPerS:F2} GB/s, dense {f.DenseGbPerS:F2} GB/s, sampler {f.PerTokenOverheadMs:F2} ms, reads "));
+            sb.Append(string.Join(", ", f.Reads.Select(q => string.Create(inv, $"{q.BlockKib:F0} KiB × {q.QueueDepth}: {q.LatencyUs:F0} µs ({q.ReadMbPerS:F0} MB/s)"))));
+            sb.Append('\n');
+        }
+
+        sb.Append(r.Probes.Count > 0
+            ? $"measured = the engine run; predicted = the simulator from the recorded trace and the probes' figures (averaged; the engine run's timings are not an input)\n"
+            : $"measured = the engine run; predicted = the simulator from the recorded trace and profile '{r.Profile.Name}' as stored\n");
         sb.Append("                 measured   predicted\n");
         sb.Append(string.Create(inv, $"tokens           {m.Tokens,8}   {p.Tokens,9}\n"));
         sb.Append(string.Create(inv, $"tokens/s         {m.TokensPerSecond,8:F2}   {p.TokensPerSecond,9:F2}   error {r.TokensPerSecondError,7:+0.0%;-0.0%}\n"));
+        if (r.PredictedWithStoredProfile is { } stored)
+        {
+            sb.Append(string.Create(inv, $"  with {r.Options.Profile.Name} as stored        {stored.TokensPerSecond,9:F2}   error {r.Error(stored),7:+0.0%;-0.0%}\n"));
+        }
+
         sb.Append(string.Create(inv, $"compute s/token  {m.ComputeSeconds / Math.Max(1, m.Tokens),8:F4}   {p.ComputeSeconds / Math.Max(1, p.Tokens),9:F4}\n"));
         sb.Append(string.Create(inv, $"stall s/token    {m.StallSeconds / Math.Max(1, m.Tokens),8:F4}   {p.StallSeconds / Math.Max(1, p.Tokens),9:F4}\n"));
         sb.Append(string.Create(inv, $"disk busy s/token{m.IoBusySeconds / Math.Max(1, m.Tokens),8:F4}   {p.IoBusySeconds / Math.Max(1, p.Tokens),9:F4}\n"));

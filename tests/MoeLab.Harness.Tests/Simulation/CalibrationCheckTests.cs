@@ -51,6 +51,7 @@ public sealed class CalibrationCheckTests : IDisposable
             Prompts = ["The expert cache", "Once upon a time"],
             Tokens = 12,
             Profile = HostProfile(),
+            Probe = ProbeTiming.None,
         });
         Assert.Equal(24, r.Measured.Tokens);
         Assert.Equal(24, r.Predicted.Tokens);
@@ -74,5 +75,56 @@ public sealed class CalibrationCheckTests : IDisposable
         Assert.Equal(resident - file.FindTensor("token_embd.weight")!.ByteSize, cost.DenseBytesPerToken);
         Assert.Equal(4, cost.QueueDepth);
         Assert.Equal(3, (cost.ExpertBytes + cost.BlockBytes - 1) / cost.BlockBytes); // one read per slice: gate, up, down
+    }
+
+    [Fact]
+    public void ProbesMeasureTheFilesOwnSlicesAtTheEnginesDepthsAndReplaceTheStoredFigures()
+    {
+        string model = Model("tiny-qwen3moe");
+        var host = HostProfile();
+        var r = CalibrationCheck.Run(new CalibrationCheckOptions
+        {
+            ModelPath = model,
+            Settings = new EngineSettings { BudgetBytes = 256 << 10, IoMode = "direct", Cache = "lru", Io = "fifo:queue_depth=4" },
+            Prompts = ["The expert cache"],
+            Tokens = 4,
+            Profile = host,
+            ProbeSecondsPerPoint = 0.05,
+        });
+        Assert.Equal(2, r.Probes.Count); // before and after the run
+        Assert.True(r.Probes[0].TakenUtc < r.Probes[1].TakenUtc);
+        long slice = r.Cost.BlockBytes;
+        foreach (var f in r.Probes)
+        {
+            Assert.Equal([1, 2, 4], f.Reads.Select(p => p.QueueDepth).Distinct().Order());
+            Assert.All(f.Reads, p => Assert.True(p.ReadMbPerS > 0 && p.LatencyUs > 0));
+            Assert.Contains(f.Reads, p => p.BlockKib * 1024 == slice); // the engine's own read size, not calibrate's blocks
+            Assert.True(f.ExpertGbPerS > 0 && f.DenseGbPerS > 0 && f.PerTokenOverheadMs > 0);
+        }
+
+        // The prediction used the probes' average, with the stored profile's memory; the stored one's is shown beside it.
+        Assert.Equal("host+probe", r.Profile.Name);
+        Assert.Equal(Math.Round(r.Probes.Average(f => f.ExpertGbPerS), 2) * 1e9, r.Cost.ExpertBytesPerSecond, 3);
+        Assert.Equal(host.Memory.AvailableToModelGib, r.Profile.Memory.AvailableToModelGib);
+        Assert.NotNull(r.PredictedWithStoredProfile);
+        Assert.True(r.CountsMatch);
+        Assert.Contains("the engine run's timings are not an input", CalibrationCheck.Table(r));
+    }
+
+    [Fact]
+    public void AProbeProfileAveragesTheProbesPointByPoint()
+    {
+        static CalibrationProbe.Figures Probe(double mbps, double us, double gbps) => new()
+        {
+            Reads = [new DeviceProfile.ReadPoint { BlockKib = 864, QueueDepth = 4, ReadMbPerS = mbps, LatencyUs = us }],
+            ExpertGbPerS = gbps, DenseGbPerS = 2 * gbps, PerTokenOverheadMs = 1, TakenUtc = DateTime.UtcNow, Seconds = 1,
+        };
+        var p = CalibrationProbe.Profile(HostProfile(), "/m/x.gguf", [Probe(1000, 3000, 10), Probe(3000, 1000, 20)]);
+        Assert.Equal(2000, p.Storage.Reads.Single().ReadMbPerS);
+        Assert.Equal(2000, p.Storage.Reads.Single().LatencyUs);
+        Assert.Equal(15, p.Compute.ExpertGbPerS);
+        Assert.Equal(30, p.Compute.DenseGbPerS);
+        Assert.Equal(4, p.Storage.DefaultQueueDepth);
+        p.Validate("probe"); // a profile `moelab sim --profile` accepts
     }
 }

@@ -1,0 +1,293 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using MoeLab.Engine.Experts;
+using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Io;
+using MoeLab.Engine.Kernels;
+using MoeLab.Engine.Model;
+using MoeLab.Engine.Sampling;
+
+namespace MoeLab.Harness.Simulation;
+
+/// <summary>
+/// What <c>calibrate --check</c> measures right before and right after the engine run, for a device profile of this
+/// machine at that moment: the model file's own expert slices read with O_DIRECT through the engine's
+/// <see cref="ExpertStore"/> by as many reader threads as the engine uses (and fewer), the engine's expert
+/// computation (gate/up matvec, SwiGLU, down matvec) over the file's own experts, its matvec over the file's dense
+/// tensors, and the sampler over a vocabulary of logits. Microbenchmarks, not the engine run: the prediction built
+/// from them does not see the run's own timings. This VM's disk bursts (fio alone swings 2.1–3.5 GB/s minute to
+/// minute) and the CPUs are shared, so figures taken minutes earlier by <c>moelab calibrate</c> can be off by more
+/// than the ±15% the check asks for.
+/// </summary>
+public static class CalibrationProbe
+{
+    public sealed record Options
+    {
+        /// <summary>Reader threads the engine uses; the probe measures depths 1, 2, …, up to it (powers of two and itself).</summary>
+        public int QueueDepth { get; init; } = 4;
+
+        public int Threads { get; init; }
+
+        public double SecondsPerPoint { get; init; } = 0.6;
+
+        public SamplerOptions Sampling { get; init; } = new();
+    }
+
+    /// <summary>One probe: read points at the file's slice sizes, compute throughputs, per-token overhead, and when.</summary>
+    public sealed record Figures
+    {
+        public required IReadOnlyList<DeviceProfile.ReadPoint> Reads { get; init; }
+
+        public required double ExpertGbPerS { get; init; }
+
+        public required double DenseGbPerS { get; init; }
+
+        public required double PerTokenOverheadMs { get; init; }
+
+        public required DateTime TakenUtc { get; init; }
+
+        public required double Seconds { get; init; }
+    }
+
+    public static Figures Measure(string modelPath, Options o)
+    {
+        var sw = Stopwatch.StartNew();
+        var taken = DateTime.UtcNow;
+        var file = GgufFile.Open(modelPath);
+        var config = ModelConfig.FromGguf(file);
+        var layout = ExpertTensors.Layout(file, config);
+        var reads = new List<DeviceProfile.ReadPoint>();
+        using (var store = new ExpertStore(layout, IoMode.Direct))
+        {
+            foreach (int depth in Depths(o.QueueDepth)) reads.AddRange(MeasureReads(store, depth, o.SecondsPerPoint));
+        }
+
+        int threads = o.Threads > 0 ? o.Threads : Environment.ProcessorCount;
+        using var pool = new ComputePool(threads);
+        double expert = MeasureExperts(layout, pool, o.SecondsPerPoint);
+        double dense = MeasureDense(file, pool, o.SecondsPerPoint);
+        double overhead = MeasureSampler(config.Vocab, o.Sampling, o.SecondsPerPoint / 3);
+        return new Figures { Reads = reads, ExpertGbPerS = expert, DenseGbPerS = dense, PerTokenOverheadMs = overhead * 1e3, TakenUtc = taken, Seconds = sw.Elapsed.TotalSeconds };
+    }
+
+    /// <summary>
+    /// A device profile from probes (several are averaged point by point: e.g. one before and one after the run) with
+    /// the memory of <paramref name="basis"/>; its sources say when and how each figure was measured.
+    /// </summary>
+    public static DeviceProfile Profile(DeviceProfile basis, string modelPath, IReadOnlyList<Figures> probes)
+    {
+        if (probes.Count == 0) throw new ArgumentException("no probe figures", nameof(probes));
+        var inv = CultureInfo.InvariantCulture;
+        var p = new DeviceProfile
+        {
+            Name = basis.Name + "+probe",
+            Description = $"{basis.Name}'s memory; disk and compute probed on {Path.GetFileName(modelPath)} at " + string.Join(" and ", probes.Select(f => f.TakenUtc.ToString("HH:mm:ss", inv))) + " UTC",
+            Memory = basis.Memory,
+        };
+        p.Storage.Device = Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? "";
+        var first = probes[0].Reads;
+        foreach (var point in first)
+        {
+            // A read size a short probe happened not to draw at some depth is averaged over the probes that have it.
+            var same = probes.Select(f => f.Reads.FirstOrDefault(q => q.BlockKib == point.BlockKib && q.QueueDepth == point.QueueDepth)).OfType<DeviceProfile.ReadPoint>().ToList();
+            p.Storage.Reads.Add(new DeviceProfile.ReadPoint
+            {
+                BlockKib = point.BlockKib,
+                QueueDepth = point.QueueDepth,
+                ReadMbPerS = Math.Round(same.Average(q => q.ReadMbPerS), 1),
+                LatencyUs = Math.Round(same.Average(q => q.LatencyUs), 1),
+            });
+        }
+
+        p.Storage.DefaultBlockKib = (int)Math.Round(first.Max(r => r.BlockKib));
+        p.Storage.DefaultQueueDepth = first.Max(r => r.QueueDepth);
+        p.Compute.ExpertGbPerS = Math.Round(probes.Average(f => f.ExpertGbPerS), 2);
+        p.Compute.DenseGbPerS = Math.Round(probes.Average(f => f.DenseGbPerS), 2);
+        p.Compute.PerTokenOverheadMs = Math.Round(probes.Average(f => f.PerTokenOverheadMs), 3);
+        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "memory.*", Source = $"profile '{basis.Name}'" });
+        p.Sources.Add(new DeviceProfile.SourceNote
+        {
+            Figure = "storage.reads",
+            Source = "calibrate --check probe: random O_DIRECT reads of the model's own expert slices through ExpertStore.ReadSlice, depth = reader threads with one read each in flight; latency = mean per read, bandwidth = depth × size / latency",
+        });
+        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.expert_gb_per_s", Source = "calibrate --check probe: MoeBlock's expert computation (MatVec2 gate/up, SwiGLU, MatVec down) over the model's own experts, weight bytes per second" });
+        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.dense_gb_per_s", Source = "calibrate --check probe: one MatVec over each of the model's dense matrices (attention, router, shared expert, output head), weight bytes per second" });
+        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.per_token_overhead_ms", Source = "calibrate --check probe: the sampler (the run's options) over random logits of the vocabulary's size" });
+        return p;
+    }
+
+    private static IEnumerable<int> Depths(int depth)
+    {
+        var d = new SortedSet<int> { Math.Max(1, depth) };
+        for (int x = 1; x < depth; x *= 2) d.Add(x);
+        return d;
+    }
+
+    /// <summary>One point per distinct read size: depth × size / mean latency (the engine's reads are blocking preads).</summary>
+    private static unsafe List<DeviceProfile.ReadPoint> MeasureReads(ExpertStore store, int depth, double seconds)
+    {
+        var layout = store.Layout;
+        var sizes = new SortedDictionary<long, (long Reads, double Latency)>();
+        var stop = Stopwatch.StartNew();
+        var threads = new Thread[depth];
+        for (int t = 0; t < depth; t++)
+        {
+            int seed = (t * 7919) + depth;
+            threads[t] = new Thread(() =>
+            {
+                var buffer = (byte*)NativeMemory.AlignedAlloc((nuint)store.BufferBytes, (nuint)ExpertStore.BufferAlignment);
+                var rng = new Random(seed);
+                var mine = new Dictionary<long, (long Reads, double Latency)>();
+                try
+                {
+                    // At least a few reads each, however late the thread starts on a busy machine.
+                    for (int n = 0; n < 4 || stop.Elapsed.TotalSeconds < seconds; n++)
+                    {
+                        int l = rng.Next(layout.Layers), e = rng.Next(layout.ExpertsPerLayer);
+                        int r = rng.Next(store.Reads(0, l, e));
+                        ref readonly var s = ref layout[l, e];
+                        long size = s.GateUpAdjacent ? (r == 0 ? s.Gate.Length + s.Up.Length : s.Down.Length) : r switch { 0 => s.Gate.Length, 1 => s.Up.Length, _ => s.Down.Length };
+                        long t0 = Stopwatch.GetTimestamp();
+                        store.ReadSlice(0, l, e, r, buffer);
+                        double took = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+                        mine[size] = mine.TryGetValue(size, out var v) ? (v.Reads + 1, v.Latency + took) : (1, took);
+                    }
+                }
+                finally
+                {
+                    NativeMemory.AlignedFree(buffer);
+                }
+
+                lock (sizes)
+                {
+                    foreach (var (size, v) in mine) sizes[size] = sizes.TryGetValue(size, out var w) ? (w.Reads + v.Reads, w.Latency + v.Latency) : v;
+                }
+            });
+            threads[t].Start();
+        }
+
+        foreach (var th in threads) th.Join();
+        var points = new List<DeviceProfile.ReadPoint>();
+        foreach (var (size, v) in sizes)
+        {
+            double latency = v.Latency / v.Reads;
+            points.Add(new DeviceProfile.ReadPoint { BlockKib = size / 1024.0, QueueDepth = depth, ReadMbPerS = Math.Round(depth * size / latency / 1e6, 1), LatencyUs = Math.Round(latency * 1e6, 1) });
+        }
+
+        return points;
+    }
+
+    /// <summary>MoeBlock.Expert over up to 64 of the file's experts (a working set beyond the CPU caches), bytes per second.</summary>
+    private static unsafe double MeasureExperts(ExpertLayout layout, ComputePool pool, double seconds)
+    {
+        int count = Math.Min(64, layout.Layers * layout.ExpertsPerLayer);
+        using var store = new ExpertStore(layout, IoMode.Buffered);
+        var slab = (byte*)NativeMemory.AlignedAlloc((nuint)(store.BufferBytes * count), (nuint)ExpertStore.BufferAlignment);
+        try
+        {
+            var experts = new ExpertWeights[count];
+            long bytes = 0;
+            var rng = new Random(5);
+            for (int i = 0; i < count; i++)
+            {
+                int l = i % layout.Layers, e = rng.Next(layout.ExpertsPerLayer);
+                byte* buffer = slab + (i * store.BufferBytes);
+                store.ReadExpert(0, l, e, buffer);
+                experts[i] = store.View(0, l, e, buffer);
+                bytes += layout[l, e].Bytes;
+            }
+
+            int hidden = experts[0].Gate.Cols, ff = experts[0].Gate.Rows;
+            var x = new QuantizedVector(hidden);
+            var h = new QuantizedVector(ff);
+            var input = new float[hidden];
+            for (int i = 0; i < hidden; i++) input[i] = (float)(rng.NextDouble() - 0.5);
+            x.Set(input);
+            var g = new float[ff];
+            var u = new float[ff];
+            var y = new float[hidden];
+            long done = 0;
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < count; i++) Expert(experts[i]); // warm-up: JIT and threads
+            sw.Restart();
+            while (sw.Elapsed.TotalSeconds < seconds)
+            {
+                for (int i = 0; i < count; i++) Expert(experts[i]);
+                done++;
+            }
+
+            return done * bytes / sw.Elapsed.TotalSeconds / 1e9;
+
+            void Expert(in ExpertWeights w)
+            {
+                pool.MatVec2(w.Gate, w.Up, x, g, u);
+                VectorOps.SwiGlu(g, u);
+                h.Set(g);
+                pool.MatVec(w.Down, h, y);
+            }
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(slab);
+        }
+    }
+
+    /// <summary>One matvec over every 2-D dense tensor a decode step reads (the same set CostFor counts), bytes per second.</summary>
+    private static double MeasureDense(GgufFile file, ComputePool pool, double seconds)
+    {
+        bool tied = file.FindTensor("output.weight") is null;
+        using var resident = new ResidentTensors(file, t => t.Dims.Length == 2 && MatVec.Supports(t.Type) && !ExpertTensors.IsRoutedExpert(t) && (t.Name != "token_embd.weight" || tied));
+        var matrices = new List<WeightMatrix>();
+        long bytes = 0;
+        foreach (var t in file.Tensors)
+        {
+            if (!resident.Has(t.Name)) continue;
+            var m = resident.Matrix(t.Name, (int)t.Dims[1], (int)t.Dims[0]);
+            matrices.Add(m);
+            bytes += m.TotalBytes;
+        }
+
+        if (matrices.Count == 0) return double.PositiveInfinity;
+        var inputs = new Dictionary<int, QuantizedVector>();
+        var rng = new Random(9);
+        foreach (int cols in matrices.Select(m => m.Cols).Distinct())
+        {
+            var v = new QuantizedVector(cols);
+            var x = new float[cols];
+            for (int i = 0; i < cols; i++) x[i] = (float)(rng.NextDouble() - 0.5);
+            v.Set(x);
+            inputs[cols] = v;
+        }
+
+        var y = new float[matrices.Max(m => m.Rows)];
+        foreach (var m in matrices) pool.MatVec(m, inputs[m.Cols], y.AsSpan(0, m.Rows)); // warm-up
+        long done = 0;
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed.TotalSeconds < seconds)
+        {
+            foreach (var m in matrices) pool.MatVec(m, inputs[m.Cols], y.AsSpan(0, m.Rows));
+            done++;
+        }
+
+        return done * bytes / sw.Elapsed.TotalSeconds / 1e9;
+    }
+
+    private static double MeasureSampler(int vocab, SamplerOptions options, double seconds)
+    {
+        var sampler = new Sampler(vocab, options);
+        var logits = new float[vocab];
+        var rng = new Random(11);
+        for (int i = 0; i < vocab; i++) logits[i] = (float)((rng.NextDouble() - 0.5) * 20);
+        sampler.Sample(logits);
+        long done = 0;
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed.TotalSeconds < seconds || done == 0)
+        {
+            sampler.Sample(logits);
+            done++;
+        }
+
+        return sw.Elapsed.TotalSeconds / done;
+    }
+}
