@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using MoeLab.Engine.Io;
+using MoeLab.Engine.Kernels;
 using MoeLab.Engine.Policies;
 
 namespace MoeLab.Engine.Experts;
@@ -12,6 +13,7 @@ public sealed unsafe class ResidentExpertSource : IExpertSource, IDisposable
 {
     private readonly ExpertStore _store;
     private readonly long[] _bufferOffset; // layer-major; where each expert's buffer starts in the arena
+    private readonly (WeightLayout Gate, WeightLayout Up, WeightLayout Down)[] _layouts; // layer-major
     private byte* _arena;
     private int _token;
     private readonly int[] _requested;
@@ -22,11 +24,14 @@ public sealed unsafe class ResidentExpertSource : IExpertSource, IDisposable
     private readonly ExpertLayerCounters _layerCounters;
 
     /// <summary>Reads every expert of <paramref name="layout"/> (buffered) into RAM.</summary>
-    public ResidentExpertSource(ExpertLayout layout)
+    /// <param name="interleave">Repack each expert matrix into <see cref="WeightLayout.Interleaved8"/> where this CPU
+    /// has a kernel for its type (<see cref="RowInterleave"/>).</param>
+    public ResidentExpertSource(ExpertLayout layout, bool interleave = false)
     {
         _store = new ExpertStore(layout, IoMode.Buffered);
         int n = layout.Layers * layout.ExpertsPerLayer;
         _bufferOffset = new long[n];
+        _layouts = new (WeightLayout, WeightLayout, WeightLayout)[n];
         _requested = new int[layout.ExpertsPerLayer];
         _requestedWeights = new float[layout.ExpertsPerLayer];
         _layerCounters = new ExpertLayerCounters(layout.Layers);
@@ -49,7 +54,13 @@ public sealed unsafe class ResidentExpertSource : IExpertSource, IDisposable
             {
                 for (int e = 0; e < layout.ExpertsPerLayer; e++)
                 {
-                    LoadedBytes += _store.ReadExpert(0, l, e, _arena + _bufferOffset[(l * layout.ExpertsPerLayer) + e]);
+                    byte* buffer = _arena + _bufferOffset[(l * layout.ExpertsPerLayer) + e];
+                    LoadedBytes += _store.ReadExpert(0, l, e, buffer);
+                    if (interleave)
+                    {
+                        var v = _store.View(0, l, e, buffer);
+                        _layouts[(l * layout.ExpertsPerLayer) + e] = (Interleave(v.Gate), Interleave(v.Up), Interleave(v.Down));
+                    }
                 }
             }
         }
@@ -115,8 +126,26 @@ public sealed unsafe class ResidentExpertSource : IExpertSource, IDisposable
             sink.OnExpert(new ExpertEvent(_token, layer, expert, weight, ExpertOutcome.Hit, 0, 0, 0, 0, 0));
         }
 
-        return _store.View(0, layer, expert, _arena + _bufferOffset[(layer * layout.ExpertsPerLayer) + expert]);
+        int slot = (layer * layout.ExpertsPerLayer) + expert;
+        var v = _store.View(0, layer, expert, _arena + _bufferOffset[slot]);
+        var (g, u, d) = _layouts[slot];
+        return g == WeightLayout.Rows && u == WeightLayout.Rows && d == WeightLayout.Rows ? v
+            : new ExpertWeights(WithLayout(v.Gate, g), WithLayout(v.Up, u), WithLayout(v.Down, d));
     }
+
+    /// <summary>Bytes of expert matrices repacked into <see cref="WeightLayout.Interleaved8"/>.</summary>
+    public long InterleavedBytes { get; private set; }
+
+    private WeightLayout Interleave(in WeightMatrix m)
+    {
+        if (!RowInterleave.Worthwhile(m)) return WeightLayout.Rows;
+        RowInterleave.Interleave(m);
+        InterleavedBytes += m.TotalBytes;
+        return WeightLayout.Interleaved8;
+    }
+
+    private static WeightMatrix WithLayout(in WeightMatrix m, WeightLayout layout) =>
+        layout == m.Layout ? m : new WeightMatrix(m.Type, m.Rows, m.Cols, m.Data, layout);
 
     public void Release(int layer, int expert)
     {

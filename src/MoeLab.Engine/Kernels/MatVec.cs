@@ -32,6 +32,12 @@ public static unsafe class MatVec
     /// <summary>The unchecked row loop; x must already be prepared for w's type.</summary>
     internal static void Rows(KernelIsa isa, in WeightMatrix w, in Activations a, float* y, int r0, int r1)
     {
+        if (w.Layout == WeightLayout.Interleaved8)
+        {
+            InterleavedRows(isa, w, a, y, r0, r1);
+            return;
+        }
+
         if (isa >= KernelIsa.AvxVnni) Rows<WithVnni>(w, a, y, r0, r1);
         else if (isa >= KernelIsa.Avx2) Rows<WithoutVnni>(w, a, y, r0, r1);
         else if (isa >= KernelIsa.Vector128) PortableRows(w, a, y, r0, r1);
@@ -53,6 +59,54 @@ public static unsafe class MatVec
             case GgmlType.Q3_K: Loop<Avx2Kernels<V>.Q3_K>(w, a, y, r0, r1); break;
             case GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q5_K: Q5PortableKernels.Rows(w, a, y, r0, r1); break;
             default: throw new NotSupportedException($"no matvec kernel for ggml type {w.Type}");
+        }
+    }
+
+    /// <summary>Rows of an interleaved matrix: whole groups straight into y, a group cut by the range via a scratch.</summary>
+    private static void InterleavedRows(KernelIsa isa, in WeightMatrix w, in Activations a, float* y, int r0, int r1)
+    {
+        const int G = RowInterleave.GroupRows;
+        float* part = stackalloc float[G];
+        long groupBytes = (long)G * w.RowBytes;
+        for (int g = r0 / G; g * G < r1; g++)
+        {
+            int lo = g * G;
+            bool whole = lo >= r0 && lo + G <= r1;
+            float* dst = whole ? y + lo : part;
+            InterleavedGroup(isa, w, a, w.Data + (g * groupBytes), dst);
+            if (!whole)
+            {
+                for (int r = Math.Max(lo, r0); r < Math.Min(lo + G, r1); r++) y[r] = part[r - lo];
+            }
+        }
+    }
+
+    private static void InterleavedGroup(KernelIsa isa, in WeightMatrix w, in Activations a, byte* group, float* y)
+    {
+        if (isa >= KernelIsa.AvxVnni) InterleavedGroup<WithVnni>(w, a, group, y);
+        else if (isa >= KernelIsa.Avx2) InterleavedGroup<WithoutVnni>(w, a, group, y);
+        else
+        {
+            // tiers without an interleaved kernel (tests force them; the engine does not interleave there): restore
+            // the group's rows and use the row kernels
+            const int G = RowInterleave.GroupRows;
+            byte[] rented = System.Buffers.ArrayPool<byte>.Shared.Rent(G * w.RowBytes);
+            fixed (byte* rows = rented)
+            {
+                RowInterleave.DeinterleaveGroup(w.Type, group, w.RowBytes, w.Cols, rows);
+                Rows(isa, new WeightMatrix(w.Type, G, w.Cols, rows), a, y, 0, G);
+            }
+
+            System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private static void InterleavedGroup<V>(in WeightMatrix w, in Activations a, byte* group, float* y) where V : struct, IVnniMode
+    {
+        switch (w.Type)
+        {
+            case GgmlType.Q4_0: Avx2Kernels<V>.Q4_0x8.DotGroup(group, a, w.Cols, y); break;
+            default: throw new NotSupportedException($"no interleaved kernel for ggml type {w.Type}");
         }
     }
 

@@ -28,6 +28,13 @@ public sealed record ModelOptions
     /// future request by request (oracle prefetch, belady) need.
     /// </summary>
     public bool BatchedPrompt { get; init; } = true;
+
+    /// <summary>
+    /// Whether resident matrices (and, with the default all-resident source, the experts) are repacked at load into
+    /// the 8-row interleaved layout where this CPU has a kernel for it (Q4_0 on AVX2). Streamed experts always keep
+    /// the file layout. Off: every matrix is used as the file lays it out.
+    /// </summary>
+    public bool InterleaveWeights { get; init; } = true;
 }
 
 /// <summary>
@@ -56,7 +63,7 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
         File = file;
         Config = config;
         MaxContext = options.MaxContext > 0 ? options.MaxContext : Math.Min(config.ContextLength, 4096);
-        _weights = new ResidentTensors(file, t => !ExpertTensors.IsRoutedExpert(t) && IsMainStack(t.Name, config.Layers));
+        _weights = new ResidentTensors(file, t => !ExpertTensors.IsRoutedExpert(t) && IsMainStack(t.Name, config.Layers), options.InterleaveWeights);
         try
         {
             Experts = ExpertTensors.Layout(file, config);
@@ -64,7 +71,7 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
             var c = config;
             // Tied output (no output.weight): llama.cpp then multiplies by token_embd, so it needs a matvec kernel too.
             bool tied = !_weights.Has("output.weight");
-            _tokenEmbedding = _weights.Matrix("token_embd.weight", c.Vocab, c.Hidden, rowsOnly: !tied);
+            _tokenEmbedding = _weights.Matrix("token_embd.weight", c.Vocab, c.Hidden, rowsOnly: !tied, rowLookups: true);
             _output = tied ? _tokenEmbedding : _weights.Matrix("output.weight", c.Vocab, c.Hidden);
             _outputNorm = _weights.Vector("output_norm.weight", c.Hidden);
             _attnNorm = new float[c.Layers][];
@@ -98,7 +105,7 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
             _logits = new float[c.Vocab];
             _finalQ = new QuantizedVector(c.Hidden);
             _ownsSource = options.ExpertSource is null;
-            _source = options.ExpertSource?.Invoke(Experts) ?? new ResidentExpertSource(Experts);
+            _source = options.ExpertSource?.Invoke(Experts) ?? new ResidentExpertSource(Experts, options.InterleaveWeights);
             _runtime = new MoeRuntime(_source, options.Routing, this, options.Observer);
             _batchedPrompt = options.BatchedPrompt;
         }
@@ -138,6 +145,9 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
 
     /// <summary>Bytes of the resident (non-expert) weights.</summary>
     public long ResidentBytes => _weights.Bytes;
+
+    /// <summary>Bytes of the resident (non-expert) weights repacked into the 8-row interleaved layout.</summary>
+    public long InterleavedResidentBytes => _weights.InterleavedBytes;
 
     /// <summary>Position of the next token.</summary>
     public int Position { get; private set; }

@@ -14,9 +14,15 @@ public sealed unsafe class ResidentTensors : IDisposable
 {
     private readonly Dictionary<string, (GgufTensorInfo Info, nint Data)> _tensors = new(StringComparer.Ordinal);
 
-    public ResidentTensors(GgufFile file, Func<GgufTensorInfo, bool> include)
+    private readonly HashSet<string> _interleaved = new(StringComparer.Ordinal);
+    private readonly bool _interleave;
+
+    /// <param name="interleave">Whether matrices that are only multiplied may be repacked at first use into
+    /// <see cref="WeightLayout.Interleaved8"/> where this CPU has a kernel for it (<see cref="RowInterleave"/>).</param>
+    public ResidentTensors(GgufFile file, Func<GgufTensorInfo, bool> include, bool interleave = true)
     {
         File = file;
+        _interleave = interleave;
         using SafeFileHandle handle = System.IO.File.OpenHandle(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read);
         try
         {
@@ -61,11 +67,19 @@ public sealed unsafe class ResidentTensors : IDisposable
 
     public GgufTensorInfo Info(string name) => Get(name).Info;
 
+    /// <summary>Bytes of the matrices repacked into <see cref="WeightLayout.Interleaved8"/>.</summary>
+    public long InterleavedBytes { get; private set; }
+
     /// <summary>
     /// A 2-D weight: ggml's ne[0] is the row length (input width), ne[1] the number of rows (outputs). Its type must
     /// have a matvec kernel (or, for a table only looked up by row, <paramref name="rowsOnly"/>, a dequantizer).
+    /// A matrix that is only multiplied comes back interleaved where that is faster; <paramref name="rowLookups"/>
+    /// keeps a multiplied matrix that is also read row by row (a tied embedding) in GGUF layout.
     /// </summary>
-    public WeightMatrix Matrix(string name, int expectRows, int expectCols, bool rowsOnly = false)
+    public WeightMatrix Matrix(string name, int expectRows, int expectCols, bool rowsOnly = false, bool rowLookups = false) =>
+        View(name, expectRows, expectCols, rowsOnly, interleave: !rowsOnly && !rowLookups);
+
+    private WeightMatrix View(string name, int expectRows, int expectCols, bool rowsOnly, bool interleave)
     {
         var (info, data) = Get(name);
         if (info.Dim(0) != expectCols || info.Dim(1) != expectRows || info.Dims.Length > 2)
@@ -78,19 +92,35 @@ public sealed unsafe class ResidentTensors : IDisposable
             throw new GgufFormatException($"{File.Path}: tensor '{name}' is stored as {info.Type}, which MoeLab has no {(rowsOnly ? "dequantizer" : "matvec kernel")} for ({WeightTypes.Supported}); re-quantize it (llama-quantize --tensor-type) or use a file without {info.Type}");
         }
 
-        return new WeightMatrix(info.Type, expectRows, expectCols, (byte*)data);
+        var m = new WeightMatrix(info.Type, expectRows, expectCols, (byte*)data);
+        if (_interleaved.Contains(name))
+        {
+            return interleave
+                ? new WeightMatrix(info.Type, expectRows, expectCols, (byte*)data, WeightLayout.Interleaved8)
+                : throw new InvalidOperationException($"{File.Path}: tensor '{name}' was repacked for matvec and cannot also be read by row");
+        }
+
+        if (interleave && _interleave && RowInterleave.Worthwhile(m))
+        {
+            m = RowInterleave.Interleave(m);
+            _interleaved.Add(name);
+            InterleavedBytes += m.TotalBytes;
+        }
+
+        return m;
     }
 
     /// <summary>A 2-D weight whose rows are split into consecutive parts (a fused projection such as attn_qkv): one view per part.</summary>
     public WeightMatrix[] Split(string name, int expectCols, params int[] partRows)
     {
         int rows = partRows.Sum();
-        var whole = Matrix(name, rows, expectCols);
+        // parts must be whole row groups to stay valid interleaved views
+        var whole = View(name, rows, expectCols, rowsOnly: false, interleave: partRows.All(r => r % RowInterleave.GroupRows == 0));
         var parts = new WeightMatrix[partRows.Length];
         long at = 0;
         for (int i = 0; i < parts.Length; i++)
         {
-            parts[i] = new WeightMatrix(whole.Type, partRows[i], expectCols, whole.Data + (at * whole.RowBytes));
+            parts[i] = new WeightMatrix(whole.Type, partRows[i], expectCols, whole.Data + (at * whole.RowBytes), whole.Layout);
             at += partRows[i];
         }
 
