@@ -1,7 +1,11 @@
 // Dumps llama.cpp's logits for a token sequence (evaluated in one batch) in MoeLab's LGTS layout, and the experts
 // its router chose per position and layer, so `moelab logits --compare` can check the engines agree.
 // Build against an existing llama.cpp build (see tests/peers/README.md); this file is MoeLab's own code.
-//   llama-logits MODEL.gguf 1,2,3 OUT.bin [ROUTER.csv] [--threads N] [--kv-f32] [--no-fa]
+//   llama-logits MODEL.gguf 1,2,3 OUT.bin [ROUTER.csv] [--threads N] [--kv-f32] [--no-fa] [--no-repack] [--token-by-token]
+// --token-by-token decodes one token per llama_decode (the generation path, gemv kernels) instead of one batch.
+// --no-repack keeps the CPU backend from repacking weights into its interleaved layouts (Q4_K → q4_K_8x8, Q4_0/Q8_0
+// → 4x8 ...): those gemv/gemm kernels do not agree with ggml's reference vec_dot for every input (0.15 max |Δlogit| on a
+// llama-quantize Q4_K_M qwen35moe; batch and token-by-token disagree with each other), the plain path does.
 #include "llama.h"
 #include "ggml.h"
 #include "ggml-backend.h"
@@ -14,6 +18,7 @@
 
 struct router_capture {
     FILE * csv = nullptr;
+    int64_t first_position = 0; // position of the batch's first token (token-by-token decodes one at a time)
 };
 
 // Called by the scheduler for every graph node: asks for the MoE top-k index tensors, then copies them out.
@@ -36,7 +41,7 @@ static bool on_tensor(struct ggml_tensor * t, bool ask, void * user) {
     }
     for (int64_t p = 0; p < n; p++) {
         for (int64_t j = 0; j < k; j++) {
-            fprintf(cap->csv, "%lld,%d,%lld,%d\n", (long long) p, layer, (long long) j, ids[p * k + j]);
+            fprintf(cap->csv, "%lld,%d,%lld,%d\n", (long long) (cap->first_position + p), layer, (long long) j, ids[p * k + j]);
         }
     }
     return true;
@@ -44,7 +49,7 @@ static bool on_tensor(struct ggml_tensor * t, bool ask, void * user) {
 
 int main(int argc, char ** argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL.gguf TOKENS(1,2,3) OUT.bin [ROUTER.csv] [--threads N] [--kv-f32] [--no-fa]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL.gguf TOKENS(1,2,3) OUT.bin [ROUTER.csv] [--threads N] [--kv-f32] [--no-fa] [--no-repack] [--token-by-token]\n", argv[0]);
         return 2;
     }
     const char * model_path = argv[1];
@@ -56,16 +61,19 @@ int main(int argc, char ** argv) {
     const char * out_path = argv[3];
     const char * router_path = nullptr;
     int threads = 2;
-    bool kv_f32 = false, no_fa = false;
+    bool kv_f32 = false, no_fa = false, no_repack = false, token_by_token = false;
     for (int i = 4; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--kv-f32")) kv_f32 = true;
         else if (!strcmp(argv[i], "--no-fa")) no_fa = true;
+        else if (!strcmp(argv[i], "--no-repack")) no_repack = true;
+        else if (!strcmp(argv[i], "--token-by-token")) token_by_token = true;
         else router_path = argv[i];
     }
 
     llama_backend_init();
     llama_model_params mp = llama_model_default_params();
+    mp.use_extra_bufts = !no_repack;
     llama_model * model = llama_model_load_from_file(model_path, mp);
     if (!model) { fprintf(stderr, "failed to load %s\n", model_path); return 1; }
 
@@ -94,9 +102,20 @@ int main(int argc, char ** argv) {
         batch.logits[i] = 1;
     }
     batch.n_tokens = (int32_t) tokens.size();
-    if (llama_decode(ctx, batch) != 0) { fprintf(stderr, "llama_decode failed\n"); return 1; }
-
     int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    std::vector<float> logits;
+    if (token_by_token) {
+        for (size_t i = 0; i < tokens.size(); i++) {
+            cap.first_position = (int64_t) i;
+            if (llama_decode(ctx, llama_batch_get_one(&tokens[i], 1)) != 0) { fprintf(stderr, "llama_decode failed\n"); return 1; }
+            const float * row = llama_get_logits_ith(ctx, -1);
+            logits.insert(logits.end(), row, row + n_vocab);
+        }
+    } else if (llama_decode(ctx, batch) != 0) {
+        fprintf(stderr, "llama_decode failed\n");
+        return 1;
+    }
+
     FILE * out = fopen(out_path, "wb");
     int32_t n = (int32_t) tokens.size();
     fwrite("LGTS", 1, 4, out);
@@ -104,7 +123,7 @@ int main(int argc, char ** argv) {
     fwrite(&n_vocab, 4, 1, out);
     fwrite(tokens.data(), 4, tokens.size(), out);
     for (int32_t i = 0; i < n; i++) {
-        fwrite(llama_get_logits_ith(ctx, i), 4, n_vocab, out);
+        fwrite(token_by_token ? logits.data() + (size_t) i * n_vocab : llama_get_logits_ith(ctx, i), 4, n_vocab, out);
     }
     fclose(out);
     if (cap.csv) fclose(cap.csv);
