@@ -8,14 +8,19 @@ namespace MoeLab.Engine.Kernels;
 
 /// <summary>
 /// An activation vector prepared once for several matrix-vector products (gate and up share x). Like ggml's CPU
-/// backend, quantized weights are not dotted against floats: Q4_0/Q8_0 rows meet x quantized to Q8_0 blocks and
-/// K-quant rows meet x quantized to Q8_K blocks; F32/F16/BF16 rows meet the F32 copy. Each form is produced on
-/// first use after <see cref="Set"/> and reused. All buffers are allocated (pinned) once, in the constructor.
+/// backend, weights meet x in their type's vec_dot_type: Q4_0/Q8_0 rows meet x quantized to Q8_0 blocks, K-quant
+/// rows x quantized to Q8_K blocks, F16 rows x rounded to F16 and BF16 rows x rounded to BF16 (the kernels still
+/// read floats: the rounded values are exact in F32, and a product of two halves is exact in F32, so the dot is
+/// ggml's up to summation order); only F32 rows meet x unrounded. Each form is produced on first use after
+/// <see cref="Set"/> and reused. All buffers are allocated (pinned) once, in the constructor.
 /// Not thread-safe; <see cref="ComputePool"/> prepares the form on the calling thread before workers read it.
 /// </summary>
 public sealed unsafe class QuantizedVector
 {
     private readonly float* _f32;
+    // x rounded to F16 and to BF16, held as floats (vec_dot_type of F16 and BF16 weights in ggml-cpu).
+    private readonly float* _f16;
+    private readonly float* _bf16;
     // Q8_0 form, unpacked for the kernels: quants contiguous, fp16-rounded scales as floats, and the sum of each
     // block's quants (lets unsigned-weight kernels remove the weight offset once per block).
     private readonly sbyte* _q8;
@@ -28,7 +33,7 @@ public sealed unsafe class QuantizedVector
     private readonly float* _qkScale;
     private readonly short* _qkBsums;
     private readonly object[] _keepAlive;
-    private bool _q8Ready, _qkReady;
+    private bool _q8Ready, _qkReady, _f16Ready, _bf16Ready;
 
     public QuantizedVector(int maxLength)
     {
@@ -36,6 +41,8 @@ public sealed unsafe class QuantizedVector
         MaxLength = maxLength;
         int n32 = (maxLength + 31) / 32, n256 = (maxLength + 255) / 256;
         var f32 = Pinned<float>(maxLength);
+        var f16 = Pinned<float>(maxLength);
+        var bf16 = Pinned<float>(maxLength);
         var q8 = Pinned<sbyte>(n32 * 32);
         var q8s = Pinned<float>(n32);
         var q8sum = Pinned<int>(n32);
@@ -43,8 +50,10 @@ public sealed unsafe class QuantizedVector
         var qk = Pinned<sbyte>(n256 * 256);
         var qks = Pinned<float>(n256);
         var qkb = Pinned<short>(n256 * 16);
-        _keepAlive = [f32, q8, q8s, q8sum, q8s1, qk, qks, qkb];
+        _keepAlive = [f32, f16, bf16, q8, q8s, q8sum, q8s1, qk, qks, qkb];
         _f32 = Ptr(f32);
+        _f16 = Ptr(f16);
+        _bf16 = Ptr(bf16);
         _q8 = Ptr(q8);
         _q8Scale = Ptr(q8s);
         _q8Sum = Ptr(q8sum);
@@ -66,7 +75,7 @@ public sealed unsafe class QuantizedVector
         if (x.Length > MaxLength) throw new ArgumentException($"vector of {x.Length} exceeds this QuantizedVector's capacity {MaxLength}", nameof(x));
         x.CopyTo(new Span<float>(_f32, x.Length));
         Length = x.Length;
-        _q8Ready = _qkReady = false;
+        _q8Ready = _qkReady = _f16Ready = _bf16Ready = false;
     }
 
     /// <summary>
@@ -81,14 +90,27 @@ public sealed unsafe class QuantizedVector
         GgmlType.Q4_0 or GgmlType.Q8_0 or GgmlType.Q5_0 => GgmlType.Q8_0,
         GgmlType.Q4_1 or GgmlType.Q5_1 => GgmlType.Q8_0, // Q8_1 in ggml: the Q8_0 quants plus the block sum s
         GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.Q5_K => GgmlType.Q8_K,
+        GgmlType.F16 => GgmlType.F16,
+        GgmlType.BF16 => GgmlType.BF16,
         _ => GgmlType.F32,
     };
 
     /// <summary>Makes the form <paramref name="weightType"/>'s kernels need and returns pointers to all forms.</summary>
     internal Activations Prepare(GgmlType weightType)
     {
+        float* f32 = _f32;
         switch (ActivationType(weightType))
         {
+            case GgmlType.F16:
+                if (!_f16Ready) RoundToF16();
+                _f16Ready = true;
+                f32 = _f16;
+                break;
+            case GgmlType.BF16:
+                if (!_bf16Ready) RoundToBf16();
+                _bf16Ready = true;
+                f32 = _bf16;
+                break;
             case GgmlType.Q8_0 when !_q8Ready:
                 QuantizeQ8_0();
                 _q8Ready = true;
@@ -98,7 +120,7 @@ public sealed unsafe class QuantizedVector
                 _qkReady = true;
                 break;
         }
-        return new Activations(Length, _f32, _q8, _q8Scale, _q8Sum, _qk, _qkScale, _qkBsums) { Q8S = _q8S };
+        return new Activations(Length, f32, _q8, _q8Scale, _q8Sum, _qk, _qkScale, _qkBsums) { Q8S = _q8S };
     }
 
     /// <summary>The Q8_0 form in ggml's block_q8_0 layout (for interop and tests).</summary>
@@ -137,6 +159,18 @@ public sealed unsafe class QuantizedVector
             new ReadOnlySpan<byte>(_qk + 256 * b, 256).CopyTo(blk[4..]);
             for (int g = 0; g < 16; g++) BinaryPrimitives.WriteInt16LittleEndian(blk[(260 + 2 * g)..], _qkBsums[16 * b + g]);
         }
+    }
+
+    // ggml-cpu's F32 → F16 row conversion (F16C cvtps_ph): round to nearest even, overflow to ±inf.
+    private void RoundToF16()
+    {
+        for (int i = 0; i < Length; i++) _f16[i] = (float)(Half)_f32[i];
+    }
+
+    // ggml_cpu_fp32_to_bf16: round to nearest even on the upper 16 bits (Fp16.ToBf16, NaN kept a NaN).
+    private void RoundToBf16()
+    {
+        for (int i = 0; i < Length; i++) _bf16[i] = Fp16.FromBf16(Fp16.ToBf16(_f32[i]));
     }
 
     // ggml x86 quantize_row_q8_0: d = amax/127 stored as fp16, quants = round-half-even(x * 127/amax).

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using MoeLab.Engine.Gguf;
 using MoeLab.Engine.Kernels;
 
 namespace MoeLab.Engine.Tests.Kernels;
@@ -87,6 +88,40 @@ public class ActivationQuantizationTests
         var got = new byte[x.Length / 256 * 292];
         v.WriteQ8_KBlocks(got);
         Assert.Equal(GgmlQ8_K(x), got);
+    }
+
+    /// <summary>
+    /// F16 and BF16 weights meet x rounded to their own type (ggml-cpu's vec_dot_type for them): round to nearest
+    /// even, overflow to infinity; F32 weights meet x unrounded. Ties, an overflow and a NaN are included.
+    /// </summary>
+    [Fact]
+    public unsafe void F16AndBf16WeightsMeetXRoundedToTheirType()
+    {
+        var x = KernelTestData.Gaussian(new Random(9), 256, 3f);
+        x[0] = 1f + MathF.Pow(2, -11);                      // F16 tie between 1 and 1+2^-10: to even (1)
+        x[1] = 1f + 3 * MathF.Pow(2, -11);                  // F16 tie: to even (1+2^-9)
+        x[2] = 70000f;                                      // beyond F16's range: +inf
+        x[3] = BitConverter.UInt32BitsToSingle(0x3F808000); // BF16 tie: to even (1)
+        x[4] = BitConverter.UInt32BitsToSingle(0x3F818000); // BF16 tie: to even (0x3F82)
+        x[5] = float.NaN;
+        var v = new QuantizedVector(x.Length);
+        v.Set(x);
+        var f16 = v.Prepare(GgmlType.F16);
+        var bf16 = v.Prepare(GgmlType.BF16);
+        var f32 = v.Prepare(GgmlType.F32);
+        Assert.Equal(1f, f16.F32[0]);
+        Assert.Equal(1f + MathF.Pow(2, -9), f16.F32[1]);
+        Assert.Equal(float.PositiveInfinity, f16.F32[2]);
+        Assert.Equal(1f, bf16.F32[3]);
+        Assert.Equal(BitConverter.UInt32BitsToSingle(0x3F820000), bf16.F32[4]);
+        Assert.True(float.IsNaN(f16.F32[5]) && float.IsNaN(bf16.F32[5]));
+        for (int i = 6; i < x.Length; i++)
+        {
+            Assert.Equal((float)(Half)x[i], f16.F32[i]);
+            Assert.Equal(KernelTestData.NearestBf16(x[i]), bf16.F32[i]);
+            Assert.Equal(x[i], f32.F32[i]);
+        }
+        Assert.NotEqual(x[6], f16.F32[6]); // the rounding happened (a Gaussian sample is not a half)
     }
 
     [Fact]

@@ -76,7 +76,19 @@ internal static class KernelTestData
         return (dot, abs);
     }
 
-    /// <summary>What the kernels of <paramref name="weightType"/> dot against: x itself or its Q8_0/Q8_K form.</summary>
+    /// <summary>The BF16 value nearest to <paramref name="v"/> (ties to the even mantissa), found by comparing the two neighbours.</summary>
+    public static float NearestBf16(float v)
+    {
+        if (float.IsNaN(v)) return v;
+        uint u = BitConverter.SingleToUInt32Bits(v);
+        float lo = BitConverter.UInt32BitsToSingle(u & 0xFFFF0000), hi = BitConverter.UInt32BitsToSingle((u & 0xFFFF0000) + 0x10000);
+        double dl = Math.Abs((double)v - lo), dh = Math.Abs((double)v - hi);
+        if (float.IsInfinity(hi) && !float.IsInfinity(v)) dh = Math.Abs((double)v - Math.CopySign(Math.Pow(2, 128), v));
+        if (dl != dh) return dl < dh ? lo : hi;
+        return ((u >> 16) & 1) == 0 ? lo : hi;
+    }
+
+    /// <summary>What the kernels of <paramref name="weightType"/> dot against: x itself, x rounded to F16/BF16, or its Q8_0/Q8_K form.</summary>
     public static float[] KernelActivation(GgmlType weightType, QuantizedVector x)
     {
         var act = new float[x.Length];
@@ -91,6 +103,12 @@ internal static class KernelTestData
                 var bk = new byte[x.Length / 256 * 292];
                 x.WriteQ8_KBlocks(bk);
                 Dequantizer.DequantizeRow(GgmlType.Q8_K, bk, act);
+                break;
+            case GgmlType.F16:
+                for (int i = 0; i < act.Length; i++) act[i] = (float)(Half)x.Values[i];
+                break;
+            case GgmlType.BF16:
+                for (int i = 0; i < act.Length; i++) act[i] = NearestBf16(x.Values[i]);
                 break;
             default:
                 x.Values.CopyTo(act);

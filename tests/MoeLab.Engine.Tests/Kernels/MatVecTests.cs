@@ -16,7 +16,7 @@ public class MatVecTests
 
     /// <summary>
     /// Every kernel against a double-precision dot of the dequantized row with the activation the kernel sees
-    /// (F32 x, or x's Q8_0/Q8_K form). Block sums are exact integers in the kernels, so the only error is float
+    /// (F32 x, x rounded to F16/BF16, or x's Q8_0/Q8_K form). Block sums are exact integers in the kernels, so the only error is float
     /// rounding of one scale product and one accumulation per block: bounded by a few hundred float ulps of
     /// Σ|w·x| (1e-5 relative ≈ 170 ulp, for up to ~100 accumulated blocks and reordered vector sums).
     /// </summary>

@@ -20,9 +20,10 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
 
     public static TheoryData<string, double> Cases() => new()
     {
-        // F16: llama.cpp rounds the activations to F16 before its F16 dot products, MoeLab keeps them in F32
-        // (measured 3.0e-3 on this model: the "about 2e-3").
-        { "F16", 4e-3 },
+        // F16: both round the activations to F16 before F16 dot products (ggml's vec_dot_type; MoeLab kept them in
+        // F32 until 2026-11-25: 3.0e-3). What is left (1.2e-3) is F16 rounding flipping on last-bit differences of
+        // summation order: llama.cpp's own batched and token-by-token logits differ by 1.3e-3 on this file.
+        { "F16", 2e-3 },
         // Quantized: both quantize activations to Q8_0/Q8_K blocks; differences are summation order, a few 1e-2 at most.
         { "Q8_0", 3e-2 },
         { "Q4_0", 5e-2 },
@@ -84,9 +85,9 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
     {
         // Fused attn_qkv (+ biases) and fused ffn_gate_up_exps as other converters write them (llama.cpp's
         // create_tensor_qkv / create_tensor_gate_up_exps); tolerances as above.
-        { "tiny-qwen3moe", "fused-qkv,qkv-bias", "F16", 4e-3 },
+        { "tiny-qwen3moe", "fused-qkv,qkv-bias", "F16", 2e-3 },
         { "small-qwen3moe", "fused-qkv", "Q4_K_M", 5e-2 },
-        { "tiny-mixtral", "fused-qkv,qkv-bias", "F16", 1e-2 },
+        { "tiny-mixtral", "fused-qkv,qkv-bias", "F16", 2e-3 },
         { "small-mixtral", "fused-qkv", "Q8_0", 3e-2 },
         { "small-mixtral", "", "Q4_0", 5e-2 },
         // Q4_K_M puts Mixtral's attn_output in Q5_K (n_expert == 8): loads since the Q5_K kernel (1.2e-6, 2026-11-25).
