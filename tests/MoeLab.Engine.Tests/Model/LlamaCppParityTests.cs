@@ -155,6 +155,13 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
         { "small-qwen35moe", "Q4_K_M", 1e-3 },
         { "small-qwen35moe", "Q5_K_M", 1e-3 },
         { "small-qwen35moe", "Q6_K", 1e-3 },
+        // F16: both engines round the activation to F16 before each F16 dot, so a last-bit difference upstream (summation
+        // order) can flip a rounding, and Gated DeltaNet's recurrent state carries it to every later token: llama.cpp's
+        // own batched and token-by-token logits differ by 1.2e-2 on this file (8 layers, 6 recurrent), which bounds any
+        // comparison. Checked against both of its paths; measured 1.3e-2 and 4.0e-3 (0.095 while MoeLab dotted F16
+        // weights with unrounded activations). small-qwen35moe F16 is left out: its fourth router choice at position 6,
+        // layer 2 is a tie to six digits (experts 4 and 14, p = 2.10e-4), which that noise decides either way.
+        { "tiny-qwen35moe", "F16", 2e-2 },
     };
 
     /// <summary>Qwen3.5 (qwen35moe: Gated DeltaNet + gated full attention) against llama.cpp's decode path, routers identical.</summary>
@@ -180,6 +187,30 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
         output.WriteLine($"{preset} {quant}: max |Δlogit| {max:G4}; router {same}/{total} identical");
         Assert.Equal(total, same);
         Assert.True(max <= tolerance, $"{preset} {quant}: max |Δlogit| {max} > {tolerance}");
+        if (quant == "F16")
+        {
+            string batched = Path.Combine(_dir, "llama-batch.bin"), batchedRouter = Path.Combine(_dir, "llama-batch-router.csv");
+            Run(dumper, $"{model} {string.Join(',', Tokens)} {batched} {batchedRouter} --threads 2 --kv-f32 --no-fa --no-repack");
+            var (maxBatched, sameBatched, _) = Compare(model, batched, batchedRouter);
+            output.WriteLine($"{preset} {quant} vs llama.cpp batched: max |Δlogit| {maxBatched:G4}; router {sameBatched}/{total} identical; llama.cpp batched vs token-by-token {MaxDifference(theirs, batched):G4}");
+            Assert.Equal(total, sameBatched);
+            Assert.True(maxBatched <= tolerance, $"{preset} {quant} batched: max |Δlogit| {maxBatched} > {tolerance}");
+        }
+    }
+
+    private static double MaxDifference(string a, string b)
+    {
+        var x = File.ReadAllBytes(a);
+        var y = File.ReadAllBytes(b);
+        Assert.Equal(x.Length, y.Length);
+        int header = 12 + (4 * Tokens.Length);
+        double max = 0;
+        for (int i = header; i < x.Length; i += 4)
+        {
+            max = Math.Max(max, Math.Abs(BitConverter.ToSingle(x, i) - BitConverter.ToSingle(y, i)));
+        }
+
+        return max;
     }
 
     private static (double Max, int Same, int Total) Compare(string model, string theirs, string theirRouter)
