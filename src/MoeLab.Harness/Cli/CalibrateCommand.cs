@@ -17,7 +17,7 @@ public sealed class CalibrateCommand : ICliCommand
         "--dir must be on the disk to measure (not tmpfs: O_DIRECT needs a real filesystem). --fio also runs fio randread\n" +
         "(libaio, direct=1) at 1024 KiB × the largest depth on the same kind of file and records it as a cross-check.\n" +
         "       moelab calibrate --check --model F.gguf|synth:PRESET:layers=N,quant=Q --budget 25%|512MiB [--profile host]\n" +
-        "                        [--cache lru] [--prefetch none] [--io-scheduler fifo] [--prompt \"...\" ...] [-n 32] [--threads N]\n" +
+        "                        [--cache lru] [--prefetch none] [--io-scheduler fifo] [--prompt \"...\" ...] [-n 32] [--threads N] [--read-chunk 256KiB]\n" +
         "                        [--probe both|before|after|none] [--probe-seconds 0.6] [--write-profile F] [--repeat N] [--json]\n" +
         "--check runs the engine under the budget (O_DIRECT reads), records its routing, replays it through the simulator with\n" +
         "the file's shape, and prints measured vs predicted tokens/s (error), hit ratio and bytes read. The disk and compute\n" +
@@ -70,6 +70,7 @@ public sealed class CalibrateCommand : ICliCommand
             Prefetch = args.Option("prefetch") ?? "none",
             Io = args.Option("io-scheduler") ?? "fifo",
             Threads = args.Int("threads", 0),
+            ReadChunkBytes = args.Option("read-chunk") is { } chunk ? GenerateCommand.ParseBytes(chunk) : 0,
         };
         var probe = (args.Option("probe") ?? "both") switch
         {

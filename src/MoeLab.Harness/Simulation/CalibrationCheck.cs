@@ -1,6 +1,8 @@
 using System.Globalization;
 using MoeLab.DeviceAgent.Runs;
+using MoeLab.Engine.Experts;
 using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Io;
 using MoeLab.Engine.Model;
 using MoeLab.Engine.Policies;
 using MoeLab.Harness.Traces;
@@ -116,7 +118,10 @@ public static class CalibrationCheck
     {
         if (o.Settings.BudgetBytes is null) throw new ArgumentException("the check needs a budget (--budget): with every expert resident nothing streams");
         var probes = new List<CalibrationProbe.Figures>();
-        var probe = new CalibrationProbe.Options { QueueDepth = QueueDepthOf(o.Settings), Threads = o.Settings.Threads, SecondsPerPoint = o.ProbeSecondsPerPoint };
+        var probe = new CalibrationProbe.Options
+        {
+            QueueDepth = QueueDepthOf(o.Settings), Threads = o.Settings.Threads, SecondsPerPoint = o.ProbeSecondsPerPoint, ReadChunkBytes = o.Settings.ReadChunkBytes,
+        };
         if (o.Probe.HasFlag(ProbeTiming.Before)) probes.Add(CalibrationProbe.Measure(o.ModelPath, probe));
         var run = TraceRecording.Record(new TraceRecordOptions { ModelPath = o.ModelPath, Settings = o.Settings, Prompts = o.Prompts, Tokens = o.Tokens });
         string load = LoadAverage();
@@ -145,7 +150,7 @@ public static class CalibrationCheck
 
     private static (CostModel Cost, CalibrationFigures Predicted) Predict(CalibrationCheckOptions o, TraceRecordingResult run, DeviceProfile profile)
     {
-        var cost = CostFor(o.ModelPath, profile, run.QueueDepth);
+        var cost = CostFor(o.ModelPath, profile, run.QueueDepth, o.Settings.ReadChunkBytes);
         long capacity = run.CacheCapacityBytes ?? throw new ArgumentException("the recorded run had no budget");
         var sim = Simulator.Run(new SimulationOptions
         {
@@ -200,18 +205,18 @@ public static class CalibrationCheck
     /// <summary>
     /// The cost model for a model file on a device: expert bytes from the file's expert layout, dense bytes per token
     /// = every weight a decode step reads outside the routed experts (all tensors but the experts and the token
-    /// embedding, of which one row is read), reads of one expert slice at a time (the engine reads gate, up and down
-    /// separately) at the engine's queue depth.
+    /// embedding, of which one row is read), reads as the engine's <see cref="ExpertStore"/> issues them (one per
+    /// gate/up/down slice, or pieces of <paramref name="readChunkBytes"/>) at the engine's queue depth.
     /// </summary>
-    public static CostModel CostFor(string modelPath, DeviceProfile profile, int queueDepth)
+    public static CostModel CostFor(string modelPath, DeviceProfile profile, int queueDepth, long readChunkBytes = 0)
     {
         var file = GgufFile.Open(modelPath);
         var config = ModelConfig.FromGguf(file);
         var layout = ExpertTensors.Layout(file, config);
         long dense = file.Tensors.Where(t => !ExpertTensors.IsRoutedExpert(t) && t.Name != "token_embd.weight").Sum(t => t.ByteSize);
         if (file.FindTensor("output.weight") is null && file.FindTensor("token_embd.weight") is { } tied) dense += tied.ByteSize; // tied output head
-        ref readonly var first = ref layout[0, 0];
-        long slice = Math.Max(first.Gate.Length, Math.Max(first.Up.Length, first.Down.Length));
+        long slice;
+        using (var store = new ExpertStore(layout, IoMode.Direct, readChunkBytes)) slice = CalibrationProbe.ReadBlockBytes(store);
         return new CostModel
         {
             ProfileName = profile.Name,

@@ -32,6 +32,9 @@ public static class CalibrationProbe
         public double SecondsPerPoint { get; init; } = 0.6;
 
         public SamplerOptions Sampling { get; init; } = new();
+
+        /// <summary>The engine's read chunk size (EngineSettings.ReadChunkBytes; 0 = one read per slice).</summary>
+        public long ReadChunkBytes { get; init; }
     }
 
     /// <summary>One probe: read points at the file's slice sizes, compute throughputs, per-token overhead, and when.</summary>
@@ -58,9 +61,9 @@ public static class CalibrationProbe
         var config = ModelConfig.FromGguf(file);
         var layout = ExpertTensors.Layout(file, config);
         var reads = new List<DeviceProfile.ReadPoint>();
-        using (var store = new ExpertStore(layout, IoMode.Direct))
+        using (var store = new ExpertStore(layout, IoMode.Direct, o.ReadChunkBytes))
         {
-            foreach (int depth in Depths(o.QueueDepth)) reads.AddRange(MeasureReads(store, depth, o.SecondsPerPoint));
+            foreach (int depth in Depths(o.QueueDepth)) reads.Add(MeasureReads(store, depth, o.SecondsPerPoint));
         }
 
         int threads = o.Threads > 0 ? o.Threads : Environment.ProcessorCount;
@@ -124,11 +127,21 @@ public static class CalibrationProbe
         return d;
     }
 
-    /// <summary>One point per distinct read size: depth × size / mean latency (the engine's reads are blocking preads).</summary>
-    private static unsafe List<DeviceProfile.ReadPoint> MeasureReads(ExpertStore store, int depth, double seconds)
+    /// <summary>
+    /// The size the cost model charges one read at: an expert's bytes over the reads the store issues for it (gate, up,
+    /// down, or their pieces at a read chunk size), as <see cref="CalibrationCheck.CostFor"/> uses.
+    /// </summary>
+    public static long ReadBlockBytes(ExpertStore store) => (store.Layout.MaxExpertBytes + store.Reads(0, 0, 0) - 1) / store.Reads(0, 0, 0);
+
+    /// <summary>
+    /// One point at this depth: the mean latency of the store's reads (random experts, random slices), charged at
+    /// <see cref="ReadBlockBytes"/>; bandwidth = depth × block / latency (the engine's reads are blocking preads).
+    /// </summary>
+    private static unsafe DeviceProfile.ReadPoint MeasureReads(ExpertStore store, int depth, double seconds)
     {
         var layout = store.Layout;
-        var sizes = new SortedDictionary<long, (long Reads, double Latency)>();
+        long reads = 0;
+        double latency = 0;
         var stop = Stopwatch.StartNew();
         var threads = new Thread[depth];
         for (int t = 0; t < depth; t++)
@@ -138,7 +151,8 @@ public static class CalibrationProbe
             {
                 var buffer = (byte*)NativeMemory.AlignedAlloc((nuint)store.BufferBytes, (nuint)ExpertStore.BufferAlignment);
                 var rng = new Random(seed);
-                var mine = new Dictionary<long, (long Reads, double Latency)>();
+                long myReads = 0;
+                double myLatency = 0;
                 try
                 {
                     // At least a few reads each, however late the thread starts on a busy machine.
@@ -146,12 +160,10 @@ public static class CalibrationProbe
                     {
                         int l = rng.Next(layout.Layers), e = rng.Next(layout.ExpertsPerLayer);
                         int r = rng.Next(store.Reads(0, l, e));
-                        ref readonly var s = ref layout[l, e];
-                        long size = s.GateUpAdjacent ? (r == 0 ? s.Gate.Length + s.Up.Length : s.Down.Length) : r switch { 0 => s.Gate.Length, 1 => s.Up.Length, _ => s.Down.Length };
                         long t0 = Stopwatch.GetTimestamp();
                         store.ReadSlice(0, l, e, r, buffer);
-                        double took = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-                        mine[size] = mine.TryGetValue(size, out var v) ? (v.Reads + 1, v.Latency + took) : (1, took);
+                        myLatency += Stopwatch.GetElapsedTime(t0).TotalSeconds;
+                        myReads++;
                     }
                 }
                 finally
@@ -159,23 +171,19 @@ public static class CalibrationProbe
                     NativeMemory.AlignedFree(buffer);
                 }
 
-                lock (sizes)
+                lock (threads)
                 {
-                    foreach (var (size, v) in mine) sizes[size] = sizes.TryGetValue(size, out var w) ? (w.Reads + v.Reads, w.Latency + v.Latency) : v;
+                    reads += myReads;
+                    latency += myLatency;
                 }
             });
             threads[t].Start();
         }
 
         foreach (var th in threads) th.Join();
-        var points = new List<DeviceProfile.ReadPoint>();
-        foreach (var (size, v) in sizes)
-        {
-            double latency = v.Latency / v.Reads;
-            points.Add(new DeviceProfile.ReadPoint { BlockKib = size / 1024.0, QueueDepth = depth, ReadMbPerS = Math.Round(depth * size / latency / 1e6, 1), LatencyUs = Math.Round(latency * 1e6, 1) });
-        }
-
-        return points;
+        long block = ReadBlockBytes(store);
+        double mean = latency / reads;
+        return new DeviceProfile.ReadPoint { BlockKib = block / 1024.0, QueueDepth = depth, ReadMbPerS = Math.Round(depth * block / mean / 1e6, 1), LatencyUs = Math.Round(mean * 1e6, 1) };
     }
 
     /// <summary>MoeBlock.Expert over up to 64 of the file's experts (a working set beyond the CPU caches), bytes per second.</summary>
