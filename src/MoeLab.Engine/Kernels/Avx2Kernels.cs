@@ -234,6 +234,73 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
     }
 
     /// <summary>
+    /// Q4_K in <see cref="WeightLayout.Interleaved8"/> (<see cref="RowInterleave"/>): lane j = row j throughout, so each
+    /// sub-block's integer sum, its 6-bit scale and the mins' term are exact per-row integers, and the float step is
+    /// <see cref="ScalarKernels.Q4_K"/>'s expression per super-block: bit-identical to the scalar tier.
+    /// </summary>
+    public struct Q4_Kx8
+    {
+        public static void DotGroup(byte* group, in Activations a, int cols, float* y)
+        {
+            var s = Vector256<float>.Zero;
+            var m6 = Vector256.Create(0x3F3F3F3Fu);
+            var m4 = Vector256.Create(0x0F0F0F0Fu);
+            var m2 = Vector256.Create(0x03030303u);
+            var evenBytes = Vector256.Create(0x00FF00FFu);
+            for (int b = 0; b < cols / 256; b++)
+            {
+                byte* p = group + 1152 * b;
+                int* yq = (int*)(a.QK + 256 * b);
+                // KQuantScales.UnpackQ4K for eight rows at once: lane j holds row j's four scales (or mins) as bytes
+                var a0 = Vector256.Load((uint*)(p + 32));
+                var a1 = Vector256.Load((uint*)(p + 64));
+                var a2 = Vector256.Load((uint*)(p + 96));
+                var sc03 = a0 & m6;
+                var sc47 = (a2 & m4) | (((a0 >> 6) & m2) << 4);
+                var mn03 = a1 & m6;
+                var mn47 = ((a2 >> 4) & m4) | (((a1 >> 6) & m2) << 4);
+                var isum = Chunk(p + 128, yq, sc03, Vector256<int>.Zero);
+                isum = Chunk(p + 384, yq + 16, sc03 >> 16, isum);
+                isum = Chunk(p + 640, yq + 32, sc47, isum);
+                isum = Chunk(p + 896, yq + 48, sc47 >> 16, isum);
+                // Σ_j m_j (bsum_2j + bsum_2j+1): the mins as 16-bit pairs (m0, m2), (m1, m3) against the matching sums
+                short* bs = a.QKBsums + 16 * b;
+                int b0 = bs[0] + bs[1], b1 = bs[2] + bs[3], b2 = bs[4] + bs[5], b3 = bs[6] + bs[7];
+                int b4 = bs[8] + bs[9], b5 = bs[10] + bs[11], b6 = bs[12] + bs[13], b7 = bs[14] + bs[15];
+                var msum = Avx2.MultiplyAddAdjacent((mn03 & evenBytes).AsInt16(), Pair(b0, b2))
+                    + Avx2.MultiplyAddAdjacent(((mn03 >> 8) & evenBytes).AsInt16(), Pair(b1, b3))
+                    + Avx2.MultiplyAddAdjacent((mn47 & evenBytes).AsInt16(), Pair(b4, b6))
+                    + Avx2.MultiplyAddAdjacent(((mn47 >> 8) & evenBytes).AsInt16(), Pair(b5, b7));
+                var dy = Vector256.Create(a.QKScale[b]);
+                var d = HalfToSingle(Avx2.ConvertToVector256Int32((ushort*)p).AsUInt32());
+                var dmin = HalfToSingle(Avx2.ConvertToVector256Int32((ushort*)(p + 16)).AsUInt32());
+                s += d * dy * Avx.ConvertToVector256Single(isum) - dmin * dy * Avx.ConvertToVector256Single(msum);
+            }
+            s.Store(y);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<short> Pair(int lo, int hi) => Vector256.Create((lo & 0xFFFF) | (hi << 16)).AsInt16();
+
+        // 64 weights of each row: low nibbles are sub-block 2c (scale in byte 0 of sc), high nibbles 2c+1 (byte 1)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<int> Chunk(byte* q, int* yq, Vector256<uint> sc, Vector256<int> isum)
+        {
+            var m4 = Vector256.Create((byte)0x0F);
+            var lo = Vector256<int>.Zero;
+            var hi = Vector256<int>.Zero;
+            for (int k = 0; k < 8; k++)
+            {
+                var v = Vector256.Load(q + 32 * k);
+                lo = DotU8S8(lo, v & m4, Vector256.Create(yq[k]).AsSByte());
+                hi = DotU8S8(hi, (v.AsUInt16() >> 4).AsByte() & m4, Vector256.Create(yq[8 + k]).AsSByte());
+            }
+            var mask = Vector256.Create(0xFFu);
+            return isum + lo * (sc & mask).AsInt32() + hi * ((sc >> 8) & mask).AsInt32();
+        }
+    }
+
+    /// <summary>
     /// Prefetches the next row group's bytes in step with this group's progress: the group reads eight interleaved
     /// streams, too many and too slow for the hardware prefetcher to run ahead of on its own, while the next group
     /// is one contiguous range (prefetching past the matrix or the thread's rows is harmless).

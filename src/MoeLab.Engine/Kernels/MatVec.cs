@@ -106,6 +106,7 @@ public static unsafe class MatVec
         switch (w.Type)
         {
             case GgmlType.Q4_0: Avx2Kernels<V>.Q4_0x8.DotGroup(group, a, w.Cols, y); break;
+            case GgmlType.Q4_K: Avx2Kernels<V>.Q4_Kx8.DotGroup(group, a, w.Cols, y); break;
             default: throw new NotSupportedException($"no interleaved kernel for ggml type {w.Type}");
         }
     }

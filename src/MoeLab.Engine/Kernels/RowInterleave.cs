@@ -11,13 +11,16 @@ namespace MoeLab.Engine.Kernels;
 /// <para>Q4_0 group block (144 bytes): the eight fp16 scales (row j at byte 2j), then four 32-byte vectors whose
 /// 4-byte lane j holds row j's quant bytes 4v..4v+3 (v = vector): low nibbles are elements 4v..4v+3, high nibbles
 /// 16+4v..16+4v+3, so one vpdpbusd against a broadcast of four activation bytes dots four weights of each row.</para>
+/// <para>Q4_K group block (1152 bytes): the eight d (fp16), the eight dmin, then the three 32-bit words of each row's
+/// packed 6-bit scales/mins as three vectors (lane j = row j), then per 64-weight chunk c eight 32-byte vectors whose
+/// lane j holds row j's quant bytes 32c+4k..32c+4k+3 (low nibbles: sub-block 2c, high: 2c+1).</para>
 /// </summary>
 public static unsafe class RowInterleave
 {
     public const int GroupRows = IRowGroupKernel.GroupRows;
 
     /// <summary>Types with an interleaved layout and kernel.</summary>
-    public static bool Supports(GgmlType type) => type is GgmlType.Q4_0;
+    public static bool Supports(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.Q4_K;
 
     /// <summary>
     /// Whether the engine interleaves <paramref name="w"/> at load: its type has an interleaved kernel for this
@@ -75,6 +78,24 @@ public static unsafe class RowInterleave
                         byte* rb = rows + (j * rowBytes) + (18 * b);
                         Copy(rb, gb + (2 * j), 2, toGroup);
                         for (int v = 0; v < 4; v++) Copy(rb + 2 + (4 * v), gb + 16 + (32 * v) + (4 * j), 4, toGroup);
+                    }
+                }
+
+                break;
+            case GgmlType.Q4_K:
+                for (int b = 0; b < cols / 256; b++)
+                {
+                    byte* gb = group + (1152 * b);
+                    for (int j = 0; j < GroupRows; j++)
+                    {
+                        byte* rb = rows + (j * rowBytes) + (144 * b);
+                        Copy(rb, gb + (2 * j), 2, toGroup);
+                        Copy(rb + 2, gb + 16 + (2 * j), 2, toGroup);
+                        for (int w = 0; w < 3; w++) Copy(rb + 4 + (4 * w), gb + 32 + (32 * w) + (4 * j), 4, toGroup);
+                        for (int c = 0; c < 4; c++)
+                        {
+                            for (int k = 0; k < 8; k++) Copy(rb + 16 + (32 * c) + (4 * k), gb + 128 + (256 * c) + (32 * k) + (4 * j), 4, toGroup);
+                        }
                     }
                 }
 

@@ -2,12 +2,17 @@ using MoeLab.Engine.Experts;
 using MoeLab.Engine.Gguf;
 using MoeLab.Engine.Kernels;
 using MoeLab.Engine.Model;
+using MoeLab.Engine.Policies;
 
 namespace MoeLab.Engine.Tests.Model;
 
 /// <summary>
-/// Repacking resident matrices and resident experts into the 8-row interleaved layout at load changes no logit:
-/// prompt and decode logits are bit-identical to a model loaded in the file's layout.
+/// Repacking resident matrices and resident experts into the 8-row interleaved layout at load: Q4_0 changes no
+/// logit (bit-identical to the file's layout, token by token and batched, same routing). Q4_K's interleaved kernel
+/// rounds like the scalar tier, not like the one-row vector kernel (checked bit for bit in RowInterleaveTests); in a
+/// model those last-bit differences reach the next layer's 8-bit activation quantization, where one flipped
+/// rounding moves a projection by a step, so logits agree only to the quantized-model tolerance (seen: 5e-7 for
+/// the first positions, 1.2 % of the largest logit after such a flip; bound 5 %).
 /// </summary>
 public sealed class InterleavedWeightsTests : IDisposable
 {
@@ -15,37 +20,60 @@ public sealed class InterleavedWeightsTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    [Theory]
-    [InlineData("tiny-qwen3moe")]
-    [InlineData("tiny-mixtral")]
-    public void InterleavedModelGivesTheFileLayoutsLogits(string preset)
+    private sealed class RoutingLog : IRoutingObserver
     {
-        string path = Path.Combine(_dir, $"{preset}.gguf");
-        ModelSynthesizer.Write(new SynthOptions(ModelPreset.Find(preset)!, null, GgmlType.Q4_0, Seed: 31), path);
+        public List<string> Choices { get; } = [];
+
+        public void Observe(in RoutingObservation observed) =>
+            Choices.Add($"{observed.Token}/{observed.Layer}: {string.Join(',', observed.Experts.ToArray())}");
+    }
+
+    [Theory]
+    [InlineData("tiny-qwen3moe", GgmlType.Q4_0)]
+    [InlineData("tiny-mixtral", GgmlType.Q4_0)]
+    [InlineData("small-qwen3moe", GgmlType.Q4_K)]
+    public void InterleavedModelGivesTheFileLayoutsLogits(string preset, GgmlType quant)
+    {
+        string path = Path.Combine(_dir, $"{preset}-{quant}.gguf");
+        ModelSynthesizer.Write(new SynthOptions(ModelPreset.Find(preset)!, null, quant, Seed: 31), path);
         var rng = new Random(3);
         int[] prompt = Enumerable.Range(0, 11).Select(_ => rng.Next(ModelPreset.Find(preset)!.Vocab)).ToArray();
 
-        List<float[]> Run(bool interleave, out long residentInterleaved, out long expertsInterleaved)
+        (List<float[]> Logits, float[] Batched, List<string> Routing, long Resident, long Experts) Run(bool interleave)
         {
-            using var m = MoeModel.Load(path, new ModelOptions { Threads = 2, MaxContext = 64, InterleaveWeights = interleave });
-            residentInterleaved = m.InterleavedResidentBytes;
-            expertsInterleaved = ((ResidentExpertSource)m.ExpertSource).InterleavedBytes;
-            var logits = new List<float[]> { m.ForwardPrompt(prompt).ToArray() };
-            for (int t = 0; t < 4; t++) logits.Add(m.Forward(prompt[t]).ToArray());
-            return logits;
+            var log = new RoutingLog();
+            using var m = MoeModel.Load(path, new ModelOptions { Threads = 2, MaxContext = 64, InterleaveWeights = interleave, Observer = log });
+            var logits = new List<float[]>();
+            foreach (int t in prompt) logits.Add(m.Forward(t).ToArray());
+            var routing = log.Choices.ToList();
+            m.Reset();
+            float[] batched = m.ForwardPrompt(prompt).ToArray();
+            return (logits, batched, routing, m.InterleavedResidentBytes, ((ResidentExpertSource)m.ExpertSource).InterleavedBytes);
         }
 
-        var plain = Run(false, out long plainResident, out long plainExperts);
-        var packed = Run(true, out long packedResident, out long packedExperts);
-        Assert.Equal(0, plainResident);
-        Assert.Equal(0, plainExperts);
+        var plain = Run(false);
+        var packed = Run(true);
+        Assert.Equal(0, plain.Resident + plain.Experts);
         if (KernelIsaInfo.Best >= KernelIsa.Avx2)
         {
-            Assert.True(packedResident > 0, "no resident matrix was interleaved");
-            Assert.True(packedExperts > 0, "no expert was interleaved");
+            Assert.True(packed.Resident > 0, "no resident matrix was interleaved");
+            Assert.True(packed.Experts > 0, "no expert was interleaved");
         }
 
-        for (int i = 0; i < plain.Count; i++) Assert.Equal(plain[i], packed[i]);
-        Assert.True(plain[0].Max(Math.Abs) > 0.1, "logits carry no signal");
+        Assert.True(plain.Logits[0].Max(Math.Abs) > 0.1, "logits carry no signal");
+        if (quant == GgmlType.Q4_0)
+        {
+            for (int i = 0; i < prompt.Length; i++) Assert.Equal(plain.Logits[i], packed.Logits[i]);
+            Assert.Equal(plain.Batched, packed.Batched);
+            Assert.Equal(plain.Routing, packed.Routing);
+            return;
+        }
+
+        for (int i = 0; i < prompt.Length; i++)
+        {
+            double scale = plain.Logits[i].Max(Math.Abs);
+            double diff = plain.Logits[i].Zip(packed.Logits[i], (p, q) => Math.Abs(p - q)).Max();
+            Assert.True(diff <= 0.05 * scale, $"position {i}: max |Δlogit| {diff:G3} against max |logit| {scale:G3}");
+        }
     }
 }
