@@ -76,11 +76,14 @@ public static class StreamingVsFio
         double seconds = IntArg(args, "--seconds", 5);
         int rounds = IntArg(args, "--rounds", 3);
         string dir = StringArg(args, "--dir", Path.GetTempPath());
+        long chunk = IntArg(args, "--read-chunk", 0);
         string path = Path.Combine(dir, $"moelab-streaming-vs-fio-{Environment.ProcessId}.bin");
         var layout = StreamingFile.Qwen3_30B_A3B(path, layers);
         long slice = layout[0, 0].Gate.Length;
         Console.WriteLine(Inv($"writing {layout.TotalBytes / 1e9:F2} GB of experts ({layers} layers x {layout.ExpertsPerLayer} experts x {layout[0, 0].Bytes} B, slices {slice} B) to {path}"));
         StreamingFile.Write(layout);
+        long readBytes;
+        using (var probe = new ExpertStore(layout, IoMode.Direct, chunk)) readBytes = probe.ReadBytes(0, 0, 0, 0);
         try
         {
             // Cloud and consumer SSDs vary run to run (bursts, throttling): interleave the three measurements in rounds
@@ -89,27 +92,30 @@ public static class StreamingVsFio
             foreach (int depth in new[] { 1, 4, 8 })
             {
                 var store = new List<double>();
+                var aio = new List<double>();
                 var useful = new List<double>();
                 var source = new List<double>();
                 var fio = new List<double>();
-                using var expertStore = new ExpertStore(layout, IoMode.Direct);
+                using var expertStore = new ExpertStore(layout, IoMode.Direct, chunk);
                 RandomSliceLoad.Run(expertStore, depth, TimeSpan.FromSeconds(1)); // warm-up, not counted (fio: --ramp_time=1)
                 for (int r = 0; r < rounds; r++)
                 {
                     var s = RandomSliceLoad.Run(expertStore, depth, TimeSpan.FromSeconds(seconds), seed: (depth * 100) + r);
                     store.Add(s.Transferred / s.Seconds / 1e6);
                     useful.Add(s.Useful / s.Seconds / 1e6);
-                    fio.Add(Fio(path, slice, depth, seconds));
+                    fio.Add(Fio(path, readBytes, depth, seconds));
+                    var a = RandomSliceLoad.Run(expertStore, depth, TimeSpan.FromSeconds(seconds), seed: (depth * 100) + r, engine: ReadEngine.Aio);
+                    aio.Add(a.Transferred / a.Seconds / 1e6);
                     source.Add(SourceThroughput(expertStore, depth, seconds, (depth * 100) + r));
-                    Console.WriteLine(Inv($"  depth {depth} round {r}: store {store[^1]:F1} MB/s device ({useful[^1]:F1} experts), fio {fio[^1]:F1}, source {source[^1]:F1} MB/s experts"));
+                    Console.WriteLine(Inv($"  depth {depth} round {r}: store {store[^1]:F1} MB/s device ({useful[^1]:F1} experts), fio {fio[^1]:F1}, store+aio {aio[^1]:F1}, source {source[^1]:F1} MB/s experts; load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
                 }
 
                 double fm = Median(fio);
-                rows.Add(Inv($"direct {depth,5}  {Median(store),18:F1}  {Median(useful),19:F1}  {Median(source),20:F1}  {fm,8:F1}  {Median(store) / fm,9:F3}  {Median(source) / fm,10:F3}"));
+                rows.Add(Inv($"direct {depth,5}  {Median(store),18:F1}  {Median(useful),19:F1}  {Median(aio),14:F1}  {Median(source),20:F1}  {fm,8:F1}  {Median(store) / fm,9:F3}  {Median(aio) / fm,8:F3}  {Median(source) / fm,10:F3}"));
             }
 
-            Console.WriteLine(Inv($"medians of {rounds} interleaved rounds of {seconds} s; block {slice} B; store_MB/s(device) counts the aligned bytes transferred, (experts) the slices' own bytes"));
-            Console.WriteLine("mode   depth  store_MB/s(device)  store_MB/s(experts)  source_MB/s(experts)  fio_MB/s  store/fio  source/fio");
+            Console.WriteLine(Inv($"medians of {rounds} interleaved rounds of {seconds} s; fio block {readBytes} B (a slice's aligned read{(chunk > 0 ? $", in pieces of at most {chunk} B" : "")}); store_MB/s(device) counts the aligned bytes transferred, (experts) the slices' own bytes; aio = the same reads through Linux native AIO"));
+            Console.WriteLine("mode   depth  store_MB/s(device)  store_MB/s(experts)  aio_MB/s(dev)  source_MB/s(experts)  fio_MB/s  store/fio  aio/fio  source/fio");
             foreach (var row in rows) Console.WriteLine(row);
         }
         finally

@@ -95,12 +95,12 @@ internal sealed unsafe class RandomSliceLoad : ISliceReadQueue, IDisposable
     }
 
     /// <summary>Reads for <paramref name="duration"/> with <paramref name="depth"/> threads; returns (transferred bytes, slice bytes, reads, seconds).</summary>
-    public static (long Transferred, long Useful, long Reads, double Seconds) Run(ExpertStore store, int depth, TimeSpan duration, int seed = 1)
+    public static (long Transferred, long Useful, long Reads, double Seconds) Run(ExpertStore store, int depth, TimeSpan duration, int seed = 1, Engine.Io.ReadEngine engine = Engine.Io.ReadEngine.Threads)
     {
         using var load = new RandomSliceLoad(store, depth, seed);
         long start = Stopwatch.GetTimestamp();
         load._stopAt = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
-        using (new ExpertReaders(store, load, depth, "bench-io"))
+        using (var readers = new ExpertReaders(store, load, depth, "bench-io", engine))
         {
         }
 
@@ -137,6 +137,12 @@ internal sealed unsafe class RandomSliceLoad : ISliceReadQueue, IDisposable
             read = new SliceRead(b, 0, l, e, s, _buffers[b]);
             return true;
         }
+    }
+
+    public bool TryTake(out SliceRead read, out bool stop)
+    {
+        stop = !Take(out read);
+        return !stop;
     }
 
     public void Completed(in SliceRead read, long transferred, long startTimestamp, long endTimestamp, Exception? error)

@@ -33,6 +33,9 @@ public sealed record EngineSettings
     /// <summary>Largest positional read of a streamed expert (0: one read per gate/up/down slice); see ExpertStore.</summary>
     public long ReadChunkBytes { get; init; }
 
+    /// <summary>How expert reads are kept in flight: "threads" (one per outstanding pread) or "aio" (Linux native AIO, direct mode).</summary>
+    public string ReadEngine { get; init; } = "threads";
+
     public int Threads { get; init; }
 
     public int MaxContext { get; init; }
@@ -117,7 +120,7 @@ public sealed class EngineSession : IDisposable
                 }
 
                 store = new ExpertStore(variants, IoModes.Parse(s.IoMode), s.ReadChunkBytes);
-                var options = new StreamingOptions { BudgetBytes = budget, WorkingBuffers = Math.Max(8, probe.ExpertsUsed(layout)) };
+                var options = new StreamingOptions { BudgetBytes = budget, WorkingBuffers = Math.Max(8, probe.ExpertsUsed(layout)), ReadEngine = ReadEngines.Parse(s.ReadEngine) };
                 var shape = new ModelShape(layout.Layers, layout.ExpertsPerLayer, probe.ExpertsUsed(layout), layout.MaxExpertBytes, probe.Hidden);
                 context = new StrategyContext
                 {

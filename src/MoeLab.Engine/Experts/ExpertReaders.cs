@@ -1,3 +1,5 @@
+using MoeLab.Engine.Io;
+
 namespace MoeLab.Engine.Experts;
 
 /// <summary>One slice read handed to an I/O thread: which expert slice, into which expert buffer.</summary>
@@ -24,23 +26,46 @@ public interface ISliceReadQueue
     /// <summary>Blocks until a read should start; false when the readers should stop.</summary>
     bool Take(out SliceRead read);
 
+    /// <summary>
+    /// Takes a read if one is waiting, without blocking; <paramref name="stop"/> is set when the readers should stop.
+    /// Lets one thread both reap completions and refill the queue (AIO); a queue that cannot answer returns false.
+    /// </summary>
+    bool TryTake(out SliceRead read, out bool stop)
+    {
+        read = default;
+        stop = false;
+        return false;
+    }
+
     /// <summary>A read ended (timestamps from <see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>); <paramref name="error"/> is set if it failed.</summary>
     void Completed(in SliceRead read, long transferred, long startTimestamp, long endTimestamp, Exception? error);
 }
 
 /// <summary>
-/// Dedicated I/O threads, one per outstanding read: <c>depth</c> threads each blocked in one positional read give the
-/// device a queue of <c>depth</c> requests without touching the thread pool (so compute tasks cannot starve I/O and
-/// blocked reads cannot starve compute).
+/// Dedicated I/O threads keeping <c>depth</c> reads in flight without touching the thread pool (so compute tasks cannot
+/// starve I/O and blocked reads cannot starve compute): with <see cref="ReadEngine.Threads"/>, <c>depth</c> threads
+/// each blocked in one positional read; with <see cref="ReadEngine.Aio"/>, Linux native AIO where it can serve the
+/// store (<see cref="Engine"/> says which runs).
 /// </summary>
 public sealed class ExpertReaders : IDisposable
 {
-    private readonly Thread[] _threads;
+    private readonly Thread[] _threads = [];
+    private readonly AioExpertReaders? _aio;
 
-    public unsafe ExpertReaders(ExpertStore store, ISliceReadQueue queue, int depth, string name = "moelab-io")
+    public unsafe ExpertReaders(ExpertStore store, ISliceReadQueue queue, int depth, string name = "moelab-io", ReadEngine engine = ReadEngine.Threads)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(depth, 1);
         Depth = depth;
+        if (engine == ReadEngine.Aio)
+        {
+            _aio = AioExpertReaders.TryStart(store, queue, depth, name);
+            if (_aio is not null)
+            {
+                Engine = ReadEngine.Aio;
+                return;
+            }
+        }
+
         _threads = new Thread[depth];
         for (int i = 0; i < depth; i++)
         {
@@ -51,9 +76,13 @@ public sealed class ExpertReaders : IDisposable
 
     public int Depth { get; }
 
+    /// <summary>The engine running: <see cref="ReadEngine.Threads"/> when AIO was asked for but is unavailable.</summary>
+    public ReadEngine Engine { get; }
+
     /// <summary>Waits for the threads to leave; call after the queue has started returning false from Take.</summary>
     public void Dispose()
     {
+        _aio?.Dispose();
         foreach (var t in _threads) t.Join();
     }
 

@@ -7,6 +7,20 @@ namespace MoeLab.Engine.Experts;
 /// <summary>Where one expert slice goes: the file range read, and where in the expert buffer it lands and its bytes begin.</summary>
 public readonly record struct SlicePlacement(long FileStart, long TransferLength, long BufferOffset, long DataOffset);
 
+/// <summary>One positional read: <see cref="Length"/> bytes requested at <see cref="Start"/>, of which <see cref="Expected"/> exist before the end of the file.</summary>
+public readonly unsafe struct ReadTarget(ModelFile file, long start, long length, long expected, byte* destination)
+{
+    public ModelFile File { get; } = file;
+
+    public long Start { get; } = start;
+
+    public long Length { get; } = length;
+
+    public long Expected { get; } = expected;
+
+    public byte* Destination { get; } = destination;
+}
+
 /// <summary>
 /// Reads routed experts from the model file(s) with positional reads, one read per gate/up/down slice (gate and up
 /// in one read when they are adjacent, as in a fused ffn_gate_up_exps tensor), or, with a read chunk size, each
@@ -167,14 +181,24 @@ public sealed unsafe class ExpertStore : IDisposable
     /// </summary>
     public long ReadSlice(int variant, int layer, int expert, int read, byte* buffer)
     {
+        var t = Target(variant, layer, expert, read, buffer);
+        int offset = t.File.Read(t.Start, t.Expected, t.Destination, out long transferred);
+        System.Diagnostics.Debug.Assert(offset == 0, "a piece of a covering range starts aligned");
+        return transferred;
+    }
+
+    /// <summary>
+    /// Where read <paramref name="read"/> of an expert goes: the file, the (direct-mode aligned) range to request, the
+    /// bytes that must arrive (the range clipped at the end of the file), and the destination in the expert buffer.
+    /// </summary>
+    public ReadTarget Target(int variant, int layer, int expert, int read, byte* buffer)
+    {
         var (p, at, length) = Locate(variant, layer, expert, read);
         var file = _fileOfVariant[variant];
         long start = p.FileStart + at;
 
         // A piece is a sub-range of the slice's covering range, so it is aligned itself; only the file's end clips it.
-        int offset = file.Read(start, Math.Min(length, file.Length - start), buffer + p.BufferOffset + at, out long transferred);
-        System.Diagnostics.Debug.Assert(offset == 0, "a piece of a covering range starts aligned");
-        return transferred;
+        return new ReadTarget(file, start, length, Math.Min(length, file.Length - start), buffer + p.BufferOffset + at);
     }
 
     /// <summary>Performs all of an expert's reads, one after another; returns the bytes transferred.</summary>

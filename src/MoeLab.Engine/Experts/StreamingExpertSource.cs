@@ -101,7 +101,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         _pendingTargetToken = new int[BufferCount];
         _predictions = new ExpertKey[Math.Max(0, options.MaxPrefetchPerLayer)];
         _slab = (byte*)NativeMemory.AlignedAlloc((nuint)SlabBytes, (nuint)ExpertStore.BufferAlignment);
-        _readers = new ExpertReaders(store, new ReadQueue(this), scheduler.QueueDepth);
+        _readers = new ExpertReaders(store, new ReadQueue(this), scheduler.QueueDepth, engine: options.ReadEngine);
     }
 
     private enum SlotState : byte
@@ -132,6 +132,9 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     public int QueueDepth => _scheduler.QueueDepth;
 
     public IExpertEventSink? EventSink { get; set; }
+
+    /// <summary>How reads are kept in flight (AIO asked for but unavailable runs threads).</summary>
+    public MoeLab.Engine.Io.ReadEngine ReadEngine => _readers.Engine;
 
     public ExpertLayerCounters LayerCounters => _layerCounters;
 
@@ -633,16 +636,27 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         // Loading (or a partly issued read): freed when its last slice lands.
     }
 
-    private bool Take(out SliceRead read)
+    private bool Take(out SliceRead read) => Take(blocking: true, out read, out _);
+
+    /// <summary>The next read the scheduler picks; when not <paramref name="blocking"/>, false (with <paramref name="stop"/> unset) if none is waiting.</summary>
+    private bool Take(bool blocking, out SliceRead read, out bool stop)
     {
+        stop = false;
         while (true)
         {
-            _work.Wait();
+            if (!blocking && !_work.Wait(0))
+            {
+                read = default;
+                return false;
+            }
+
+            if (blocking) _work.Wait();
             lock (_gate)
             {
                 if (_disposed)
                 {
                     read = default;
+                    stop = true;
                     return false;
                 }
 
@@ -746,6 +760,8 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     private sealed class ReadQueue(StreamingExpertSource owner) : ISliceReadQueue
     {
         public bool Take(out SliceRead read) => owner.Take(out read);
+
+        public bool TryTake(out SliceRead read, out bool stop) => owner.Take(blocking: false, out read, out stop);
 
         public void Completed(in SliceRead read, long transferred, long startTimestamp, long endTimestamp, Exception? error) =>
             owner.Completed(read, transferred, endTimestamp, error);

@@ -12,6 +12,9 @@ public sealed record StreamingOptions
     /// </summary>
     public int WorkingBuffers { get; init; } = 8;
 
+    /// <summary>How the readers keep the queue depth in flight (threads blocked in pread, or Linux native AIO).</summary>
+    public MoeLab.Engine.Io.ReadEngine ReadEngine { get; init; }
+
     /// <summary>Longest list of predictions taken from the prefetcher per layer.</summary>
     public int MaxPrefetchPerLayer { get; init; } = 32;
 }

@@ -27,7 +27,7 @@ public sealed class BenchCommand : ICliCommand
 
     public string Usage =>
         "usage: moelab bench --model F.gguf [-n 64] [-p 64] [-r 3] [--threads N] [--prompt The]\n" +
-        "                    [--budget 512MiB [--io direct|buffered] [--cache lru] [--prefetch none] [--io-scheduler fifo:queue_depth=8] [--read-chunk 256KiB]]\n" +
+        "                    [--budget 512MiB [--io direct|buffered] [--cache lru] [--prefetch none] [--io-scheduler fifo:queue_depth=8] [--read-chunk 256KiB] [--read-engine threads|aio]]\n" +
         "                    [--llama-bench /path/to/llama-bench]     all-in-RAM decode against llama.cpp's llama-bench\n" +
         "                    [--resident-baseline]                    also time the all-in-RAM engine (the compute-bound token time)\n" +
         "                    [--fio]                                  run fio randread (direct, libaio) at the streaming block size and depth\n" +
@@ -55,6 +55,7 @@ public sealed class BenchCommand : ICliCommand
             Prefetch = args.Option("prefetch") ?? "none",
             IoScheduler = args.Option("io-scheduler") ?? "fifo",
             ReadChunk = args.Option("read-chunk") is { } rc ? ParseSize("read-chunk", rc) : 0,
+            ReadEngine = args.Option("read-engine") ?? "threads",
         };
         string? llamaBench = args.Option("llama-bench");
         bool residentBaseline = args.Flag("resident-baseline");
@@ -112,7 +113,7 @@ public sealed class BenchCommand : ICliCommand
         if (ours.Streaming is { } s)
         {
             Console.WriteLine();
-            Console.WriteLine(Inv($"streaming ({ours.ExpertsLabel}, queue depth {s.QueueDepth}), per token over {ours.TokensMeasured} measured tokens:"));
+            Console.WriteLine(Inv($"streaming ({ours.ExpertsLabel}, queue depth {s.QueueDepth}, {s.ReadEngine} readers, reads of {s.SliceTransferBytes} B), per token over {ours.TokensMeasured} measured tokens:"));
             Console.WriteLine(Inv($"  hit rate {s.HitRate:P1}; {s.BytesReadPerToken / 1e6:F2} MB of experts read ({s.BytesTransferredPerToken / 1e6:F2} MB transferred by the device)"));
             Console.WriteLine(Inv($"  token {s.TokenMs:F1} ms = compute {s.TokenMs - s.StallMs:F1} + stall {s.StallMs:F1}; reads in flight {s.IoBusyMs:F1} ms → {s.DeviceMBps:F0} MB/s achieved while reading"));
             Console.WriteLine(Inv($"  token / max(I/O busy, compute outside stalls) = {s.TokenMs / Math.Max(s.IoBusyMs, s.TokenMs - s.StallMs):F3}"));
@@ -154,6 +155,7 @@ public sealed class BenchCommand : ICliCommand
         };
         if (o.Budget is { } b) childArgs.AddRange(["--budget", ByteSize.Format(b)]);
         if (o.ReadChunk > 0) childArgs.AddRange(["--read-chunk", Inv($"{o.ReadChunk}")]);
+        childArgs.AddRange(["--read-engine", o.ReadEngine]);
         var run = MemoryLimitedProcess.Run(limit, program, childArgs, timeout);
         if (run.ExitCode != 0)
         {
@@ -248,7 +250,7 @@ public sealed class BenchCommand : ICliCommand
         int tokens = 0;
         using var session = EngineSession.Open(o.Model, new EngineSettings
         {
-            BudgetBytes = o.Budget, IoMode = o.Io, Cache = o.Cache, Prefetch = o.Prefetch, Io = o.IoScheduler, Threads = o.Threads, Future = future, ReadChunkBytes = o.ReadChunk,
+            BudgetBytes = o.Budget, IoMode = o.Io, Cache = o.Cache, Prefetch = o.Prefetch, Io = o.IoScheduler, Threads = o.Threads, Future = future, ReadChunkBytes = o.ReadChunk, ReadEngine = o.ReadEngine,
         });
         var sampler = new Sampler(session.Model.Config.Vocab, SamplerOptions.Greedy);
         for (int r = -1; r < o.Reps; r++)
@@ -279,7 +281,7 @@ public sealed class BenchCommand : ICliCommand
                 wall / tokens * 1e3, stall / tokens * 1e3, counters.IoBusySeconds / tokens * 1e3,
                 counters.IoBusySeconds > 0 ? counters.BytesTransferred / counters.IoBusySeconds / 1e6 : 0, aligned)
             {
-                HeadMs = serial.HeadMs, AttentionMs = serial.AttentionMs, ProbeTokenMs = serial.TokenMs, ProbeIoBusyMs = serial.IoBusyMs,
+                ReadEngine = source.ReadEngine.Name(), HeadMs = serial.HeadMs, AttentionMs = serial.AttentionMs, ProbeTokenMs = serial.TokenMs, ProbeIoBusyMs = serial.IoBusyMs,
             };
         }
 
@@ -380,6 +382,8 @@ public sealed class BenchCommand : ICliCommand
         public required string IoScheduler { get; init; }
 
         public long ReadChunk { get; init; }
+
+        public required string ReadEngine { get; init; }
     }
 
     /// <summary>Per-token streaming figures over the measured repetitions (warm-up excluded).</summary>
@@ -395,6 +399,8 @@ public sealed class BenchCommand : ICliCommand
         public double ProbeTokenMs { get; init; }
 
         public double ProbeIoBusyMs { get; init; }
+
+        public string ReadEngine { get; init; } = "threads";
     }
 
     private sealed record Measurement(string ExpertsLabel, List<double> Speeds, int TokensMeasured, StreamingFigures? Streaming)
@@ -432,6 +438,7 @@ public sealed class BenchCommand : ICliCommand
                 j["io_busy_ms"] = s.IoBusyMs;
                 j["device_mb_per_s_while_reading"] = s.DeviceMBps;
                 j["read_bytes"] = s.SliceTransferBytes;
+                j["read_engine"] = s.ReadEngine;
                 j["head_ms"] = s.HeadMs;
                 j["attention_ms"] = s.AttentionMs;
             }

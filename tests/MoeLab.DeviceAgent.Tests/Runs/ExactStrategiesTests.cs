@@ -42,6 +42,8 @@ public sealed class ExactStrategiesTests : IDisposable
         data.Add("arc", "next-gate", "fifo", "direct");
         data.Add("lru", "none", "fifo:queue_depth=4", "direct:read_chunk=4096"); // experts read in page-sized pieces
         data.Add("layered-lru", "next-gate", "fifo", "direct:read_chunk=4096");
+        data.Add("lru", "none", "fifo:queue_depth=8", "direct:engine=aio"); // Linux native AIO readers
+        data.Add("arc", "next-gate", "fifo:queue_depth=3", "direct:engine=aio,read_chunk=4096");
         return data;
     }
 
@@ -73,10 +75,13 @@ public sealed class ExactStrategiesTests : IDisposable
                 MaxContext = 64,
                 ExpertSource = layout =>
                 {
-                    // "direct:read_chunk=4096": the I/O mode and the ExpertStore's read chunk size.
-                    string[] mode = ioMode.Split(":read_chunk=");
-                    store = new ExpertStore(layout, IoModes.Parse(mode[0]), mode.Length > 1 ? long.Parse(mode[1], System.Globalization.CultureInfo.InvariantCulture) : 0);
-                    var options = new StreamingOptions { BudgetBytes = 6 * store.BufferBytes, WorkingBuffers = 2 };
+                    // "direct:engine=aio,read_chunk=4096": the I/O mode, the readers' engine and the ExpertStore's read chunk size.
+                    string[] mode = ioMode.Split(':');
+                    var knobs = (mode.Length > 1 ? mode[1].Split(',') : []).Select(k => k.Split('=')).ToDictionary(k => k[0], k => k[1]);
+                    long chunk = knobs.TryGetValue("read_chunk", out string? c) ? long.Parse(c, System.Globalization.CultureInfo.InvariantCulture) : 0;
+                    store = new ExpertStore(layout, IoModes.Parse(mode[0]), chunk);
+                    var engine = knobs.TryGetValue("engine", out string? e) ? ReadEngines.Parse(e) : ReadEngine.Threads;
+                    var options = new StreamingOptions { BudgetBytes = 6 * store.BufferBytes, WorkingBuffers = 2, ReadEngine = engine };
                     var context = new StrategyContext
                     {
                         Shape = new ModelShape(layout.Layers, layout.ExpertsPerLayer, 2, layout.MaxExpertBytes, 64),
@@ -99,6 +104,7 @@ public sealed class ExactStrategiesTests : IDisposable
                 Assert.True(resident[i].AsSpan().SequenceEqual(logits), $"{cache} / {prefetch} / {io} / {ioMode}: logits differ from the resident model at position {i}");
             }
 
+            if (OperatingSystem.IsLinux()) Assert.Equal(ioMode.Contains("engine=aio") ? ReadEngine.Aio : ReadEngine.Threads, source!.ReadEngine);
             if (store!.ReadChunkBytes > 0)
             {
                 int split = 0;
