@@ -58,13 +58,8 @@ public sealed class LogitsCommand : ICliCommand
         var router = routerOut is null ? null : new RouterRecorder();
         using var model = MoeModel.Load(modelPath, new ModelOptions { Threads = threads, MaxContext = Math.Max(tokens.Length, 16), Observer = router });
         int vocab = model.Config.Vocab;
-        var all = new float[(long)tokens.Length * vocab];
-        model.ForwardPrompt(tokens, all);
-        var logits = new float[tokens.Length][];
-        for (int i = 0; i < tokens.Length; i++)
-        {
-            logits[i] = all.AsSpan(i * vocab, vocab).ToArray();
-        }
+        var logits = new float[(long)tokens.Length * vocab]; // row i: position i
+        model.ForwardPrompt(tokens, logits);
 
         if (csv)
         {
@@ -79,7 +74,7 @@ public sealed class LogitsCommand : ICliCommand
             for (int i = 0; i < tokens.Length; i++)
             {
                 w.Write(i.ToString(CultureInfo.InvariantCulture) + "," + tokens[i].ToString(CultureInfo.InvariantCulture));
-                foreach (float f in logits[i])
+                foreach (float f in logits.AsSpan(i * vocab, vocab))
                 {
                     w.Write("," + f.ToString("R", CultureInfo.InvariantCulture));
                 }
@@ -98,12 +93,9 @@ public sealed class LogitsCommand : ICliCommand
                 w.Write(t);
             }
 
-            foreach (var row in logits)
+            foreach (float f in logits)
             {
-                foreach (float f in row)
-                {
-                    w.Write(f);
-                }
+                w.Write(f);
             }
         }
 
@@ -115,7 +107,7 @@ public sealed class LogitsCommand : ICliCommand
         Console.Error.WriteLine($"wrote {tokens.Length} × {vocab} logits to {output}");
         if (compare is not null)
         {
-            Console.WriteLine(CompareLogits(tokens, logits, compare));
+            Console.WriteLine(CompareLogits(tokens, logits, vocab, compare));
         }
 
         if (routerCompare is not null)
@@ -126,8 +118,8 @@ public sealed class LogitsCommand : ICliCommand
         return 0;
     }
 
-    /// <summary>Reads another engine's LGTS file and reports how far its logits are from ours.</summary>
-    public static string CompareLogits(int[] tokens, float[][] ours, string otherPath)
+    /// <summary>Reads another engine's LGTS file and reports how far its logits are from ours (row-major, <paramref name="vocab"/> per position).</summary>
+    public static string CompareLogits(int[] tokens, float[] ours, int vocab, string otherPath)
     {
         using var r = new BinaryReader(File.OpenRead(otherPath));
         if (!r.ReadBytes(4).AsSpan().SequenceEqual("LGTS"u8))
@@ -135,10 +127,10 @@ public sealed class LogitsCommand : ICliCommand
             throw new InvalidDataException($"{otherPath}: not an LGTS logits file (bad magic)");
         }
 
-        int n = r.ReadInt32(), vocab = r.ReadInt32();
-        if (n != tokens.Length || vocab != ours[0].Length)
+        int n = r.ReadInt32(), theirVocab = r.ReadInt32();
+        if (n != tokens.Length || theirVocab != vocab)
         {
-            throw new InvalidDataException($"{otherPath}: holds {n} × {vocab} logits, ours are {tokens.Length} × {ours[0].Length}");
+            throw new InvalidDataException($"{otherPath}: holds {n} × {theirVocab} logits, ours are {tokens.Length} × {vocab}");
         }
 
         for (int i = 0; i < n; i++)
@@ -154,16 +146,17 @@ public sealed class LogitsCommand : ICliCommand
         int top1 = 0;
         for (int i = 0; i < n; i++)
         {
+            var row = ours.AsSpan(i * vocab, vocab);
             int bestOurs = 0, bestOther = 0;
             float bestOtherValue = float.NegativeInfinity;
             for (int v = 0; v < vocab; v++)
             {
                 float o = r.ReadSingle();
-                double d = Math.Abs(o - ours[i][v]);
+                double d = Math.Abs(o - row[v]);
                 max = Math.Max(max, d);
                 sum += d;
                 scale = Math.Max(scale, Math.Abs(o));
-                if (ours[i][v] > ours[i][bestOurs])
+                if (row[v] > row[bestOurs])
                 {
                     bestOurs = v;
                 }

@@ -38,15 +38,26 @@ public sealed class LogitsCommandTests : IDisposable
         Assert.Equal(tokens.Length, r.ReadInt32());
         Assert.Equal(m.Config.Vocab, r.ReadInt32());
         Assert.Equal(tokens, Enumerable.Range(0, tokens.Length).Select(_ => r.ReadInt32()));
+        var all = new List<float>();
         foreach (int t in tokens)
         {
             var expected = m.Forward(t).ToArray();
             var actual = Enumerable.Range(0, expected.Length).Select(_ => r.ReadSingle()).ToArray();
             Assert.Equal(expected, actual);
+            all.AddRange(expected);
         }
 
         Assert.Equal(r.BaseStream.Length, r.BaseStream.Position);
         Assert.Equal(expectedRouter.ToString(), File.ReadAllText(router));
+
+        // --compare reads the file back against the same logits: no difference, every top-1 agreeing; one changed logit shows.
+        int vocab = m.Config.Vocab;
+        string same = LogitsCommand.CompareLogits(tokens, [.. all], vocab, bin);
+        Assert.Contains("max |Δ| 0,", same);
+        Assert.Contains($"top-1 agreement {tokens.Length}/{tokens.Length}", same);
+        var shifted = all.ToArray();
+        shifted[(3 * vocab) + 1] += 0.5f;
+        Assert.Contains("max |Δ| 0.5,", LogitsCommand.CompareLogits(tokens, shifted, vocab, bin));
     }
 
     /// <summary>What the command wrote token by token before it batched: one row per routed expert, in arrival order.</summary>
