@@ -4,8 +4,9 @@
 //   llama-logits MODEL.gguf 1,2,3 OUT.bin [ROUTER.csv] [--threads N] [--kv-f32] [--no-fa] [--no-repack] [--token-by-token]
 // --token-by-token decodes one token per llama_decode (the generation path, gemv kernels) instead of one batch.
 // --no-repack keeps the CPU backend from repacking weights into its interleaved layouts (Q4_K → q4_K_8x8, Q4_0/Q8_0
-// → 4x8 ...): those gemv/gemm kernels do not agree with ggml's reference vec_dot for every input (0.15 max |Δlogit| on a
-// llama-quantize Q4_K_M qwen35moe; batch and token-by-token disagree with each other), the plain path does.
+// → 4x8 ...). Those kernels sum in another order; a last-bit difference can flip an activation's Q8_K/Q8_0 rounding
+// where it sits on a tie, and a recurrent model carries the flip on (0.15 max |Δlogit| on a llama-quantize Q4_K_M
+// qwen35moe: one quant, x·iscale = −0.49998, rounded to −1 instead of 0). The plain path sums as MoeLab does.
 #include "llama.h"
 #include "ggml.h"
 #include "ggml-backend.h"
