@@ -178,6 +178,12 @@ public sealed class PromptBatchTests : IDisposable
         Assert.Equal(next, m.Forward(s.Decode[0]).ToArray()); // the caches are left as token by token leaves them
         Assert.True(expected.Min(row => row.Max(Math.Abs)) > 0.1, "logits carry no signal");
         Assert.Throws<ArgumentException>(() => m.ForwardPrompt(s.Second, new float[vocab]));
+
+        // With batching off (future-replaying strategies) every row still comes back, token by token.
+        using var unbatched = MoeModel.Load(path, new ModelOptions { Threads = 2, MaxContext = 128, BatchedPrompt = false });
+        var rows = new float[text.Length * vocab];
+        unbatched.ForwardPrompt(text, rows);
+        Assert.Equal(actual, rows);
     }
 
     /// <summary>An observer that accepts layer-major order keeps the prompt batched and still sees every token's choice.</summary>
