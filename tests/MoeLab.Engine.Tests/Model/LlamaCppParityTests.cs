@@ -183,6 +183,9 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
         // weights with unrounded activations). small-qwen35moe F16 is left out: its fourth router choice at position 6,
         // layer 2 is a tie to six digits (experts 4 and 14, p = 2.10e-4), which that noise decides either way.
         { "tiny-qwen35moe", "F16", 2e-2 },
+        // F32: no activation rounding at all, so only summation order differs (llama.cpp's own batched vs token-by-token:
+        // 3.7e-5 on this file; MoeLab measured 8.3e-5).
+        { "tiny-qwen35moe", "F32", 5e-4 },
     };
 
     /// <summary>Qwen3.5 (qwen35moe: Gated DeltaNet + gated full attention) against llama.cpp's decode path, routers identical.</summary>
@@ -193,10 +196,10 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
         string dumper = Environment.GetEnvironmentVariable("MOELAB_LLAMA_LOGITS")!;
         string bin = Environment.GetEnvironmentVariable("MOELAB_LLAMA_BIN")!;
         var p = ModelPreset.Find(preset)!;
-        string f16 = Path.Combine(_dir, $"{preset}-F16.gguf");
-        ModelSynthesizer.Write(new SynthOptions(p, p.Layers, GgmlType.F16, Seed: 11), f16);
+        string f16 = Path.Combine(_dir, $"{preset}-{(quant == "F32" ? "F32" : "F16")}.gguf");
+        ModelSynthesizer.Write(new SynthOptions(p, p.Layers, quant == "F32" ? GgmlType.F32 : GgmlType.F16, Seed: 11), f16);
         string model = f16;
-        if (quant != "F16")
+        if (quant is not ("F16" or "F32"))
         {
             model = Path.Combine(_dir, $"{preset}-{quant}.gguf");
             Run(Path.Combine(bin, "llama-quantize"), $"{f16} {model} {quant}");
