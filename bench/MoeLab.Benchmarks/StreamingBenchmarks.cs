@@ -54,7 +54,7 @@ public class StreamingReadBenchmarks
 /// <summary>
 /// <c>dotnet run -c Release --project bench/MoeLab.Benchmarks -- streaming-vs-fio [--layers 8] [--seconds 10] [--dir /tmp]</c>:
 /// writes a qwen3-30b-a3b-shaped expert file (8 layers: 2.7 GB), then per queue depth 1/4/8 measures direct-mode
-/// random slice reads through ExpertStore, the same through StreamingExpertSource (random top-8 routing under a
+/// random slice reads through ExpertStore (pread threads, then Linux AIO), the same through StreamingExpertSource (random top-8 routing under a
 /// budget, no compute), and fio randread (libaio, O_DIRECT) at the same block size and depth; prints MB/s and the
 /// ratios; deletes the file.
 /// <para>
@@ -66,6 +66,13 @@ public class StreamingReadBenchmarks
 /// A second run while other sessions ran direct-I/O generation on the same disk (load average ~50) swung fio between
 /// 175 and 1520 MB/s and is not a valid comparison. Direct reads transfer 888832 B per slice (one extra page,
 /// 0.46 %): the device and expert columns differ by that.
+/// </para>
+/// <para>
+/// 2026-11-25 18:10, same VM with five other sessions building and streaming (load average 21-28), 4 layers, 7
+/// interleaved rounds of 2 s, medians, block 888832 B: depth 1 store 391 / aio 539 / fio 888 MB/s; depth 4 store 715
+/// / aio 560 / fio 912; depth 8 store 974 / aio 722 / fio 870. Per round, AIO lost to the pread threads in 7 of 7
+/// rounds at depth 4 and 6 of 7 at depth 8 (one AIO thread gets a thirteenth of a contended CPU where eight pread
+/// threads get eight shares), so threads stay the default; a quiet-machine comparison is still to be made.
 /// </para>
 /// </summary>
 public static class StreamingVsFio

@@ -117,7 +117,7 @@ public sealed class BenchCommand : ICliCommand
             Console.WriteLine(Inv($"  hit rate {s.HitRate:P1}; {s.BytesReadPerToken / 1e6:F2} MB of experts read ({s.BytesTransferredPerToken / 1e6:F2} MB transferred by the device)"));
             Console.WriteLine(Inv($"  token {s.TokenMs:F1} ms = compute {s.TokenMs - s.StallMs:F1} + stall {s.StallMs:F1}; reads in flight {s.IoBusyMs:F1} ms → {s.DeviceMBps:F0} MB/s achieved while reading"));
             Console.WriteLine(Inv($"  token / max(I/O busy, compute outside stalls) = {s.TokenMs / Math.Max(s.IoBusyMs, s.TokenMs - s.StallMs):F3}"));
-            Console.WriteLine(Inv($"  with no read in flight (16-token greedy pass after the runs: token {s.ProbeTokenMs:F1} ms, reads in flight {s.ProbeIoBusyMs:F1} ms): output head {s.HeadMs:F1} ms, attention {s.AttentionMs:F1} ms, rest (routers, experts computed after the layer's last read) {s.ProbeTokenMs - s.ProbeIoBusyMs - s.HeadMs - s.AttentionMs:F1} ms"));
+            Console.WriteLine(Inv($"  with no read in flight (16-token greedy pass after the runs: token {s.ProbeTokenMs:F1} ms, reads in flight {s.ProbeIoBusyMs:F1} ms): output head {s.HeadMs:F1} ms, attention {s.AttentionMs:F1} ms, rest (routers, expert compute while no read is in flight) {s.ProbeTokenMs - s.ProbeIoBusyMs - s.HeadMs - s.AttentionMs:F1} ms"));
             Console.WriteLine(Inv($"  token / (I/O busy + output head + attention) = {s.ProbeTokenMs / (s.ProbeIoBusyMs + s.HeadMs + s.AttentionMs):F3} (the bound without a predictor: a layer's reads start after its router)"));
             if (resident is not null)
             {
