@@ -97,15 +97,16 @@ public sealed class BenchCommand : ICliCommand
             Console.WriteLine(Inv($"| {Path.GetFileName(o.Model)} | {resident.ExpertsLabel} | {o.Threads} | tg{o.Tokens} | {resident.Mean:F2} ± {resident.Std:F2} |"));
         }
 
+        Console.WriteLine(ours.Layouts);
         if (llamaBench is not null)
         {
             double theirs = LlamaCpp.BenchDecode(llamaBench, o.Model, o.Tokens, o.Reps, o.Threads);
-            Console.WriteLine(Inv($"| {Path.GetFileName(o.Model)} | llama.cpp (llama-bench, mmap) | {o.Threads} | tg{o.Tokens} | {theirs:F2} |"));
+            Console.WriteLine(Inv($"| {Path.GetFileName(o.Model)} | llama.cpp (llama-bench, mmap, default repack) | {o.Threads} | tg{o.Tokens} | {theirs:F2} |"));
             Console.WriteLine(Inv($"MoeLab / llama.cpp = {ours.Mean / theirs:F3}"));
             if (o.PromptTokens > 0)
             {
                 double theirsPp = LlamaCpp.BenchPrompt(llamaBench, o.Model, o.PromptTokens, o.Reps, o.Threads);
-                Console.WriteLine(Inv($"| {Path.GetFileName(o.Model)} | llama.cpp (llama-bench, mmap) | {o.Threads} | pp{o.PromptTokens} | {theirsPp:F2} |"));
+                Console.WriteLine(Inv($"| {Path.GetFileName(o.Model)} | llama.cpp (llama-bench, mmap, default repack) | {o.Threads} | pp{o.PromptTokens} | {theirsPp:F2} |"));
                 Console.WriteLine(Inv($"MoeLab / llama.cpp (pp{o.PromptTokens}) = {ours.PromptMean / theirsPp:F3}"));
             }
         }
@@ -285,7 +286,12 @@ public sealed class BenchCommand : ICliCommand
             };
         }
 
-        return new Measurement(label, speeds, tokens, streaming) { PromptSpeeds = promptSpeeds };
+        long expertsInterleaved = session.Model.ExpertSource is MoeLab.Engine.Experts.ResidentExpertSource residentSource ? residentSource.InterleavedBytes : 0;
+        return new Measurement(label, speeds, tokens, streaming)
+        {
+            PromptSpeeds = promptSpeeds,
+            Layouts = Inv($"weight layout: {session.Model.InterleavedResidentBytes / 1048576.0:F1} MiB of resident matrices and {expertsInterleaved / 1048576.0:F1} MiB of experts repacked at load into 8-row interleaved groups (Q4_0, Q4_K on AVX2); everything else as the GGUF lays it out{(session.Streaming is null ? "" : " (streamed experts always)")}"),
+        };
     }
 
     /// <summary>
@@ -413,6 +419,9 @@ public sealed class BenchCommand : ICliCommand
         public List<double> PromptSpeeds { get; init; } = [];
 
         public double PromptMean => PromptSpeeds.Count == 0 ? 0 : PromptSpeeds.Average();
+
+        /// <summary>Which matrices the engine repacked at load (llama.cpp repacks too, by default; say which ran).</summary>
+        public string Layouts { get; init; } = "";
 
         public JsonObject ToJson()
         {
