@@ -103,45 +103,63 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
     // Q8_0 and Q4_0: per block an exact integer dot, then one fused multiply-add by d_w·d_y into a float accumulator.
     // The one-row Dot does exactly that per row and DotGroup does it per lane for eight rows, so they agree bit for bit.
 
-    public struct Q8_0 : IRowGroupKernel
+    /// <summary>A 32-weight block with an fp16 scale first that meets Q8_0 activations: its size and integer dot.</summary>
+    private interface IBlock32
     {
-        public static float Dot(byte* row, in Activations a, int cols)
-        {
-            float acc = 0;
-            for (int b = 0; b < cols / 32; b++)
-            {
-                byte* p = row + 34 * b;
-                int isum = Vector256.Sum(BlockDot(p, Vector256.Load(a.Q8 + 32 * b))) - Offset(a, b);
-                acc = MathF.FusedMultiplyAdd(isum, Fp16.Load(p) * a.Q8Scale[b], acc);
-            }
-            return acc;
-        }
+        static abstract int Bytes { get; }
 
-        public static void DotGroup(byte* row0, int stride, in Activations a, int cols, float* y)
+        /// <summary>Σ w'·y in int lanes, with w' the stored weight as the dot instruction takes it.</summary>
+        static abstract Vector256<int> BlockDot(byte* p, Vector256<sbyte> y);
+
+        /// <summary>Σ w'·y - Σ w·y for block b (w' carries an offset the activation sum removes).</summary>
+        static abstract int Offset(in Activations a, int b);
+    }
+
+    private static float Dot<B>(byte* row, in Activations a, int cols) where B : struct, IBlock32
+    {
+        float acc = 0;
+        for (int b = 0; b < cols / 32; b++)
         {
-            var acc = Vector256<float>.Zero;
-            var rowOffsets = Vector256<int>.Indices * stride;
-            for (int b = 0; b < cols / 32; b++)
-            {
-                byte* p = row0 + 34 * b;
-                PrefetchNextGroup(row0 + 8 * stride + 272 * b, 5); // 8 rows × 34 bytes per block
-                var yq = Vector256.Load(a.Q8 + 32 * b);
-                var isum = RowSums(
-                    BlockDot(p, yq), BlockDot(p + stride, yq), BlockDot(p + 2 * stride, yq), BlockDot(p + 3 * stride, yq),
-                    BlockDot(p + 4 * stride, yq), BlockDot(p + 5 * stride, yq), BlockDot(p + 6 * stride, yq), BlockDot(p + 7 * stride, yq));
-                isum -= Vector256.Create(Offset(a, b));
-                var d = ScalesOf8Rows(p, rowOffsets) * Vector256.Create(a.Q8Scale[b]);
-                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), d, acc);
-            }
-            acc.Store(y);
+            byte* p = row + B.Bytes * b;
+            int isum = Vector256.Sum(B.BlockDot(p, Vector256.Load(a.Q8 + 32 * b))) - B.Offset(a, b);
+            acc = MathF.FusedMultiplyAdd(isum, Fp16.Load(p) * a.Q8Scale[b], acc);
         }
+        return acc;
+    }
+
+    private static void DotGroup<B>(byte* row0, int stride, in Activations a, int cols, float* y) where B : struct, IBlock32
+    {
+        var acc = Vector256<float>.Zero;
+        var rowOffsets = Vector256<int>.Indices * stride;
+        for (int b = 0; b < cols / 32; b++)
+        {
+            byte* p = row0 + B.Bytes * b;
+            PrefetchNextGroup(row0 + 8 * stride + 8 * B.Bytes * b, (8 * B.Bytes + 63) / 64);
+            var yq = Vector256.Load(a.Q8 + 32 * b);
+            var isum = RowSums(
+                B.BlockDot(p, yq), B.BlockDot(p + stride, yq), B.BlockDot(p + 2 * stride, yq), B.BlockDot(p + 3 * stride, yq),
+                B.BlockDot(p + 4 * stride, yq), B.BlockDot(p + 5 * stride, yq), B.BlockDot(p + 6 * stride, yq), B.BlockDot(p + 7 * stride, yq));
+            isum -= Vector256.Create(B.Offset(a, b));
+            var d = ScalesOf8Rows(p, rowOffsets) * Vector256.Create(a.Q8Scale[b]);
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), d, acc);
+        }
+        acc.Store(y);
+    }
+
+    public struct Q8_0 : IRowGroupKernel, IBlock32
+    {
+        public static int Bytes => 34;
+
+        public static float Dot(byte* row, in Activations a, int cols) => Dot<Q8_0>(row, a, cols);
+
+        public static void DotGroup(byte* row0, int stride, in Activations a, int cols, float* y) => DotGroup<Q8_0>(row0, stride, a, cols, y);
 
         // VNNI's vpdpbusd wants unsigned weights: it dots w+128 (a sign-bit flip) and Offset removes 128·Σy
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static int Offset(in Activations a, int b) => V.Enabled ? a.Q8Sum[b] << 7 : 0;
+        public static int Offset(in Activations a, int b) => V.Enabled ? a.Q8Sum[b] << 7 : 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector256<int> BlockDot(byte* p, Vector256<sbyte> y)
+        public static Vector256<int> BlockDot(byte* p, Vector256<sbyte> y)
         {
             var w = Vector256.Load((sbyte*)(p + 2));
             if (V.Enabled) return AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, w.AsByte() ^ Vector256.Create((byte)0x80), y);
@@ -150,44 +168,22 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
         }
     }
 
-    public struct Q4_0 : IRowGroupKernel
+    public struct Q4_0 : IRowGroupKernel, IBlock32
     {
-        public static float Dot(byte* row, in Activations a, int cols)
-        {
-            float acc = 0;
-            for (int b = 0; b < cols / 32; b++)
-            {
-                byte* p = row + 18 * b;
-                int isum = Vector256.Sum(BlockDot(p, Vector256.Load(a.Q8 + 32 * b))) - (a.Q8Sum[b] << 3);
-                acc = MathF.FusedMultiplyAdd(isum, Fp16.Load(p) * a.Q8Scale[b], acc);
-            }
-            return acc;
-        }
+        public static int Bytes => 18;
 
-        public static void DotGroup(byte* row0, int stride, in Activations a, int cols, float* y)
-        {
-            var acc = Vector256<float>.Zero;
-            var rowOffsets = Vector256<int>.Indices * stride;
-            for (int b = 0; b < cols / 32; b++)
-            {
-                byte* p = row0 + 18 * b;
-                PrefetchNextGroup(row0 + 8 * stride + 144 * b, 3); // 8 rows × 18 bytes per block
-                var yq = Vector256.Load(a.Q8 + 32 * b);
-                var isum = RowSums(
-                    BlockDot(p, yq), BlockDot(p + stride, yq), BlockDot(p + 2 * stride, yq), BlockDot(p + 3 * stride, yq),
-                    BlockDot(p + 4 * stride, yq), BlockDot(p + 5 * stride, yq), BlockDot(p + 6 * stride, yq), BlockDot(p + 7 * stride, yq));
-                // Σ(q-8)y = Σqy - 8Σy, once for all eight rows
-                isum -= Vector256.Create(a.Q8Sum[b] << 3);
-                var d = ScalesOf8Rows(p, rowOffsets) * Vector256.Create(a.Q8Scale[b]);
-                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), d, acc);
-            }
-            acc.Store(y);
-        }
+        public static float Dot(byte* row, in Activations a, int cols) => Dot<Q4_0>(row, a, cols);
+
+        public static void DotGroup(byte* row0, int stride, in Activations a, int cols, float* y) => DotGroup<Q4_0>(row0, stride, a, cols, y);
+
+        // Σ(q-8)y = Σqy - 8Σy
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static int Offset(in Activations a, int b) => a.Q8Sum[b] << 3;
 
         // Σ q·y over one block with the unsigned nibbles q: both lanes get the 16 packed bytes, the high lane shifted by 4
         // yields elements 16..31 after the mask
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector256<int> BlockDot(byte* p, Vector256<sbyte> y)
+        public static Vector256<int> BlockDot(byte* p, Vector256<sbyte> y)
         {
             var q = Avx2.BroadcastVector128ToVector256(p + 2).AsUInt32();
             var w = Avx2.ShiftRightLogicalVariable(q, Vector256.Create(0u, 0, 0, 0, 4, 4, 4, 4)).AsByte() & Vector256.Create((byte)0x0F);
