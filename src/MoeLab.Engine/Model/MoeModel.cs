@@ -15,6 +15,12 @@ public sealed record ModelOptions
     /// <summary>KV-cache positions to allocate (0 = min(model context, 4096)).</summary>
     public int MaxContext { get; init; }
 
+    /// <summary>
+    /// Numerics of the attention KV cache. <see cref="KvCacheType.F32"/> (default) keeps K and V exact;
+    /// <see cref="KvCacheType.F16"/> reproduces llama.cpp's default F16 cache (see <see cref="KvCacheType"/>).
+    /// </summary>
+    public KvCacheType KvCache { get; init; } = KvCacheType.F32;
+
     /// <summary>Builds the expert source from the layout; default: every expert resident in RAM.</summary>
     public Func<ExpertLayout, IExpertSource>? ExpertSource { get; init; }
 
@@ -87,7 +93,7 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
                 _ffnNorm[l] = _weights.Vector(_weights.Has($"blk.{l}.ffn_norm.weight") ? $"blk.{l}.ffn_norm.weight" : $"blk.{l}.post_attention_norm.weight", c.Hidden);
                 _attention[l] = c.IsRecurrent(l)
                     ? new GatedDeltaNet(c, _weights, l, _pool)
-                    : new FullAttention(c, _weights, l, MaxContext, _pool, rope, neox);
+                    : new FullAttention(c, _weights, l, MaxContext, _pool, rope, neox, options.KvCache);
                 int moeIndex = IndexOf(Experts.MoeLayers, l);
                 if (moeIndex < 0)
                 {

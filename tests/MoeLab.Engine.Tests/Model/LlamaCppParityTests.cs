@@ -237,10 +237,35 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
         return max;
     }
 
-    private static (double Max, int Same, int Total) Compare(string model, string theirs, string theirRouter)
+    /// <summary>
+    /// llama.cpp's default F16 KV cache (no --kv-f32) against MoeLab's <see cref="KvCacheType.F16"/>, on F32 weights so
+    /// that no activation is quantized: the option must reproduce the cache's rounding, and MoeLab's default F32 cache
+    /// must differ from it by more (else the comparison shows nothing).
+    /// </summary>
+    // small-mixtral (llama graph) is not listed: measured 2026-11-25 its F16 cache comes only to 2.3e-3 (F32 cache
+    // 3.0e-3) of llama.cpp's default cache, a remaining difference not yet found.
+    [LlamaCppTheory]
+    [InlineData("small-qwen3moe")]
+    public void F16_kv_cache_matches_llama_cpp_default_cache(string preset)
+    {
+        string dumper = Environment.GetEnvironmentVariable("MOELAB_LLAMA_LOGITS")!;
+        var p = ModelPreset.Find(preset)!;
+        string model = Path.Combine(_dir, $"{preset}-F32.gguf");
+        ModelSynthesizer.Write(new SynthOptions(p, Math.Min(p.Layers, 4), GgmlType.F32, Seed: 11), model);
+        string theirs = Path.Combine(_dir, "llama.bin"), theirRouter = Path.Combine(_dir, "llama-router.csv");
+        Run(dumper, $"{model} {string.Join(',', Tokens)} {theirs} {theirRouter} --threads 2 --no-fa");
+        var (f16, same, total) = Compare(model, theirs, theirRouter, KvCacheType.F16);
+        var (f32, _, _) = Compare(model, theirs, theirRouter, KvCacheType.F32);
+        output.WriteLine($"{preset} F32 weights, llama.cpp F16 KV cache: MoeLab F16 cache max |Δlogit| {f16:G4}, F32 cache {f32:G4}; router {same}/{total} identical");
+        Assert.Equal(total, same);
+        Assert.True(f16 <= 1e-3, $"{preset}: F16 KV cache max |Δlogit| {f16} > 1e-3");
+        Assert.True(f16 * 4 < f32, $"{preset}: the F16 cache ({f16}) is not clearly closer to llama.cpp's than the F32 cache ({f32})");
+    }
+
+    private static (double Max, int Same, int Total) Compare(string model, string theirs, string theirRouter, KvCacheType kvCache = KvCacheType.F32)
     {
         var observer = new Routes();
-        using var m = MoeModel.Load(model, new ModelOptions { Threads = 2, MaxContext = 32, Observer = observer });
+        using var m = MoeModel.Load(model, new ModelOptions { Threads = 2, MaxContext = 32, Observer = observer, KvCache = kvCache });
         using var r = new BinaryReader(File.OpenRead(theirs));
         Assert.Equal("LGTS"u8.ToArray(), r.ReadBytes(4));
         Assert.Equal(Tokens.Length, r.ReadInt32());
