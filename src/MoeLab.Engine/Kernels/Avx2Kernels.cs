@@ -327,8 +327,10 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
     {
         public static float Dot(byte* row, in Activations a, int cols)
         {
-            var acc = Vector256<float>.Zero;
-            var accMin = Vector256<float>.Zero;
+            // Per block the exact integer sums, then the scalar tier's float expression: the same bits as ScalarKernels.Q4_K
+            // and the 8-row interleaved Q4_Kx8, so a streamed expert (file layout, this kernel) and a resident one
+            // (repacked at load) give identical logits.
+            float s = 0;
             for (int b = 0; b < cols / 256; b++)
             {
                 byte* p = row + 144 * b;
@@ -341,15 +343,14 @@ internal static unsafe class Avx2Kernels<V> where V : struct, IVnniMode
                 isum = Chunk(p + 16, y, sc, 1, isum);
                 isum = Chunk(p + 16, y, sc, 2, isum);
                 isum = Chunk(p + 16, y, sc, 3, isum);
-                float dy = a.QKScale[b];
-                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(isum), Vector256.Create(Fp16.Load(p) * dy), acc);
                 // mins: Σ_j m_j (bsum_2j + bsum_2j+1), with each min repeated in both words of its int lane
                 var m32 = Avx2.ConvertToVector256Int32(Vector128.CreateScalar(mins).AsByte());
                 var mdup = (m32 | (m32 << 16)).AsInt16();
                 var msum = Avx2.MultiplyAddAdjacent(Vector256.Load(a.QKBsums + 16 * b), mdup);
-                accMin = Fma.MultiplyAdd(Avx.ConvertToVector256Single(msum), Vector256.Create(Fp16.Load(p + 2) * dy), accMin);
+                float dy = a.QKScale[b];
+                s += Fp16.Load(p) * dy * Vector256.Sum(isum) - Fp16.Load(p + 2) * dy * Vector256.Sum(msum);
             }
-            return Sum(acc) - Sum(accMin);
+            return s;
         }
 
         // 64 weights: low nibbles are sub-block 2c, high nibbles sub-block 2c+1
