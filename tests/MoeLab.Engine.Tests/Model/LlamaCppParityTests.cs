@@ -64,29 +64,9 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
         string theirs = Path.Combine(_dir, "llama.bin"), theirRouter = Path.Combine(_dir, "llama-router.csv");
         Run(dumper, $"{model} {string.Join(',', Tokens)} {theirs} {theirRouter} --threads 2 --kv-f32 --no-fa");
 
-        var observer = new Routes();
-        using var m = MoeModel.Load(model, new ModelOptions { Threads = 2, MaxContext = 32, Observer = observer });
-        using var r = new BinaryReader(File.OpenRead(theirs));
-        Assert.Equal("LGTS"u8.ToArray(), r.ReadBytes(4));
-        Assert.Equal(Tokens.Length, r.ReadInt32());
-        int vocab = r.ReadInt32();
-        Assert.Equal(m.Config.Vocab, vocab);
-        r.ReadBytes(4 * Tokens.Length);
-        double max = 0;
-        foreach (int t in Tokens)
-        {
-            var ours = m.Forward(t);
-            for (int v = 0; v < vocab; v++)
-            {
-                max = Math.Max(max, Math.Abs(r.ReadSingle() - ours[v]));
-            }
-        }
-
-        var llamaRoutes = File.ReadLines(theirRouter).Skip(1).Select(l => l.Split(',').Select(int.Parse).ToArray())
-            .GroupBy(f => (f[0], f[1])).ToDictionary(g => g.Key, g => g.Select(f => f[3]).Order().ToArray());
-        int same = observer.Seen.Count(kv => llamaRoutes.TryGetValue(kv.Key, out var e) && e.SequenceEqual(kv.Value.Order()));
-        output.WriteLine($"{quant}: max |Δlogit| {max:G4}; router {same}/{observer.Seen.Count} identical");
-        Assert.Equal(observer.Seen.Count, same);
+        var (max, same, total) = Compare(model, theirs, theirRouter);
+        output.WriteLine($"{quant}: max |Δlogit| {max:G4}; router {same}/{total} identical");
+        Assert.Equal(total, same);
         Assert.True(max <= tolerance, $"{quant}: max |Δlogit| {max} > {tolerance}");
     }
 
