@@ -16,9 +16,10 @@ namespace MoeLab.Harness.Simulation;
 /// <see cref="ExpertStore"/> by as many reader threads as the engine uses (and fewer), the engine's expert
 /// computation (gate/up matvec, SwiGLU, down matvec) over the file's own experts, its matvec over the file's dense
 /// tensors, and the sampler over a vocabulary of logits. Microbenchmarks, not the engine run: the prediction built
-/// from them does not see the run's own timings. This VM's disk bursts (fio alone swings 2.1–3.5 GB/s minute to
-/// minute) and the CPUs are shared, so figures taken minutes earlier by <c>moelab calibrate</c> can be off by more
-/// than the ±15% the check asks for.
+/// from them does not see the run's own timings. On a VM the CPUs are shared and the virtual disk may sit on a host
+/// cache that O_DIRECT does not bypass (docs/benchmarks.md shows how to detect it), so figures taken minutes earlier by
+/// <c>moelab calibrate</c> can be off by more than the ±15% the check asks for; the probe's random slices also miss
+/// that cache where the engine's re-reads hit it.
 /// </summary>
 public static class CalibrationProbe
 {
