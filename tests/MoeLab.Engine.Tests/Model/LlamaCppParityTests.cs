@@ -54,12 +54,7 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
 
         string f16 = Path.Combine(_dir, "m-F16.gguf");
         ModelSynthesizer.Write(new SynthOptions(ModelPreset.Find("small-qwen3moe")!, 2, GgmlType.F16, Seed: 11), f16);
-        string model = f16;
-        if (quant != "F16")
-        {
-            model = Path.Combine(_dir, $"m-{quant}.gguf");
-            Run(Path.Combine(bin, "llama-quantize"), $"{f16} {model} {quant}");
-        }
+        string model = Quantize(bin, f16, "m", quant);
 
         string theirs = Path.Combine(_dir, "llama.bin"), theirRouter = Path.Combine(_dir, "llama-router.csv");
         Run(dumper, $"{model} {string.Join(',', Tokens)} {theirs} {theirRouter} --threads 2 --kv-f32 --no-fa");
@@ -118,12 +113,7 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
             RopeScalingType = flags.FirstOrDefault(x => x.Contains(':'))?.Split(':')[0],
             RopeScalingFactor = flags.FirstOrDefault(x => x.Contains(':')) is { } rs ? float.Parse(rs.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture) : 1f,
         }, f16);
-        string model = f16;
-        if (quant is not ("F16" or "F32"))
-        {
-            model = Path.Combine(_dir, $"{preset}-{quant}.gguf");
-            Run(Path.Combine(bin, "llama-quantize"), $"{f16} {model} {quant}");
-        }
+        string model = Quantize(bin, f16, preset, quant);
 
         var unsupported = GgufFile.Open(model).Tensors.FirstOrDefault(t => t.Dims.Length > 1 && !MoeLab.Engine.Kernels.MatVec.Supports(t.Type));
         if (unsupported is not null)
@@ -178,12 +168,7 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
         var p = ModelPreset.Find(preset)!;
         string f16 = Path.Combine(_dir, $"{preset}-{(quant == "F32" ? "F32" : "F16")}.gguf");
         ModelSynthesizer.Write(new SynthOptions(p, p.Layers, quant == "F32" ? GgmlType.F32 : GgmlType.F16, Seed: 11), f16);
-        string model = f16;
-        if (quant is not ("F16" or "F32"))
-        {
-            model = Path.Combine(_dir, $"{preset}-{quant}.gguf");
-            Run(Path.Combine(bin, "llama-quantize"), $"{f16} {model} {quant}");
-        }
+        string model = Quantize(bin, f16, preset, quant);
 
         string theirs = Path.Combine(_dir, "llama.bin"), theirRouter = Path.Combine(_dir, "llama-router.csv");
         Run(dumper, $"{model} {string.Join(',', Tokens)} {theirs} {theirRouter} --threads 2 --kv-f32 --no-fa --no-repack --token-by-token");
@@ -240,6 +225,15 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(total, same);
         Assert.True(f16 <= 1e-3, $"{preset}: F16 KV cache max |Δlogit| {f16} > 1e-3");
         Assert.True(f16 * 4 < f32, $"{preset}: the F16 cache ({f16}) is not clearly closer to llama.cpp's than the F32 cache ({f32})");
+    }
+
+    /// <summary>The synthesized F16/F32 file itself, or its <paramref name="quant"/> mix written by llama-quantize.</summary>
+    private string Quantize(string bin, string source, string stem, string quant)
+    {
+        if (quant is "F16" or "F32") return source;
+        string model = Path.Combine(_dir, $"{stem}-{quant}.gguf");
+        Run(Path.Combine(bin, "llama-quantize"), $"{source} {model} {quant}");
+        return model;
     }
 
     private static (double Max, int Same, int Total) Compare(string model, string theirs, string theirRouter, KvCacheType kvCache = KvCacheType.F32)
