@@ -16,6 +16,7 @@ public sealed class QualityCommand : ICliCommand
     public string Usage =>
         "usage: moelab quality --model F.gguf [--routing top-k-reduce:k=2] [--precision uniform-bits:bits=4] [--text FILE] [--tokens 256]\n" +
         "                      [--budget 512MiB] [--io direct|buffered] [--cache lru] [--prefetch none] [--io-scheduler fifo] [--threads N] [--json]\n" +
+        "                      [--profile-trace F.mltrace]   (a routing trace of this model for static-hot, layered-lru, per-expert-bits)\n" +
         "The text (default: a built-in paragraph) is teacher-forced through the exact model (native precision, unchanged\n" +
         "routing) and through the model with the given strategies; KL(exact ‖ strategy) and top-1 agreement are per\n" +
         "next-token prediction, perplexity is of the text. Precision policies need --budget and side files (moelab model requant).";
@@ -24,20 +25,22 @@ public sealed class QualityCommand : ICliCommand
     {
         string model = args.Required("model");
         string? textFile = args.Option("text");
+        // The engine options are parsed where generate, trace record and calibrate parse them, so defaults cannot drift.
+        var engine = GenerateCommand.Settings(args);
         var cell = new RunCell
         {
             CellId = "quality",
             Experiment = "quality",
             Model = model,
             Prompts = [],
-            BudgetBytes = args.Option("budget") is { } b ? GenerateCommand.ParseBytes(b) : null,
-            IoMode = args.Option("io") ?? "direct",
-            Cache = args.Option("cache") ?? "lru",
-            Prefetch = args.Option("prefetch") ?? "none",
-            Routing = args.Option("routing") ?? "unchanged",
-            Precision = args.Option("precision") ?? "native",
-            Io = args.Option("io-scheduler") ?? "fifo",
-            Threads = args.Int("threads", 0),
+            BudgetBytes = engine.BudgetBytes,
+            IoMode = engine.IoMode,
+            Cache = engine.Cache,
+            Prefetch = engine.Prefetch,
+            Routing = engine.Routing,
+            Precision = engine.Precision,
+            Io = engine.Io,
+            Threads = engine.Threads,
             MeasureQuality = true,
             QualityText = textFile is null ? null : File.ReadAllText(textFile),
             QualityTokens = args.Int("tokens", 256),
@@ -47,7 +50,7 @@ public sealed class QualityCommand : ICliCommand
         args.EnsureNoPositional();
         if (cell.QualityTokens < 2) throw new CliUsageException("--tokens must be at least 2 (one next-token prediction)");
 
-        var q = EngineCellRunner.MeasureQuality(cell, model, CancellationToken.None);
+        var q = EngineCellRunner.MeasureQuality(cell, model, CancellationToken.None, engine.Profile);
         if (json)
         {
             var o = new JsonObject
