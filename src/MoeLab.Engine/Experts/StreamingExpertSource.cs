@@ -47,6 +47,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     private long _bytesRead, _bytesTransferred, _ioTicks, _busyTicks, _stallTicks;
     private int _inFlight;
     private long _busySince;
+    private ExpertReadLog? _readLog;
 
     /// <param name="precision">
     /// Chooses among the store's variants per expert; null computes every expert at variant 0 (the file's own).
@@ -137,6 +138,20 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     public MoeLab.Engine.Io.ReadEngine ReadEngine => _readers.Engine;
 
     public ExpertLayerCounters LayerCounters => _layerCounters;
+
+    /// <summary>When set, every read issued from now on is appended to it, in the order the readers take them (null stops recording).</summary>
+    public ExpertReadLog? ReadLog
+    {
+        get
+        {
+            lock (_gate) return _readLog;
+        }
+
+        set
+        {
+            lock (_gate) _readLog = value;
+        }
+    }
 
     public ExpertSourceCounters Counters
     {
@@ -683,6 +698,12 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
 
                 if (slot.SlicesToIssue == 0) RemovePendingAt(i);
                 read = new SliceRead(s, slot.Variant, slot.Layer, slot.Expert, slice, Buffer(s));
+                if (_readLog is not null)
+                {
+                    var target = _store.Target(slot.Variant, slot.Layer, slot.Expert, slice, read.Buffer);
+                    _readLog.Record(target.File.Path, target.Start, target.Length);
+                }
+
                 return true;
             }
         }

@@ -31,6 +31,8 @@ public sealed class BenchCommand : ICliCommand
         "                    [--llama-bench /path/to/llama-bench]     all-in-RAM decode against llama.cpp's llama-bench\n" +
         "                    [--resident-baseline]                    also time the all-in-RAM engine (the compute-bound token time)\n" +
         "                    [--fio]                                  run fio randread (direct, libaio) at the streaming block size and depth\n" +
+        "                    [--fio-replay reads.iolog]               record the timed runs' device reads, write them as a fio iolog there\n" +
+        "                                                             and replay them with fio (direct, libaio, same depth): the disk on the engine's own pattern\n" +
         "                    [--memory-limit 900MiB [--llama-completion /path/to/llama-completion]]\n" +
         "                                                             run under a fresh cgroup-v1 memory limit that counts page cache;\n" +
         "                                                             with --llama-completion, llama.cpp's mmap streaming under the same limit\n" +
@@ -56,6 +58,7 @@ public sealed class BenchCommand : ICliCommand
             IoScheduler = args.Option("io-scheduler") ?? "fifo",
             ReadChunk = args.Option("read-chunk") is { } rc ? ParseSize("read-chunk", rc) : 0,
             ReadEngine = args.Option("read-engine") ?? "threads",
+            FioReplay = args.Option("fio-replay"),
         };
         string? llamaBench = args.Option("llama-bench");
         bool residentBaseline = args.Flag("resident-baseline");
@@ -68,7 +71,8 @@ public sealed class BenchCommand : ICliCommand
         if (o.Tokens < 1 || o.Reps < 1) throw new CliUsageException("-n and -r must be at least 1");
         if (o.PromptTokens < 0) throw new CliUsageException("-p must be 0 (no prompt-processing run) or more");
         if (llamaCompletion is not null && memoryLimit is null) throw new CliUsageException("--llama-completion compares streaming under a memory limit: give --memory-limit too");
-        if ((fio || residentBaseline) && o.Budget is null) throw new CliUsageException("--fio and --resident-baseline describe a streaming run: give --budget too");
+        if ((fio || residentBaseline || o.FioReplay is not null) && o.Budget is null) throw new CliUsageException("--fio, --fio-replay and --resident-baseline describe a streaming run: give --budget too");
+        if (o.FioReplay is not null && (o.Io != "direct" || memoryLimit is not null)) throw new CliUsageException("--fio-replay replays direct reads in this process's run: use --io direct and no --memory-limit");
 
         if (memoryLimit is { } limit)
         {
@@ -124,6 +128,15 @@ public sealed class BenchCommand : ICliCommand
             {
                 double computeMs = 1e3 / resident.Mean;
                 Console.WriteLine(Inv($"  all-in-RAM token {computeMs:F1} ms: token / max(I/O busy, all-in-RAM token) = {s.TokenMs / Math.Max(s.IoBusyMs, computeMs):F3}"));
+            }
+
+            if (o.FioReplay is { } iolog && ours.ReadLog is { } log)
+            {
+                // The same reads, same order, same depth, as fast as the disk serves them: what "achieved while reading" can reach.
+                using (var w = new StreamWriter(iolog)) Fio.WriteIolog(w, log);
+                var f = Fio.Replay(Path.GetFullPath(iolog), s.QueueDepth);
+                Console.WriteLine(Inv($"  fio replay of the timed runs' {log.Count} reads ({log.Bytes / 1e6:F0} MB, {iolog}) iodepth={s.QueueDepth} direct libaio: {f.MegabytesPerSecond:F0} MB/s (mean latency {f.MeanLatencyMicroseconds:F0} µs; fio completed {f.Reads} reads)"));
+                Console.WriteLine(Inv($"  achieved while reading / fio replay = {s.DeviceMBps / f.MegabytesPerSecond:F3}"));
             }
 
             if (fio)
@@ -254,8 +267,16 @@ public sealed class BenchCommand : ICliCommand
             BudgetBytes = o.Budget, IoMode = o.Io, Cache = o.Cache, Prefetch = o.Prefetch, Io = o.IoScheduler, Threads = o.Threads, Future = future, ReadChunkBytes = o.ReadChunk, ReadEngine = o.ReadEngine,
         });
         var sampler = new Sampler(session.Model.Config.Vocab, SamplerOptions.Greedy);
+        var readLog = o.FioReplay is not null && session.Streaming is not null ? new ExpertReadLog(1 << 16) : null;
         for (int r = -1; r < o.Reps; r++)
         {
+            if (r == 0 && readLog is not null)
+            {
+                // Record only the timed runs' reads (the warm-up's last prefetches land first).
+                session.Streaming!.WaitIdle();
+                session.Streaming.ReadLog = readLog;
+            }
+
             session.Model.Reset();
             var result = session.Generator.Generate(o.Prompt, o.Tokens, sampler, stopAtEndOfGeneration: false);
             if (r < 0) continue; // warm-up: not counted
@@ -265,6 +286,8 @@ public sealed class BenchCommand : ICliCommand
             stall += result.DecodeStallSeconds;
             tokens += result.Generated.Length;
         }
+
+        if (readLog is not null) session.Streaming!.ReadLog = null;
 
         // Where a streamed token's time goes, from a short greedy pass after the timed runs: the output head and the
         // token mixers run with no expert read in flight (without a predictor a read cannot start before its router).
@@ -289,6 +312,7 @@ public sealed class BenchCommand : ICliCommand
         long expertsInterleaved = session.Model.ExpertSource is MoeLab.Engine.Experts.ResidentExpertSource residentSource ? residentSource.InterleavedBytes : 0;
         return new Measurement(label, speeds, tokens, streaming)
         {
+            ReadLog = readLog,
             PromptSpeeds = promptSpeeds,
             Layouts = Inv($"weight layout: {session.Model.InterleavedResidentBytes / 1048576.0:F1} MiB of resident matrices and {expertsInterleaved / 1048576.0:F1} MiB of experts repacked at load into 8-row interleaved groups (Q4_0, Q4_K on AVX2); everything else as the GGUF lays it out{(session.Streaming is null ? "" : " (streamed experts always)")}"),
         };
@@ -390,6 +414,9 @@ public sealed class BenchCommand : ICliCommand
         public long ReadChunk { get; init; }
 
         public required string ReadEngine { get; init; }
+
+        /// <summary>Where to write the timed runs' reads as a fio iolog for replay; null: no replay.</summary>
+        public string? FioReplay { get; init; }
     }
 
     /// <summary>Per-token streaming figures over the measured repetitions (warm-up excluded).</summary>
@@ -422,6 +449,9 @@ public sealed class BenchCommand : ICliCommand
 
         /// <summary>Which matrices the engine repacked at load (llama.cpp repacks too, by default; say which ran).</summary>
         public string Layouts { get; init; } = "";
+
+        /// <summary>The timed runs' device reads, with --fio-replay.</summary>
+        public ExpertReadLog? ReadLog { get; init; }
 
         public JsonObject ToJson()
         {
