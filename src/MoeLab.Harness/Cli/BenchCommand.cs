@@ -120,6 +120,13 @@ public sealed class BenchCommand : ICliCommand
             Console.WriteLine();
             Console.WriteLine(Inv($"streaming ({ours.ExpertsLabel}, queue depth {s.QueueDepth}, {s.ReadEngine} readers, reads of {s.SliceTransferBytes} B), per token over {ours.TokensMeasured} measured tokens:"));
             Console.WriteLine(Inv($"  hit rate {s.HitRate:P1}; {s.BytesReadPerToken / 1e6:F2} MB of experts read ({s.BytesTransferredPerToken / 1e6:F2} MB transferred by the device)"));
+            if (s.Prefetch.PrefetchIssued + s.Prefetch.PrefetchCancelled > 0)
+            {
+                // Accuracy of the guesses that cost a read: how many of them a router then asked for before eviction.
+                var p = s.Prefetch;
+                Console.WriteLine(Inv($"  prefetch: {p.PrefetchIssued / (double)ours.TokensMeasured:F1} reads issued per token, {p.PrefetchHits / (double)ours.TokensMeasured:F1} demanded (accuracy {(p.PrefetchIssued == 0 ? 0 : (double)p.PrefetchHits / p.PrefetchIssued):P1}), {p.PrefetchUnused / (double)ours.TokensMeasured:F1} evicted unused, {p.PrefetchCancelled / (double)ours.TokensMeasured:F1} cancelled before issue"));
+            }
+
             Console.WriteLine(Inv($"  token {s.TokenMs:F1} ms = compute {s.TokenMs - s.StallMs:F1} + stall {s.StallMs:F1}; reads in flight {s.IoBusyMs:F1} ms → {s.DeviceMBps:F0} MB/s achieved while reading"));
             Console.WriteLine(Inv($"  token / max(I/O busy, compute outside stalls) = {s.TokenMs / Math.Max(s.IoBusyMs, s.TokenMs - s.StallMs):F3}"));
             Console.WriteLine(Inv($"  with no read in flight (16-token greedy pass after the runs: token {s.ProbeTokenMs:F1} ms, reads in flight {s.ProbeIoBusyMs:F1} ms): output head {s.HeadMs:F1} ms, attention {s.AttentionMs:F1} ms, rest (routers, expert compute while no read is in flight) {s.ProbeTokenMs - s.ProbeIoBusyMs - s.HeadMs - s.AttentionMs:F1} ms"));
@@ -305,7 +312,7 @@ public sealed class BenchCommand : ICliCommand
                 wall / tokens * 1e3, stall / tokens * 1e3, counters.IoBusySeconds / tokens * 1e3,
                 counters.IoBusySeconds > 0 ? counters.BytesTransferred / counters.IoBusySeconds / 1e6 : 0, aligned)
             {
-                ReadEngine = source.ReadEngine.Name(), HeadMs = serial.HeadMs, AttentionMs = serial.AttentionMs, ProbeTokenMs = serial.TokenMs, ProbeIoBusyMs = serial.IoBusyMs,
+                Prefetch = counters, ReadEngine = source.ReadEngine.Name(), HeadMs = serial.HeadMs, AttentionMs = serial.AttentionMs, ProbeTokenMs = serial.TokenMs, ProbeIoBusyMs = serial.IoBusyMs,
             };
         }
 
@@ -434,6 +441,9 @@ public sealed class BenchCommand : ICliCommand
         public double ProbeIoBusyMs { get; init; }
 
         public string ReadEngine { get; init; } = "threads";
+
+        /// <summary>The measured runs' counters, for the prefetch figures.</summary>
+        public ExpertSourceCounters Prefetch { get; init; }
     }
 
     private sealed record Measurement(string ExpertsLabel, List<double> Speeds, int TokensMeasured, StreamingFigures? Streaming)
