@@ -62,6 +62,9 @@ public sealed record CalibrationFigures
     /// <summary>Engine: wall time with at least one read in flight; simulator: the reads' charged time.</summary>
     public double IoBusySeconds { get; init; }
 
+    /// <summary>Simulator: expert reads the storage cache below the disk served.</summary>
+    public long StorageCacheHits { get; init; }
+
     public double TokensPerSecond => Seconds > 0 ? Tokens / Seconds : 0;
 
     public double HitRatio => Hits + Misses == 0 ? 0 : Hits / (double)(Hits + Misses);
@@ -165,7 +168,7 @@ public static class CalibrationCheck
         }, capacity);
 
         int tokens = 0;
-        long hits = 0, misses = 0, bytes = 0;
+        long hits = 0, misses = 0, bytes = 0, below = 0;
         double compute = 0, stall = 0, io = 0;
         for (int t = 0; t < sim.PerToken!.Length; t++)
         {
@@ -178,9 +181,10 @@ public static class CalibrationCheck
             compute += r.ComputeSeconds;
             stall += r.StallSeconds;
             io += r.IoSeconds;
+            below += r.StorageCacheHits;
         }
 
-        return (cost, new CalibrationFigures { IoBusySeconds = io, Tokens = tokens, Seconds = compute + stall, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = compute, StallSeconds = stall });
+        return (cost, new CalibrationFigures { StorageCacheHits = below, IoBusySeconds = io, Tokens = tokens, Seconds = compute + stall, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = compute, StallSeconds = stall });
     }
 
     private static CalibrationFigures Measure(TraceRecordingResult run)
@@ -221,6 +225,8 @@ public static class CalibrationCheck
         {
             ProfileName = profile.Name,
             Storage = new StorageModel(profile.Storage.Reads),
+            CachedStorage = profile.Storage.Cache is { } c ? new StorageModel(c.Reads) : null,
+            StorageCacheBytes = profile.Storage.Cache?.Bytes ?? 0,
             ExpertBytes = layout.MaxExpertBytes,
             DenseBytesPerToken = dense,
             ExpertBytesPerSecond = profile.Compute.ExpertGbPerS * 1e9,
@@ -256,12 +262,22 @@ public static class CalibrationCheck
         var p = r.Predicted;
         var sb = new System.Text.StringBuilder();
         sb.Append(string.Create(inv, $"model {Path.GetFileName(r.Options.ModelPath)}; budget {r.Options.Settings.BudgetBytes / 1048576.0:F1} MiB (cache {r.CacheCapacityBytes / 1048576.0:F1} MiB = {r.CacheCapacityBytes / r.Cost.ExpertBytes} experts of {r.Cost.ExpertBytes / 1e6:F3} MB); cache {r.Options.Settings.Cache}, prefetch {r.Options.Settings.Prefetch}, io {r.IoMode}\n"));
-        sb.Append(string.Create(inv, $"cost model ({r.Cost.ProfileName}): dense {r.Cost.DenseBytesPerToken / 1e6:F1} MB/token at {r.Cost.DenseBytesPerSecond / 1e9:F2} GB/s + {r.Cost.PerTokenOverheadSeconds * 1e3:F2} ms, experts at {r.Cost.ExpertBytesPerSecond / 1e9:F2} GB/s, {r.Cost.ReadsPerExpert} reads of {r.Cost.BlockBytes / 1024.0:F0} KiB per expert at depth {r.Cost.QueueDepth}\n"));
+        sb.Append(string.Create(inv, $"cost model ({r.Cost.ProfileName}): dense {r.Cost.DenseBytesPerToken / 1e6:F1} MB/token at {r.Cost.DenseBytesPerSecond / 1e9:F2} GB/s + {r.Cost.PerTokenOverheadSeconds * 1e3:F2} ms, experts at {r.Cost.ExpertBytesPerSecond / 1e9:F2} GB/s, {r.Cost.ReadsPerExpert} reads of {r.Cost.BlockBytes / 1024.0:F0} KiB per expert at depth {r.Cost.QueueDepth}"));
+        sb.Append(r.Cost.HasStorageCache ? string.Create(inv, $", storage cache {r.Cost.StorageCacheBytes / 1048576.0:F0} MiB below the disk ({r.Predicted.StorageCacheHits} of the decode tokens' expert reads served by it)\n") : ", no storage cache\n");
         foreach (var f in r.Probes)
         {
             sb.Append(string.Create(inv, $"probe {f.TakenUtc:HH:mm:ss} ({f.Seconds:F1} s): experts {f.ExpertGbPerS:F2} GB/s, dense {f.DenseGbPerS:F2} GB/s, sampler {f.PerTokenOverheadMs:F2} ms, reads "));
-            sb.Append(string.Join(", ", f.Reads.Select(q => string.Create(inv, $"{q.BlockKib:F0} KiB × {q.QueueDepth}: {q.LatencyUs:F0} µs ({q.ReadMbPerS:F0} MB/s)"))));
+            sb.Append(string.Join(", ", f.FileReads.Select(q => string.Create(inv, $"{q.BlockKib:F0} KiB × {q.QueueDepth}: {q.LatencyUs:F0} µs ({q.ReadMbPerS:F0} MB/s)"))));
             sb.Append('\n');
+            if (f.Sweep.Count > 0)
+            {
+                sb.Append("  region sweep at depth " + f.FileReads.Max(q => q.QueueDepth) + ": ");
+                sb.Append(string.Join(", ", f.Sweep.Select(x => string.Create(inv, $"{x.RegionBytes / 1e6:F0} MB {x.Seconds * 1e6:F0} µs"))));
+                sb.Append(f.StorageCacheBytes > 0
+                    ? string.Create(inv, $" → storage cache {f.StorageCacheBytes / 1048576.0:F0} MiB; device reads ") + string.Join(", ", f.Reads.Select(q => string.Create(inv, $"× {q.QueueDepth}: {q.LatencyUs:F0} µs")))
+                    : " → no storage cache");
+                sb.Append('\n');
+            }
         }
 
         sb.Append(r.Probes.Count > 0

@@ -41,7 +41,20 @@ public static class CalibrationProbe
     /// <summary>One probe: read points at the file's slice sizes, compute throughputs, per-token overhead, and when.</summary>
     public sealed record Figures
     {
+        /// <summary>The device's rate: the whole-file reads with a storage cache's share taken out (as read when there is none).</summary>
         public required IReadOnlyList<DeviceProfile.ReadPoint> Reads { get; init; }
+
+        /// <summary>Random reads over the whole file's experts, as measured.</summary>
+        public IReadOnlyList<DeviceProfile.ReadPoint> FileReads { get; init; } = [];
+
+        /// <summary>Random reads over a small warmed set of experts (1/32 of them): the rate of a storage cache below the device.</summary>
+        public IReadOnlyList<DeviceProfile.ReadPoint> CachedReads { get; init; } = [];
+
+        /// <summary>The storage cache <see cref="StorageCacheFit"/> inferred from <see cref="Sweep"/>; 0 = none.</summary>
+        public long StorageCacheBytes { get; init; }
+
+        /// <summary>Region-size sweep at the engine's depth: (region bytes, mean seconds per read), ascending.</summary>
+        public IReadOnlyList<(long RegionBytes, double Seconds)> Sweep { get; init; } = [];
 
         public required double ExpertGbPerS { get; init; }
 
@@ -61,18 +74,74 @@ public static class CalibrationProbe
         var file = GgufFile.Open(modelPath);
         var config = ModelConfig.FromGguf(file);
         var layout = ExpertTensors.Layout(file, config);
-        var reads = new List<DeviceProfile.ReadPoint>();
-        using (var store = new ExpertStore(layout, IoMode.Direct, o.ReadChunkBytes))
-        {
-            foreach (int depth in Depths(o.QueueDepth)) reads.Add(MeasureReads(store, depth, o.SecondsPerPoint));
-        }
-
+        var disk = MeasureDisk(layout, o);
         int threads = o.Threads > 0 ? o.Threads : Environment.ProcessorCount;
         using var pool = new ComputePool(threads);
         double expert = MeasureExperts(layout, pool, o.SecondsPerPoint);
         double dense = MeasureDense(file, pool, o.SecondsPerPoint);
         double overhead = MeasureSampler(config.Vocab, o.Sampling, o.SecondsPerPoint / 3);
-        return new Figures { Reads = reads, ExpertGbPerS = expert, DenseGbPerS = dense, PerTokenOverheadMs = overhead * 1e3, TakenUtc = taken, Seconds = sw.Elapsed.TotalSeconds };
+        return disk with { ExpertGbPerS = expert, DenseGbPerS = dense, PerTokenOverheadMs = overhead * 1e3, TakenUtc = taken, Seconds = sw.Elapsed.TotalSeconds };
+    }
+
+    /// <summary>
+    /// The disk figures: a region-size sweep over nested sets of the file's experts (a fixed random order; the smallest,
+    /// 1/32 of the experts, read once first so that it is cached if anything is) at the engine's depth, the smallest
+    /// region and the whole file at every probed depth; <see cref="StorageCacheFit"/> infers a cache below the device
+    /// from the sweep, and the whole-file points, which that cache partly serves, are converted to the device's rate.
+    /// Regions are read in ascending order, so each starts with the previous one in the cache, as a steady state would.
+    /// </summary>
+    private static Figures MeasureDisk(ExpertLayout layout, Options o)
+    {
+        using var store = new ExpertStore(layout, IoMode.Direct, o.ReadChunkBytes);
+        var order = new (int Layer, int Expert)[layout.Layers * layout.ExpertsPerLayer];
+        for (int l = 0, i = 0; l < layout.Layers; l++)
+        {
+            for (int e = 0; e < layout.ExpertsPerLayer; e++) order[i++] = (l, e);
+        }
+
+        new Random(17).Shuffle(order);
+        long Bytes(int n) => order.Take(n).Sum(x => layout[x.Layer, x.Expert].Bytes);
+        int all = order.Length, small = Math.Min(all, Math.Max(8, all / 32));
+        int[] depths = [.. Depths(o.QueueDepth)];
+        int top = depths[^1];
+        Warm(store, order.AsSpan(0, small));
+        var cached = depths.Select(d => MeasureReads(store, d, o.SecondsPerPoint, order.AsMemory(0, small))).ToList();
+        var sweep = new List<(long RegionBytes, double Seconds)> { (Bytes(small), cached[^1].LatencyUs * 1e-6) };
+        foreach (int fraction in new[] { 8, 4, 2 })
+        {
+            int n = all / fraction;
+            if (n <= small) continue;
+            sweep.Add((Bytes(n), MeasureReads(store, top, o.SecondsPerPoint, order.AsMemory(0, n)).LatencyUs * 1e-6));
+        }
+
+        var whole = depths.Select(d => MeasureReads(store, d, o.SecondsPerPoint, order)).ToList();
+        long wholeBytes = Bytes(all);
+        sweep.Add((wholeBytes, whole[^1].LatencyUs * 1e-6));
+        var fit = StorageCacheFit.Fit(sweep);
+        var device = whole.Select((w, i) =>
+        {
+            double us = StorageCacheFit.DeviceSeconds(w.LatencyUs * 1e-6, cached[i].LatencyUs * 1e-6, wholeBytes, fit.CacheBytes) * 1e6;
+            return new DeviceProfile.ReadPoint { BlockKib = w.BlockKib, QueueDepth = w.QueueDepth, LatencyUs = Math.Round(us, 1), ReadMbPerS = Math.Round(w.QueueDepth * w.BlockKib * 1024 / us, 1) };
+        }).ToList();
+        return new Figures
+        {
+            Reads = device, FileReads = whole, CachedReads = cached, StorageCacheBytes = fit.CacheBytes, Sweep = sweep,
+            ExpertGbPerS = 0, DenseGbPerS = 0, PerTokenOverheadMs = 0, TakenUtc = default, Seconds = 0,
+        };
+    }
+
+    /// <summary>Reads each expert of the set once (so a cache below the device holds it, if there is one).</summary>
+    private static unsafe void Warm(ExpertStore store, ReadOnlySpan<(int Layer, int Expert)> set)
+    {
+        var buffer = (byte*)NativeMemory.AlignedAlloc((nuint)store.BufferBytes, (nuint)ExpertStore.BufferAlignment);
+        try
+        {
+            foreach (var (l, e) in set) store.ReadExpert(0, l, e, buffer);
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(buffer);
+        }
     }
 
     /// <summary>
@@ -104,6 +173,29 @@ public static class CalibrationProbe
             });
         }
 
+        // A probe that found no storage cache counts as 0 bytes in the mean; the cache's rates come from those that found one.
+        var withCache = probes.Where(f => f.StorageCacheBytes > 0 && f.CachedReads.Count > 0).ToList();
+        if (withCache.Count > 0)
+        {
+            var cache = new DeviceProfile.StorageCacheSpec { Mib = Math.Round(probes.Average(f => f.StorageCacheBytes) / (1 << 20), 1) };
+            foreach (var point in withCache[0].CachedReads)
+            {
+                var same = withCache.Select(f => f.CachedReads.FirstOrDefault(q => q.BlockKib == point.BlockKib && q.QueueDepth == point.QueueDepth)).OfType<DeviceProfile.ReadPoint>().ToList();
+                cache.Reads.Add(new DeviceProfile.ReadPoint
+                {
+                    BlockKib = point.BlockKib, QueueDepth = point.QueueDepth,
+                    ReadMbPerS = Math.Round(same.Average(q => q.ReadMbPerS), 1), LatencyUs = Math.Round(same.Average(q => q.LatencyUs), 1),
+                });
+            }
+
+            p.Storage.Cache = cache;
+            p.Sources.Add(new DeviceProfile.SourceNote
+            {
+                Figure = "storage.cache",
+                Source = "calibrate --check probe: region-size sweep of O_DIRECT reads over nested random sets of the model's experts (1/32, 1/8, 1/4, 1/2, all) at the engine's depth, fitted as an LRU (StorageCacheFit); reads = the warmed 1/32 set at each depth",
+            });
+        }
+
         p.Storage.DefaultBlockKib = (int)Math.Round(first.Max(r => r.BlockKib));
         p.Storage.DefaultQueueDepth = first.Max(r => r.QueueDepth);
         p.Compute.ExpertGbPerS = Math.Round(probes.Average(f => f.ExpertGbPerS), 2);
@@ -113,7 +205,7 @@ public static class CalibrationProbe
         p.Sources.Add(new DeviceProfile.SourceNote
         {
             Figure = "storage.reads",
-            Source = "calibrate --check probe: random O_DIRECT reads of the model's own expert slices through ExpertStore.ReadSlice, depth = reader threads with one read each in flight; latency = mean per read, bandwidth = depth × size / latency",
+            Source = "calibrate --check probe: random O_DIRECT reads of the model's own expert slices through ExpertStore.ReadSlice, depth = reader threads with one read each in flight; latency = mean per read, bandwidth = depth × size / latency; with a storage cache, its share of the whole-file reads taken out (StorageCacheFit.DeviceSeconds)",
         });
         p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.expert_gb_per_s", Source = "calibrate --check probe: MoeBlock's expert computation (MatVec2 gate/up, SwiGLU, MatVec down) over the model's own experts, weight bytes per second" });
         p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.dense_gb_per_s", Source = "calibrate --check probe: one MatVec over each of the model's dense matrices (attention, router, shared expert, output head), weight bytes per second" });
@@ -135,12 +227,11 @@ public static class CalibrationProbe
     public static long ReadBlockBytes(ExpertStore store) => (store.Layout.MaxExpertBytes + store.Reads(0, 0, 0) - 1) / store.Reads(0, 0, 0);
 
     /// <summary>
-    /// One point at this depth: the mean latency of the store's reads (random experts, random slices), charged at
+    /// One point at this depth: the mean latency of the store's reads (random experts of the set, random slices), charged at
     /// <see cref="ReadBlockBytes"/>; bandwidth = depth × block / latency (the engine's reads are blocking preads).
     /// </summary>
-    private static unsafe DeviceProfile.ReadPoint MeasureReads(ExpertStore store, int depth, double seconds)
+    private static unsafe DeviceProfile.ReadPoint MeasureReads(ExpertStore store, int depth, double seconds, ReadOnlyMemory<(int Layer, int Expert)> set)
     {
-        var layout = store.Layout;
         long reads = 0;
         double latency = 0;
         var stop = Stopwatch.StartNew();
@@ -159,7 +250,7 @@ public static class CalibrationProbe
                     // At least a few reads each, however late the thread starts on a busy machine.
                     for (int n = 0; n < 4 || stop.Elapsed.TotalSeconds < seconds; n++)
                     {
-                        int l = rng.Next(layout.Layers), e = rng.Next(layout.ExpertsPerLayer);
+                        var (l, e) = set.Span[rng.Next(set.Length)];
                         int r = rng.Next(store.Reads(0, l, e));
                         long t0 = Stopwatch.GetTimestamp();
                         store.ReadSlice(0, l, e, r, buffer);

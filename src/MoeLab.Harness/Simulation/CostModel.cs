@@ -15,6 +15,14 @@ public sealed record CostModel
 
     public required StorageModel Storage { get; init; }
 
+    /// <summary>The storage cache below the device (<see cref="StorageCache"/>): its read rates, or null when the device has none.</summary>
+    public StorageModel? CachedStorage { get; init; }
+
+    /// <summary>Bytes that storage cache holds.</summary>
+    public long StorageCacheBytes { get; init; }
+
+    public bool HasStorageCache => CachedStorage is not null && StorageCacheBytes > 0;
+
     /// <summary>Bytes of one routed expert as stored (what a miss reads and the matvec streams).</summary>
     public required long ExpertBytes { get; init; }
 
@@ -43,7 +51,7 @@ public sealed record CostModel
 
     public int ReadsFor(long bytes) => (int)Math.Max(1, (bytes + BlockBytes - 1) / BlockBytes);
 
-    public DiskQueue NewDiskQueue() => new(Storage, QueueDepth);
+    public DiskQueue NewDiskQueue() => new(Storage, QueueDepth, CachedStorage);
 
     public double ReadSeconds(long bytes) => Storage.ReadSeconds(bytes, BlockBytes, QueueDepth);
 
@@ -51,6 +59,8 @@ public sealed record CostModel
     {
         ProfileName = profile.Name,
         Storage = new StorageModel(profile.Storage.Reads),
+        CachedStorage = profile.Storage.Cache is { } c ? new StorageModel(c.Reads) : null,
+        StorageCacheBytes = profile.Storage.Cache?.Bytes ?? 0,
         ExpertBytes = preset.ExpertBytes(expertType),
         DenseBytesPerToken = DenseFootprint.BytesPerToken(preset, denseType),
         ExpertBytesPerSecond = profile.Compute.ExpertGbPerS * 1e9,

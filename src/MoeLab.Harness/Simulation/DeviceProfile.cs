@@ -48,6 +48,24 @@ public sealed class DeviceProfile
 
         /// <summary>Measured or published random-read points; interpolated in log(block) and log(depth).</summary>
         public List<ReadPoint> Reads { get; set; } = [];
+
+        /// <summary>
+        /// A cache below the device that O_DIRECT does not bypass (a VM host's page cache over the virtual disk), or null:
+        /// bare-metal SSDs and phones have none. <see cref="Reads"/> are then the device's rate for ranges not in it.
+        /// </summary>
+        public StorageCacheSpec? Cache { get; set; }
+    }
+
+    public sealed class StorageCacheSpec
+    {
+        /// <summary>Bytes of the file it holds (LRU over byte ranges), MiB.</summary>
+        public double Mib { get; set; }
+
+        /// <summary>Random-read points for ranges it holds, as <see cref="StorageSpec.Reads"/>.</summary>
+        public List<ReadPoint> Reads { get; set; } = [];
+
+        [YamlIgnore]
+        public long Bytes => (long)(Mib * (1 << 20));
     }
 
     public sealed class ReadPoint
@@ -145,6 +163,17 @@ public sealed class DeviceProfile
             var r = Storage.Reads[i];
             if (r.BlockKib <= 0 || r.QueueDepth <= 0 || r.ReadMbPerS <= 0 || r.LatencyUs < 0)
                 throw new InvalidDataException($"{name}: storage.reads[{i}]: block_kib, queue_depth and read_mb_per_s must be positive, latency_us not negative");
+        }
+
+        if (Storage.Cache is { } cache)
+        {
+            if (cache.Mib <= 0 || cache.Reads.Count == 0) throw new InvalidDataException($"{name}: storage.cache needs mib > 0 and at least one read point (omit it for a device without one)");
+            for (int i = 0; i < cache.Reads.Count; i++)
+            {
+                var r = cache.Reads[i];
+                if (r.BlockKib <= 0 || r.QueueDepth <= 0 || r.ReadMbPerS <= 0 || r.LatencyUs < 0)
+                    throw new InvalidDataException($"{name}: storage.cache.reads[{i}]: block_kib, queue_depth and read_mb_per_s must be positive, latency_us not negative");
+            }
         }
 
         if (Compute.ExpertGbPerS <= 0 || Compute.DenseGbPerS <= 0)

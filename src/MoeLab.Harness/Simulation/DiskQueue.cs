@@ -5,18 +5,21 @@ namespace MoeLab.Harness.Simulation;
 /// queue (<c>ExpertReaders</c> with the fifo I/O scheduler). A read starts when it is queued and a server is free; it
 /// lasts <see cref="StorageModel.ServiceSeconds"/> at the number of reads outstanding when it starts (those in flight,
 /// itself, and those queued behind it in the same submission, at most the depth), so a lone read costs the depth-1
-/// latency and a full queue shares the depth's bandwidth. Busy time is the union of the reads' intervals.
+/// latency and a full queue shares the depth's bandwidth. Busy time is the union of the reads' intervals. A read served
+/// by a <see cref="StorageCache"/> below the device is charged at that cache's rate instead, in the same queue.
 /// </summary>
 public sealed class DiskQueue
 {
     private readonly StorageModel _storage;
+    private readonly StorageModel? _cached;
     private readonly double[] _free; // when each server finishes its current read
     private double _busyUntil;
 
-    public DiskQueue(StorageModel storage, int depth)
+    public DiskQueue(StorageModel storage, int depth, StorageModel? cached = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(depth, 1);
         _storage = storage;
+        _cached = cached;
         _free = new double[depth];
     }
 
@@ -27,9 +30,10 @@ public sealed class DiskQueue
 
     /// <summary>
     /// Queues one read of <paramref name="bytes"/> at <paramref name="queuedAt"/>, with <paramref name="behind"/> more
-    /// reads queued after it at the same moment; returns when it completes.
+    /// reads queued after it at the same moment; returns when it completes. <paramref name="cached"/>: the range is in the
+    /// storage cache below the device (charged at its rate when the queue has one).
     /// </summary>
-    public double Read(double queuedAt, long bytes, int behind)
+    public double Read(double queuedAt, long bytes, int behind, bool cached = false)
     {
         int server = 0;
         for (int i = 1; i < _free.Length; i++)
@@ -45,7 +49,8 @@ public sealed class DiskQueue
         }
 
         int outstanding = Math.Min(_free.Length, inFlight + 1 + Math.Max(0, behind));
-        double end = start + _storage.ServiceSeconds(bytes, outstanding);
+        var rate = cached && _cached is not null ? _cached : _storage;
+        double end = start + rate.ServiceSeconds(bytes, outstanding);
         _free[server] = end;
         // FIFO start times never decrease, so the union of busy intervals grows by the part past the last end.
         if (end > _busyUntil)

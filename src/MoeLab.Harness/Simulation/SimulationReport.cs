@@ -60,6 +60,7 @@ public static class SimulationReport
         w.WriteNumber("prefetch_wasted", r.PrefetchWasted);
         Nullable(w, "prefetch_precision", r.PrefetchPrecision);
         Nullable(w, "prefetch_recall", r.PrefetchRecall);
+        if (r.StorageCacheHits is { } below) w.WriteNumber("storage_cache_hits", below);
         if (r.WallSeconds is { } wall && r.Tokens > 0)
         {
             w.WriteNumber("compute_seconds_per_token", r.ComputeSeconds!.Value / r.Tokens);

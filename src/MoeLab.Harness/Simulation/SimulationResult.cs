@@ -6,6 +6,9 @@ public struct TokenRecord
     public int Hits;
     public int Misses;
     public int PrefetchHits;
+
+    /// <summary>Object reads served by the storage cache below the device (a VM host's cache), not the device.</summary>
+    public int StorageCacheHits;
     public long BytesRead;
     public double IoSeconds;
     public double ComputeSeconds;
@@ -39,6 +42,9 @@ public sealed record SimulationResult
 
     /// <summary>Demand hits on an expert a prefetch brought in and nothing used yet.</summary>
     public long PrefetchHits { get; init; }
+
+    /// <summary>Reads served by the profile's storage cache below the device; null when the profile has none.</summary>
+    public long? StorageCacheHits { get; init; }
 
     /// <summary>Per MoE layer, over the counted (post-warm-up) tokens: <see cref="Hits"/> (prefetch hits included), <see cref="Misses"/>, <see cref="PrefetchHits"/>.</summary>
     public long[] LayerHits { get; init; } = [];

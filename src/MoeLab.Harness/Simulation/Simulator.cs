@@ -122,6 +122,7 @@ public static class Simulator
             Hits = state.Hits,
             Misses = state.Misses,
             PrefetchHits = state.PrefetchHits,
+            StorageCacheHits = o.Cost is { HasStorageCache: true } ? state.StorageCacheHits : null,
             LayerHits = state.LayerHits,
             LayerMisses = state.LayerMisses,
             LayerPrefetchHits = state.LayerPrefetchHits,
@@ -165,14 +166,14 @@ public static class Simulator
         public readonly bool[] StepDone = new bool[maxStep]; // computed already (the engine's NextReady loop)
         public int ExpertsPerLayer;
         public long Hits, Misses, PrefetchHits, PrefetchReads, Wasted, Predictions, PredictedDemands, PredictableDemands;
-        public long DemandBytes, PrefetchBytes, DenseBytes;
+        public long DemandBytes, PrefetchBytes, DenseBytes, StorageCacheHits;
         public double Compute, Io, Stall;
 
         /// <summary>End of warm-up: the cache contents and flags stay, the counts start over.</summary>
         public void ResetCounters()
         {
             Hits = Misses = PrefetchHits = PrefetchReads = Wasted = Predictions = PredictedDemands = PredictableDemands = 0;
-            DemandBytes = PrefetchBytes = DenseBytes = 0;
+            DemandBytes = PrefetchBytes = DenseBytes = StorageCacheHits = 0;
             Compute = Io = Stall = 0;
             Array.Clear(LayerHits);
             Array.Clear(LayerMisses);
@@ -206,6 +207,8 @@ public static class Simulator
         long time = 0; // demand request counter: the index into Future.RequestSequence(skip) that belady/oracle read
         double now = 0, busyBefore = 0;
         var disk = cost?.NewDiskQueue();
+        // Objects of the storage cache below the device: expert l·E + e, and in page-cache mode layer l's dense block L·E + l.
+        var below = cost is { HasStorageCache: true } ? new StorageCache((L * E) + L, cost.StorageCacheBytes) : null;
 
         int measureFrom = skip + Math.Max(0, o.WarmupTokens);
         for (int t = skip; t < end; t++)
@@ -221,7 +224,7 @@ public static class Simulator
                     if (!cache.Access(denseKey, denseLayerBytes, time))
                     {
                         cache.Admit(denseKey, denseLayerBytes, time, s);
-                        double ready = ReadObject(disk!, cost!, now, denseLayerBytes, 0);
+                        double ready = ReadObject(disk!, cost!, below, (L * E) + l, now, denseLayerBytes, 0, ref tok);
                         if (ready > now)
                         {
                             tok.StallSeconds += ready - now;
@@ -287,7 +290,7 @@ public static class Simulator
                     for (int i = 0; i < ids.Length; i++)
                     {
                         int m = s.StepMissOrdinal[i];
-                        if (m >= 0 && disk is not null) s.StepReady[i] = ReadObject(disk, cost!, now, expertBytes, missCount - 1 - m);
+                        if (m >= 0 && disk is not null) s.StepReady[i] = ReadObject(disk, cost!, below, (l * E) + ids[i], now, expertBytes, missCount - 1 - m, ref tok);
                     }
 
                     s.DemandBytes += missBytes;
@@ -319,7 +322,7 @@ public static class Simulator
                     }
 
                     // Queued behind the layer's misses (demand first), in prediction order.
-                    for (int i = 0; i < batch; i++) s.ReadyAt[s.Batch[i]] = disk is null ? now : ReadObject(disk, cost!, now, expertBytes, batch - 1 - i);
+                    for (int i = 0; i < batch; i++) s.ReadyAt[s.Batch[i]] = disk is null ? now : ReadObject(disk, cost!, below, s.Batch[i], now, expertBytes, batch - 1 - i, ref tok);
                     long bytes = batch * expertBytes;
                     s.PrefetchReads += batch;
                     s.PrefetchBytes += bytes;
@@ -366,6 +369,7 @@ public static class Simulator
             s.Hits += tok.Hits;
             s.Misses += tok.Misses;
             s.PrefetchHits += tok.PrefetchHits;
+            s.StorageCacheHits += tok.StorageCacheHits;
             s.Compute += tok.ComputeSeconds;
             s.Io += tok.IoSeconds;
             s.Stall += tok.StallSeconds;
@@ -373,13 +377,18 @@ public static class Simulator
         }
     }
 
-    /// <summary>Queues an object's reads (ceil(bytes / block) equal requests) at <paramref name="at"/>; returns when the last lands.</summary>
-    private static double ReadObject(DiskQueue disk, CostModel cost, double at, long bytes, int objectsBehind)
+    /// <summary>
+    /// Queues an object's reads (ceil(bytes / block) equal requests) at <paramref name="at"/>; returns when the last lands.
+    /// With a storage cache below the device, the object is served at the cache's rate when its range is resident there.
+    /// </summary>
+    private static double ReadObject(DiskQueue disk, CostModel cost, StorageCache? below, int id, double at, long bytes, int objectsBehind, ref TokenRecord tok)
     {
+        bool cached = below is not null && below.Read(id, bytes);
+        if (cached) tok.StorageCacheHits++;
         int n = cost.ReadsFor(bytes);
         long each = bytes / n, extra = bytes % n;
         double ready = at;
-        for (int r = 0; r < n; r++) ready = Math.Max(ready, disk.Read(at, each + (r < extra ? 1 : 0), (n - 1 - r) + (objectsBehind * n)));
+        for (int r = 0; r < n; r++) ready = Math.Max(ready, disk.Read(at, each + (r < extra ? 1 : 0), (n - 1 - r) + (objectsBehind * n), cached));
         return ready;
     }
 }
