@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using MoeLab.Engine.Io;
 using MoeLab.Engine.Kernels;
 using MoeLab.Engine.Policies;
@@ -26,7 +25,8 @@ public sealed unsafe class ResidentExpertSource : IExpertSource, IDisposable
     /// <summary>Reads every expert of <paramref name="layout"/> (buffered) into RAM.</summary>
     /// <param name="interleave">Repack each expert matrix into <see cref="WeightLayout.Interleaved8"/> where this CPU
     /// has a kernel for its type (<see cref="RowInterleave"/>).</param>
-    public ResidentExpertSource(ExpertLayout layout, bool interleave = false)
+    /// <param name="hugePages">Whether the arena goes into transparent huge pages (<see cref="WeightMemory"/>).</param>
+    public ResidentExpertSource(ExpertLayout layout, bool interleave = false, bool hugePages = true)
     {
         _store = new ExpertStore(layout, IoMode.Buffered);
         int n = layout.Layers * layout.ExpertsPerLayer;
@@ -47,7 +47,7 @@ public sealed unsafe class ResidentExpertSource : IExpertSource, IDisposable
 
         ResidentBytes = total;
         long start = Stopwatch.GetTimestamp();
-        _arena = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(total, 64), 64);
+        _arena = WeightMemory.Allocate(total, hugePages);
         try
         {
             for (int l = 0; l < layout.Layers; l++)
@@ -155,7 +155,7 @@ public sealed unsafe class ResidentExpertSource : IExpertSource, IDisposable
     {
         if (_arena != null)
         {
-            NativeMemory.AlignedFree(_arena);
+            WeightMemory.Free(_arena);
             _arena = null;
         }
 

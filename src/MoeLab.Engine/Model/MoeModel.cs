@@ -41,6 +41,12 @@ public sealed record ModelOptions
     /// the file layout. Off: every matrix is used as the file lays it out.
     /// </summary>
     public bool InterleaveWeights { get; init; } = true;
+
+    /// <summary>
+    /// Whether resident weights and the all-resident expert arena are advised into transparent huge pages on Linux
+    /// (<see cref="WeightMemory"/>). Off: ordinary pages, for comparison.
+    /// </summary>
+    public bool HugePages { get; init; } = true;
 }
 
 /// <summary>
@@ -69,7 +75,7 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
         File = file;
         Config = config;
         MaxContext = options.MaxContext > 0 ? options.MaxContext : Math.Min(config.ContextLength, 4096);
-        _weights = new ResidentTensors(file, t => !ExpertTensors.IsRoutedExpert(t) && IsMainStack(t.Name, config.Layers), options.InterleaveWeights);
+        _weights = new ResidentTensors(file, t => !ExpertTensors.IsRoutedExpert(t) && IsMainStack(t.Name, config.Layers), options.InterleaveWeights, options.HugePages);
         try
         {
             Experts = ExpertTensors.Layout(file, config);
@@ -111,7 +117,7 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
             _logits = new float[c.Vocab];
             _finalQ = new QuantizedVector(c.Hidden);
             _ownsSource = options.ExpertSource is null;
-            _source = options.ExpertSource?.Invoke(Experts) ?? new ResidentExpertSource(Experts, options.InterleaveWeights);
+            _source = options.ExpertSource?.Invoke(Experts) ?? new ResidentExpertSource(Experts, options.InterleaveWeights, options.HugePages);
             _runtime = new MoeRuntime(_source, options.Routing, this, options.Observer);
             _batchedPrompt = options.BatchedPrompt;
         }

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using MoeLab.Engine.Gguf;
 using MoeLab.Engine.Kernels;
@@ -7,7 +6,7 @@ namespace MoeLab.Engine.Model;
 
 /// <summary>
 /// The weights that stay in RAM for the whole run (embeddings, attention, norms, routers, shared experts): read once
-/// from the GGUF into 64-byte-aligned native memory, so kernels see stable pointers and the GC never moves them.
+/// from the GGUF into 64-byte-aligned native memory (huge pages for large tensors, <see cref="WeightMemory"/>), so kernels see stable pointers and the GC never moves them.
 /// Routed experts are never loaded here.
 /// </summary>
 public sealed unsafe class ResidentTensors : IDisposable
@@ -19,7 +18,8 @@ public sealed unsafe class ResidentTensors : IDisposable
 
     /// <param name="interleave">Whether matrices that are only multiplied may be repacked at first use into
     /// <see cref="WeightLayout.Interleaved8"/> where this CPU has a kernel for it (<see cref="RowInterleave"/>).</param>
-    public ResidentTensors(GgufFile file, Func<GgufTensorInfo, bool> include, bool interleave = true)
+    /// <param name="hugePages">Whether large tensors go into transparent huge pages (<see cref="WeightMemory"/>).</param>
+    public ResidentTensors(GgufFile file, Func<GgufTensorInfo, bool> include, bool interleave = true, bool hugePages = true)
     {
         File = file;
         _interleave = interleave;
@@ -34,7 +34,7 @@ public sealed unsafe class ResidentTensors : IDisposable
                 }
 
                 long size = t.ByteSize;
-                byte* data = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(size, 1), 64);
+                byte* data = WeightMemory.Allocate(size, hugePages);
                 _tensors[t.Name] = (t, (nint)data);
                 Bytes += size;
                 long done = 0;
@@ -153,7 +153,7 @@ public sealed unsafe class ResidentTensors : IDisposable
     {
         foreach (var (_, data) in _tensors.Values)
         {
-            NativeMemory.AlignedFree((void*)data);
+            WeightMemory.Free((void*)data);
         }
 
         _tensors.Clear();

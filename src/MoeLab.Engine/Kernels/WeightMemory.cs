@@ -1,0 +1,40 @@
+using System.Runtime.InteropServices;
+
+namespace MoeLab.Engine.Kernels;
+
+/// <summary>
+/// Native memory for weights that decode streams through the matvec kernels every token. On Linux a block of at least
+/// one huge page is 2 MiB-aligned and advised MADV_HUGEPAGE before it is first touched, so transparent huge pages back
+/// it even where THP is in <c>madvise</c> mode: a 175 MB output head then costs ~90 TLB entries instead of ~43,000
+/// 4 KiB pages per token. Elsewhere, or when the advice fails, it is plain 64-byte-aligned memory. Blocks come from
+/// <see cref="NativeMemory.AlignedAlloc"/> either way, so <see cref="Free"/> is the same call.
+/// </summary>
+public static unsafe partial class WeightMemory
+{
+    public const int HugePageBytes = 2 << 20;
+
+    private const int MadvHugePage = 14; // Linux <asm-generic/mman-common.h>, the same on x86-64 and arm64
+
+    /// <summary>Allocates <paramref name="bytes"/> (uninitialized, 64-byte aligned; huge pages as described above when
+    /// <paramref name="hugePages"/>).</summary>
+    public static byte* Allocate(long bytes, bool hugePages = true)
+    {
+        bytes = Math.Max(bytes, 1);
+        if (!hugePages || bytes < HugePageBytes || !OperatingSystem.IsLinux())
+        {
+            return (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        }
+
+        // whole huge pages: the advice covers the tail too, and no other allocation shares the block's last page
+        long rounded = (bytes + HugePageBytes - 1) & -(long)HugePageBytes;
+        var p = (byte*)NativeMemory.AlignedAlloc((nuint)rounded, HugePageBytes);
+        // failure (THP compiled out, 'never') only loses the speed-up
+        _ = madvise(p, (nuint)rounded, MadvHugePage);
+        return p;
+    }
+
+    public static void Free(void* block) => NativeMemory.AlignedFree(block);
+
+    [LibraryImport("libc", EntryPoint = "madvise")]
+    private static partial int madvise(void* address, nuint length, int advice);
+}
