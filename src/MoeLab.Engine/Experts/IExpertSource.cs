@@ -34,6 +34,12 @@ public interface IExpertSource
     /// </summary>
     int NextReady(int layer, ReadOnlySpan<int> experts, ReadOnlySpan<bool> done) => done.IndexOf(false);
 
+    /// <summary>
+    /// Whether every expert is in RAM at all times, so <see cref="Acquire"/> never waits: the model may then acquire
+    /// a layer's experts together and compute them in one dispatch per projection instead of one expert at a time.
+    /// </summary>
+    bool AlwaysReady => false;
+
     /// <summary>Blocks until the expert's weights are in RAM and returns them; valid until <see cref="Release"/>.</summary>
     ExpertWeights Acquire(int layer, int expert);
 

@@ -90,6 +90,8 @@ public sealed unsafe class ResidentExpertSource : IExpertSource, IDisposable
 
     public ExpertLayerCounters LayerCounters => _layerCounters;
 
+    public bool AlwaysReady => true;
+
     public void BeginToken(int token) => _token = token;
 
     public void Request(in RoutingObservation observed)

@@ -30,6 +30,8 @@ public sealed unsafe class ComputePool : IDisposable
     private WeightMatrix _wa, _wb;
     private Activations _xa, _xb;
     private float* _ya, _yb;
+    private ConcatTerm* _terms;
+    private int _termCount;
     private IParallelBody? _body;
     private void* _bodyState;
     private delegate*<void*, int, int, void> _bodyFn;
@@ -48,6 +50,7 @@ public sealed unsafe class ComputePool : IDisposable
     private enum JobKind
     {
         MatVec,
+        Concat,
         Body,
         StructBody,
     }
@@ -97,6 +100,49 @@ public sealed unsafe class ComputePool : IDisposable
             Run(RowChunk(_total));
             _ya = _yb = null;
         }
+    }
+
+    /// <summary>Most matrices per <see cref="MatVecConcat"/> (their prepared terms live on the stack).</summary>
+    public const int MaxConcatTerms = 64;
+
+    /// <summary>
+    /// y = w[0]·x[0] ‖ w[1]·x[1] ‖ …: matrix i's outputs follow matrix i−1's in <paramref name="y"/>, all in one
+    /// dispatch (a layer's routed experts: every gate and up, then every down). One dispatch instead of one per
+    /// matrix saves the hand-offs between them and lets the threads' share even out over the whole set; each row
+    /// meets the same kernel as in <see cref="MatVec"/>, so the results are bit-identical to separate calls.
+    /// </summary>
+    public void MatVecConcat(ReadOnlySpan<WeightMatrix> w, ReadOnlySpan<QuantizedVector> x, Span<float> y)
+    {
+        if (w.Length != x.Length) throw new ArgumentException($"{w.Length} matrices but {x.Length} vectors", nameof(x));
+        if (w.Length > MaxConcatTerms) throw new ArgumentOutOfRangeException(nameof(w), w.Length, $"at most {MaxConcatTerms} matrices");
+        ConcatTerm* terms = stackalloc ConcatTerm[Math.Max(w.Length, 1)];
+        int rows = 0;
+        for (int i = 0; i < w.Length; i++)
+        {
+            Kernels.MatVec.Validate(w[i], x[i], y.Length - rows);
+            terms[i] = new ConcatTerm(w[i], x[i].Prepare(w[i].Type), rows);
+            rows += w[i].Rows;
+        }
+
+        fixed (float* py = y)
+        {
+            _kind = JobKind.Concat;
+            _terms = terms;
+            _termCount = w.Length;
+            _ya = py;
+            _total = rows;
+            Run(RowChunk(rows));
+            _terms = null;
+            _ya = null;
+        }
+    }
+
+    /// <summary>One matrix of a <see cref="MatVecConcat"/>: its rows are [First, First + W.Rows) of the concatenation.</summary>
+    private readonly struct ConcatTerm(WeightMatrix w, Activations x, int first)
+    {
+        public readonly WeightMatrix W = w;
+        public readonly Activations X = x;
+        public readonly int First = first;
     }
 
     /// <summary>Runs body over [0, count) in chunks; body is typically a cached object.</summary>
@@ -193,6 +239,14 @@ public sealed unsafe class ComputePool : IDisposable
                 int rowsA = _wa.Rows;
                 if (start < rowsA) Kernels.MatVec.Rows(Isa, _wa, _xa, _ya, start, Math.Min(end, rowsA));
                 if (end > rowsA) Kernels.MatVec.Rows(Isa, _wb, _xb, _yb, Math.Max(start, rowsA) - rowsA, end - rowsA);
+                break;
+            case JobKind.Concat:
+                for (int i = 0; i < _termCount; i++)
+                {
+                    ref readonly var t = ref _terms[i];
+                    int lo = Math.Max(start, t.First), hi = Math.Min(end, t.First + t.W.Rows);
+                    if (lo < hi) Kernels.MatVec.Rows(Isa, t.W, t.X, _ya + t.First, lo - t.First, hi - t.First);
+                }
                 break;
             case JobKind.Body:
                 _body!.Execute(start, end);

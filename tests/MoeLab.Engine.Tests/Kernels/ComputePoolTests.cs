@@ -47,6 +47,50 @@ public class ComputePoolTests
         }
     }
 
+    /// <summary>Ragged row counts (not multiples of the row group), mixed types and two inputs, interleaved or not.</summary>
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(2, false)]
+    [InlineData(2, true)]
+    [InlineData(3, true)]
+    public void MatVecConcatEqualsSeparateSingleThreadProducts(int threads, bool interleave)
+    {
+        using var pool = new ComputePool(threads);
+        var types = new[] { GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q6_K, GgmlType.Q4_0 };
+        int[] rows = [256, 203, 64, 17, 130, 512];
+        const int Cols = 768;
+        var ms = types.Select((t, i) => KernelTestData.RandomMatrix(t, rows[i], Cols, seed: 40 + i)).ToArray();
+        try
+        {
+            var w = ms.Select(m => interleave ? RowInterleave.InterleaveIfWorthwhile(m.Matrix) : m.Matrix).ToArray();
+            var x0 = new QuantizedVector(Cols);
+            var x1 = new QuantizedVector(Cols);
+            x0.Set(KernelTestData.Gaussian(new Random(50), Cols));
+            x1.Set(KernelTestData.Gaussian(new Random(51), Cols));
+            var x = w.Select((_, i) => i % 2 == 0 ? x0 : x1).ToArray();
+            var expected = new float[rows.Sum()];
+            for (int i = 0, at = 0; i < w.Length; at += rows[i], i++)
+            {
+                MatVec.Multiply(w[i], x[i], expected.AsSpan(at, rows[i]), 0, rows[i]);
+            }
+
+            for (int rep = 0; rep < 30; rep++)
+            {
+                var y = new float[rows.Sum() + 3];
+                y.AsSpan().Fill(float.NaN);
+                pool.MatVecConcat(w, x, y);
+                Assert.Equal(expected, y[..^3]);
+                Assert.All(y[^3..], v => Assert.True(float.IsNaN(v))); // nothing written past the concatenation
+            }
+
+            Assert.Throws<ArgumentException>(() => pool.MatVecConcat(w, x, new float[rows.Sum() - 1]));
+        }
+        finally
+        {
+            foreach (var m in ms) m.Dispose();
+        }
+    }
+
     private sealed class CountingBody(int[] hits) : IParallelBody
     {
         public void Execute(int start, int end)
