@@ -62,6 +62,12 @@ public sealed record CalibrationFigures
     /// <summary>Engine: wall time with at least one read in flight; simulator: the reads' charged time.</summary>
     public double IoBusySeconds { get; init; }
 
+    /// <summary>
+    /// Engine: its attention layers and output head (its own timers); simulator: the dense weights' term and the
+    /// per-token overhead (attention, router, shared expert and head matrices together).
+    /// </summary>
+    public double DenseSeconds { get; init; }
+
     /// <summary>Simulator: expert reads the storage cache below the disk served.</summary>
     public long StorageCacheHits { get; init; }
 
@@ -184,7 +190,7 @@ public static class CalibrationCheck
             below += r.StorageCacheHits;
         }
 
-        return (cost, new CalibrationFigures { StorageCacheHits = below, IoBusySeconds = io, Tokens = tokens, Seconds = compute + stall, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = compute, StallSeconds = stall });
+        return (cost, new CalibrationFigures { DenseSeconds = tokens * cost.DenseSecondsPerToken, StorageCacheHits = below, IoBusySeconds = io, Tokens = tokens, Seconds = compute + stall, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = compute, StallSeconds = stall });
     }
 
     private static CalibrationFigures Measure(TraceRecordingResult run)
@@ -203,7 +209,7 @@ public static class CalibrationCheck
             io += s.Experts.IoBusySeconds;
         }
 
-        return new CalibrationFigures { IoBusySeconds = io, Tokens = tokens, Seconds = seconds, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = seconds - stall, StallSeconds = stall };
+        return new CalibrationFigures { DenseSeconds = run.DecodeAttentionSeconds + run.DecodeHeadSeconds, IoBusySeconds = io, Tokens = tokens, Seconds = seconds, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = seconds - stall, StallSeconds = stall };
     }
 
     /// <summary>
@@ -266,7 +272,7 @@ public static class CalibrationCheck
         sb.Append(r.Cost.HasStorageCache ? string.Create(inv, $", storage cache {r.Cost.StorageCacheBytes / 1048576.0:F0} MiB below the disk ({r.Predicted.StorageCacheHits} of the decode tokens' expert reads served by it)\n") : ", no storage cache\n");
         foreach (var f in r.Probes)
         {
-            sb.Append(string.Create(inv, $"probe {f.TakenUtc:HH:mm:ss} ({f.Seconds:F1} s): experts {f.ExpertGbPerS:F2} GB/s, dense {f.DenseGbPerS:F2} GB/s, sampler {f.PerTokenOverheadMs:F2} ms, reads "));
+            sb.Append(string.Create(inv, $"probe {f.TakenUtc:HH:mm:ss} ({f.Seconds:F1} s): {f.ForwardTokens} decode steps: experts {f.ExpertGbPerS:F2} GB/s, dense {f.DenseGbPerS:F2} GB/s; sampler {f.SamplerMs:F2} ms (not charged); reads "));
             sb.Append(string.Join(", ", f.FileReads.Select(q => string.Create(inv, $"{q.BlockKib:F0} KiB × {q.QueueDepth}: {q.LatencyUs:F0} µs ({q.ReadMbPerS:F0} MB/s)"))));
             sb.Append('\n');
             if (f.Sweep.Count > 0)
@@ -292,6 +298,8 @@ public static class CalibrationCheck
         }
 
         sb.Append(string.Create(inv, $"compute s/token  {m.ComputeSeconds / Math.Max(1, m.Tokens),8:F4}   {p.ComputeSeconds / Math.Max(1, p.Tokens),9:F4}\n"));
+        sb.Append(string.Create(inv, $"  attn+head      {m.DenseSeconds / Math.Max(1, m.Tokens),8:F4}   {p.DenseSeconds / Math.Max(1, p.Tokens),9:F4}   (engine: its attention layers' and output head's timers; simulator: dense weights + per-token overhead)\n"));
+        sb.Append(string.Create(inv, $"  rest           {(m.ComputeSeconds - m.DenseSeconds) / Math.Max(1, m.Tokens),8:F4}   {(p.ComputeSeconds - p.DenseSeconds) / Math.Max(1, p.Tokens),9:F4}   (engine: routers, experts; simulator: experts)\n"));
         sb.Append(string.Create(inv, $"stall s/token    {m.StallSeconds / Math.Max(1, m.Tokens),8:F4}   {p.StallSeconds / Math.Max(1, p.Tokens),9:F4}\n"));
         sb.Append(string.Create(inv, $"disk busy s/token{m.IoBusySeconds / Math.Max(1, m.Tokens),8:F4}   {p.IoBusySeconds / Math.Max(1, p.Tokens),9:F4}\n"));
         sb.Append(string.Create(inv, $"hit ratio        {m.HitRatio,8:P2}   {p.HitRatio,9:P2}   {(m.Hits == p.Hits && m.Misses == p.Misses ? "equal" : "DIFFER")} ({m.Hits}/{m.Misses} vs {p.Hits}/{p.Misses} hits/misses)\n"));

@@ -53,6 +53,12 @@ public static class CalibrationProbe
         /// <summary>The storage cache <see cref="StorageCacheFit"/> inferred from <see cref="Sweep"/>; 0 = none.</summary>
         public long StorageCacheBytes { get; init; }
 
+        /// <summary>The sampler's time per token: reported, not charged (the engine's decode time is its forward passes only).</summary>
+        public double SamplerMs { get; init; }
+
+        /// <summary>Decode steps the forward-pass probe timed.</summary>
+        public int ForwardTokens { get; init; }
+
         /// <summary>Region-size sweep at the engine's depth: (region bytes, mean seconds per read), ascending.</summary>
         public IReadOnlyList<(long RegionBytes, double Seconds)> Sweep { get; init; } = [];
 
@@ -75,12 +81,13 @@ public static class CalibrationProbe
         var config = ModelConfig.FromGguf(file);
         var layout = ExpertTensors.Layout(file, config);
         var disk = MeasureDisk(layout, o);
-        int threads = o.Threads > 0 ? o.Threads : Environment.ProcessorCount;
-        using var pool = new ComputePool(threads);
-        double expert = MeasureExperts(layout, pool, o.SecondsPerPoint);
-        double dense = MeasureDense(file, pool, o.SecondsPerPoint);
-        double overhead = MeasureSampler(config.Vocab, o.Sampling, o.SecondsPerPoint / 3);
-        return disk with { ExpertGbPerS = expert, DenseGbPerS = dense, PerTokenOverheadMs = overhead * 1e3, TakenUtc = taken, Seconds = sw.Elapsed.TotalSeconds };
+        var (denseSeconds, expertSeconds, tokens) = MeasureForward(file, layout, config, o);
+        double sampler = MeasureSampler(config.Vocab, o.Sampling, o.SecondsPerPoint / 3);
+        return disk with
+        {
+            ExpertGbPerS = layout.MaxExpertBytes / expertSeconds / 1e9, DenseGbPerS = DenseBytes(file) / denseSeconds / 1e9, PerTokenOverheadMs = 0,
+            SamplerMs = sampler * 1e3, ForwardTokens = tokens, TakenUtc = taken, Seconds = sw.Elapsed.TotalSeconds,
+        };
     }
 
     /// <summary>
@@ -207,9 +214,9 @@ public static class CalibrationProbe
             Figure = "storage.reads",
             Source = "calibrate --check probe: random O_DIRECT reads of the model's own expert slices through ExpertStore.ReadSlice, depth = reader threads with one read each in flight; latency = mean per read, bandwidth = depth × size / latency; with a storage cache, its share of the whole-file reads taken out (StorageCacheFit.DeviceSeconds)",
         });
-        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.expert_gb_per_s", Source = "calibrate --check probe: MoeBlock's expert computation (MatVec2 gate/up, SwiGLU, MatVec down) over the model's own experts, weight bytes per second" });
-        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.dense_gb_per_s", Source = "calibrate --check probe: one MatVec over each of the model's dense matrices (attention, router, shared expert, output head), weight bytes per second" });
-        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.per_token_overhead_ms", Source = "calibrate --check probe: the sampler (the run's options) over random logits of the vocabulary's size" });
+        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.expert_gb_per_s", Source = "calibrate --check probe: the engine's decode step (MoeModel.Forward, experts from 64 of the file's own in RAM) from a fresh sequence; (step − attention − output head) per routed expert, expert bytes per second (norms and routers included)" });
+        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.dense_gb_per_s", Source = "calibrate --check probe: the same steps' attention layers and output head (the model's own timers), the file's dense bytes per second" });
+        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.per_token_overhead_ms", Source = "calibrate --check probe: 0, all in the two figures above; the sampler is outside the engine's decode time (its forward passes)" });
         return p;
     }
 
@@ -278,99 +285,50 @@ public static class CalibrationProbe
         return new DeviceProfile.ReadPoint { BlockKib = block / 1024.0, QueueDepth = depth, ReadMbPerS = Math.Round(depth * block / mean / 1e6, 1), LatencyUs = Math.Round(mean * 1e6, 1) };
     }
 
-    /// <summary>MoeBlock.Expert over up to 64 of the file's experts (a working set beyond the CPU caches), bytes per second.</summary>
-    private static unsafe double MeasureExperts(ExpertLayout layout, ComputePool pool, double seconds)
+    /// <summary>
+    /// The engine's own decode step over the file (<see cref="MoeModel.Forward"/>, dense weights resident as the engine
+    /// loads them, experts from a <see cref="ProbeExpertSource"/> in RAM), from a fresh sequence for about twice the
+    /// point time (at least 8 steps), so the KV cache grows as in a run: per step, its attention layers and output head
+    /// (the model's own timers) are the dense part; the rest (norms, routers, experts, their sums) over the L × k routed
+    /// experts is the time per expert. No reads are in flight, as in the engine between a layer's last expert and the
+    /// next layer's router.
+    /// </summary>
+    private static (double DenseSeconds, double ExpertSeconds, int Tokens) MeasureForward(GgufFile file, ExpertLayout layout, ModelConfig config, Options o)
     {
-        int count = Math.Min(64, layout.Layers * layout.ExpertsPerLayer);
-        using var store = new ExpertStore(layout, IoMode.Buffered);
-        var slab = (byte*)NativeMemory.AlignedAlloc((nuint)(store.BufferBytes * count), (nuint)ExpertStore.BufferAlignment);
+        ProbeExpertSource? source = null;
+        using var model = MoeModel.Load(file, new ModelOptions { Threads = o.Threads, MaxContext = 1024, ExpertSource = l => source = new ProbeExpertSource(l) });
         try
         {
-            var experts = new ExpertWeights[count];
-            long bytes = 0;
-            var rng = new Random(5);
-            for (int i = 0; i < count; i++)
-            {
-                int l = i % layout.Layers, e = rng.Next(layout.ExpertsPerLayer);
-                byte* buffer = slab + (i * store.BufferBytes);
-                store.ReadExpert(0, l, e, buffer);
-                experts[i] = store.View(0, l, e, buffer);
-                bytes += layout[l, e].Bytes;
-            }
-
-            int hidden = experts[0].Gate.Cols, ff = experts[0].Gate.Rows;
-            var x = new QuantizedVector(hidden);
-            var h = new QuantizedVector(ff);
-            var input = new float[hidden];
-            for (int i = 0; i < hidden; i++) input[i] = (float)(rng.NextDouble() - 0.5);
-            x.Set(input);
-            var g = new float[ff];
-            var u = new float[ff];
-            var y = new float[hidden];
-            long done = 0;
+            var rng = new Random(13);
+            model.Reset();
+            for (int i = 0; i < 2; i++) model.Forward(rng.Next(config.Vocab)); // warm-up: JIT, first touch of the KV cache
+            model.Reset();
+            double dense = 0, wall = 0;
+            int n = 0;
             var sw = Stopwatch.StartNew();
-            for (int i = 0; i < count; i++) Expert(experts[i]); // warm-up: JIT and threads
-            sw.Restart();
-            while (sw.Elapsed.TotalSeconds < seconds)
+            while ((n < 8 || sw.Elapsed.TotalSeconds < 2 * o.SecondsPerPoint) && n < model.MaxContext)
             {
-                for (int i = 0; i < count; i++) Expert(experts[i]);
-                done++;
+                model.Forward(rng.Next(config.Vocab));
+                dense += model.LastAttentionSeconds + model.LastHeadSeconds;
+                wall += model.LastWallSeconds;
+                n++;
             }
 
-            return done * bytes / sw.Elapsed.TotalSeconds / 1e9;
-
-            void Expert(in ExpertWeights w)
-            {
-                pool.MatVec2(w.Gate, w.Up, x, g, u);
-                VectorOps.SwiGlu(g, u);
-                h.Set(g);
-                pool.MatVec(w.Down, h, y);
-            }
+            int experts = layout.Layers * config.ExpertsUsed;
+            return (dense / n, Math.Max(1e-9, wall - dense) / n / experts, n);
         }
         finally
         {
-            NativeMemory.AlignedFree(slab);
+            source?.Dispose();
         }
     }
 
-    /// <summary>One matvec over every 2-D dense tensor a decode step reads (the same set CostFor counts), bytes per second.</summary>
-    private static double MeasureDense(GgufFile file, ComputePool pool, double seconds)
+    /// <summary>Dense bytes a decode step reads, as <see cref="CalibrationCheck.CostFor"/> counts them.</summary>
+    private static long DenseBytes(GgufFile file)
     {
-        bool tied = file.FindTensor("output.weight") is null;
-        using var resident = new ResidentTensors(file, t => t.Dims.Length == 2 && MatVec.Supports(t.Type) && !ExpertTensors.IsRoutedExpert(t) && (t.Name != "token_embd.weight" || tied));
-        var matrices = new List<WeightMatrix>();
-        long bytes = 0;
-        foreach (var t in file.Tensors)
-        {
-            if (!resident.Has(t.Name)) continue;
-            var m = resident.Matrix(t.Name, (int)t.Dims[1], (int)t.Dims[0]);
-            matrices.Add(m);
-            bytes += m.TotalBytes;
-        }
-
-        if (matrices.Count == 0) return double.PositiveInfinity;
-        var inputs = new Dictionary<int, QuantizedVector>();
-        var rng = new Random(9);
-        foreach (int cols in matrices.Select(m => m.Cols).Distinct())
-        {
-            var v = new QuantizedVector(cols);
-            var x = new float[cols];
-            for (int i = 0; i < cols; i++) x[i] = (float)(rng.NextDouble() - 0.5);
-            v.Set(x);
-            inputs[cols] = v;
-        }
-
-        var y = new float[matrices.Max(m => m.Rows)];
-        foreach (var m in matrices) pool.MatVec(m, inputs[m.Cols], y.AsSpan(0, m.Rows)); // warm-up
-        long done = 0;
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed.TotalSeconds < seconds)
-        {
-            foreach (var m in matrices) pool.MatVec(m, inputs[m.Cols], y.AsSpan(0, m.Rows));
-            done++;
-        }
-
-        return done * bytes / sw.Elapsed.TotalSeconds / 1e9;
+        long dense = file.Tensors.Where(t => !ExpertTensors.IsRoutedExpert(t) && t.Name != "token_embd.weight").Sum(t => t.ByteSize);
+        if (file.FindTensor("output.weight") is null && file.FindTensor("token_embd.weight") is { } tied) dense += tied.ByteSize;
+        return dense;
     }
 
     private static double MeasureSampler(int vocab, SamplerOptions options, double seconds)

@@ -13,6 +13,12 @@ public static class StorageCacheFit
     /// <summary>A region read slower than the cached one by less than this is noise, not a miss (no cache is inferred).</summary>
     public const double NoiseRatio = 1.15;
 
+    /// <summary>
+    /// The LRU curve must explain at least this share of the regions' excess over the cached time (1 − residual /
+    /// Σ (t − t_c)²); a sweep it does not fit (a slow spike in one region on a shared disk) is taken as no cache.
+    /// </summary>
+    public const double MinExplained = 0.8;
+
     /// <summary>Device reads are extrapolated from at most this much cache share (1 − MinMissShare) of a region.</summary>
     public const double MinMissShare = 0.25;
 
@@ -63,6 +69,8 @@ public static class StorageCacheFit
             }
         }
 
+        double excess = rest.Sum(r => (r.Seconds - tc) * (r.Seconds - tc));
+        if (bestC <= 0 || bestErr > (1 - MinExplained) * excess) return new Result(0, p[^1].Seconds);
         long bytes = (long)bestC;
         // The largest region's share of misses bounds how far the device figure may be extrapolated.
         double largestMiss = Math.Max(MinMissShare, 1 - (bestC / p[^1].RegionBytes));

@@ -64,6 +64,11 @@ public sealed record TraceRecordingResult
     }
 
     public IEnumerable<TokenStep> DecodeSteps => Prompts.SelectMany(p => p.Generation.Steps);
+
+    /// <summary>The engine's own split of the generated tokens' forward passes: attention layers (norms included), and the output head.</summary>
+    public double DecodeAttentionSeconds { get; init; }
+
+    public double DecodeHeadSeconds { get; init; }
 }
 
 /// <summary>
@@ -90,11 +95,17 @@ public static class TraceRecording
 
         var prompts = new List<RecordedPrompt>();
         int at = 0;
+        double attention = 0, head = 0;
         foreach (string prompt in o.Prompts)
         {
             session.Model.Reset();
             var sampler = new Sampler(config.Vocab, o.Sampling);
-            var g = session.Generator.Generate(prompt, o.Tokens, sampler, stopAtEndOfGeneration: false, onToken: onText is null ? null : (_, piece) => onText(piece));
+            var g = session.Generator.Generate(prompt, o.Tokens, sampler, stopAtEndOfGeneration: false, onToken: (_, piece) =>
+            {
+                attention += session.Model.LastAttentionSeconds;
+                head += session.Model.LastHeadSeconds;
+                onText?.Invoke(piece);
+            });
             prompts.Add(new RecordedPrompt(at, g.PromptTokens.Length, g));
             at += g.PromptTokens.Length + g.Generated.Length;
         }
@@ -122,6 +133,8 @@ public static class TraceRecording
             CacheCapacityBytes = session.Streaming is { } s ? s.CacheCapacityBytes : null,
             ExpertBytes = layout.MaxExpertBytes,
             QueueDepth = session.Streaming?.QueueDepth ?? 0,
+            DecodeAttentionSeconds = attention,
+            DecodeHeadSeconds = head,
         };
     }
 }

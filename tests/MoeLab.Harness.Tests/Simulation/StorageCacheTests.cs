@@ -70,6 +70,14 @@ public sealed class StorageCacheTests
     }
 
     [Fact]
+    public void ASweepTheLruCurveDoesNotFitMeansNoStorageCache()
+    {
+        // One slow region in the middle (another process on a shared disk), the whole file as fast as the smallest.
+        var fit = StorageCacheFit.Fit([(42_000_000, 2584e-6), (170_000_000, 2694e-6), (340_000_000, 2709e-6), (679_000_000, 3780e-6), (1_359_000_000, 2263e-6)]);
+        Assert.Equal(0, fit.CacheBytes);
+    }
+
+    [Fact]
     public void AReadOfAnEvictedExpertIsChargedAtTheStorageCachesRateWhileItHoldsIt()
     {
         // One layer, experts of 1 MB, an expert cache of one: token 2 re-reads expert 0 after 1 evicted it. The device

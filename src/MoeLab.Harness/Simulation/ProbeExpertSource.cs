@@ -1,0 +1,58 @@
+using System.Runtime.InteropServices;
+using MoeLab.Engine.Experts;
+using MoeLab.Engine.Io;
+using MoeLab.Engine.Policies;
+
+namespace MoeLab.Harness.Simulation;
+
+/// <summary>
+/// The expert source of the compute probe: a fixed set of the file's own experts in RAM, in the file layout (as
+/// streamed experts are), standing in for every routed expert (request (l, e) is served by slot (l·E + e) mod n). The
+/// model's forward pass then does all of a decode step's compute — attention over the KV cache, routers, the experts'
+/// matvecs, the output head — with no reads, over a working set beyond the CPU caches.
+/// </summary>
+public sealed unsafe class ProbeExpertSource : IExpertSource, IDisposable
+{
+    private readonly ExpertStore _store;
+    private readonly (int Layer, int Expert)[] _slots;
+    private byte* _slab;
+
+    public ProbeExpertSource(ExpertLayout layout, int slots = 64)
+    {
+        _store = new ExpertStore(layout, IoMode.Buffered);
+        int n = Math.Min(slots, layout.Layers * layout.ExpertsPerLayer);
+        _slots = new (int, int)[n];
+        _slab = (byte*)NativeMemory.AlignedAlloc((nuint)(_store.BufferBytes * n), (nuint)ExpertStore.BufferAlignment);
+        var rng = new Random(5);
+        for (int i = 0; i < n; i++)
+        {
+            _slots[i] = (i % layout.Layers, rng.Next(layout.ExpertsPerLayer));
+            _store.ReadExpert(0, _slots[i].Layer, _slots[i].Expert, _slab + (i * _store.BufferBytes));
+        }
+    }
+
+    public void Request(in RoutingObservation observed)
+    {
+    }
+
+    public ExpertWeights Acquire(int layer, int expert)
+    {
+        int i = ((layer * _store.Layout.ExpertsPerLayer) + expert) % _slots.Length;
+        return _store.View(0, _slots[i].Layer, _slots[i].Expert, _slab + (i * _store.BufferBytes));
+    }
+
+    public void Release(int layer, int expert)
+    {
+    }
+
+    public void Dispose()
+    {
+        if (_slab is not null)
+        {
+            NativeMemory.AlignedFree(_slab);
+            _slab = null;
+        }
+
+        _store.Dispose();
+    }
+}
