@@ -1,7 +1,10 @@
 namespace MoeLab.Engine.Experts;
 
-/// <summary>One read a streaming source handed to its readers: which file (an index into <see cref="ExpertReadLog.Files"/>), the offset and the bytes requested.</summary>
-public readonly record struct DeviceRead(int File, long Offset, long Length);
+/// <summary>
+/// One read a streaming source handed to its readers: which file (an index into <see cref="ExpertReadLog.Files"/>), the
+/// offset and the bytes requested, when it was issued and when it completed (Stopwatch timestamps; 0: not seen).
+/// </summary>
+public readonly record struct DeviceRead(int File, long Offset, long Length, long IssuedAt = 0, long CompletedAt = 0);
 
 /// <summary>
 /// The reads a streaming source issued, in the order its readers took them: file, offset and requested length (in
@@ -39,7 +42,25 @@ public sealed class ExpertReadLog
         }
     }
 
-    public void Record(string path, long offset, long length)
+    /// <summary>Mean issue-to-completion time of the reads whose completion was recorded, in seconds (0 if none).</summary>
+    public double MeanLatencySeconds
+    {
+        get
+        {
+            long ticks = 0, n = 0;
+            foreach (var r in Reads)
+            {
+                if (r.CompletedAt == 0 || r.IssuedAt == 0) continue;
+                ticks += r.CompletedAt - r.IssuedAt;
+                n++;
+            }
+
+            return n == 0 ? 0 : (double)ticks / n / System.Diagnostics.Stopwatch.Frequency;
+        }
+    }
+
+    /// <summary>Appends a read; returns its index (for <see cref="Complete"/>).</summary>
+    public int Record(string path, long offset, long length, long issuedAt = 0)
     {
         // A store reads one or two files: a reference compare finds the index without hashing the path.
         int file = -1;
@@ -59,7 +80,14 @@ public sealed class ExpertReadLog
         }
 
         if (_count == _reads.Length) Array.Resize(ref _reads, _reads.Length * 2);
-        _reads[_count++] = new DeviceRead(file, offset, length);
+        _reads[_count] = new DeviceRead(file, offset, length, issuedAt);
+        return _count++;
+    }
+
+    /// <summary>Marks read <paramref name="index"/> completed at <paramref name="completedAt"/>; ignored if the log was cleared since.</summary>
+    public void Complete(int index, long completedAt)
+    {
+        if ((uint)index < (uint)_count) _reads[index] = _reads[index] with { CompletedAt = completedAt };
     }
 
     public void Clear() => _count = 0;

@@ -54,6 +54,24 @@ public readonly record struct ExpertSourceCounters(
     double IoBusySeconds,
     double StallSeconds)
 {
+    /// <summary>
+    /// Summed over demand reads (misses, and queued prefetches a router asked for before they started): time from the
+    /// demand to the issue of the expert's first read, i.e. waiting for a reader behind other reads (demand or prefetch).
+    /// </summary>
+    public double DemandQueueSeconds { get; init; }
+
+    /// <summary>Demand reads counted in <see cref="DemandQueueSeconds"/>.</summary>
+    public long DemandReads { get; init; }
+
+    /// <summary>
+    /// The part of <see cref="DemandQueueSeconds"/> of demands made while no read was queued or in flight: nothing to
+    /// wait behind, so it is the time from the router's request to a reader thread starting the read (its wake-up).
+    /// </summary>
+    public double IdleIssueSeconds { get; init; }
+
+    /// <summary>Demand reads counted in <see cref="IdleIssueSeconds"/>.</summary>
+    public long IdleIssues { get; init; }
+
     /// <summary>Demand requests served (hits of either kind plus misses).</summary>
     public long Requests => Hits + Misses + PrefetchHits;
 
@@ -70,7 +88,13 @@ public readonly record struct ExpertSourceCounters(
         a.BytesTransferred + b.BytesTransferred,
         a.IoSeconds + b.IoSeconds,
         a.IoBusySeconds + b.IoBusySeconds,
-        a.StallSeconds + b.StallSeconds);
+        a.StallSeconds + b.StallSeconds)
+    {
+        DemandQueueSeconds = a.DemandQueueSeconds + b.DemandQueueSeconds,
+        DemandReads = a.DemandReads + b.DemandReads,
+        IdleIssueSeconds = a.IdleIssueSeconds + b.IdleIssueSeconds,
+        IdleIssues = a.IdleIssues + b.IdleIssues,
+    };
 
     public static ExpertSourceCounters operator -(in ExpertSourceCounters a, in ExpertSourceCounters b) => new(
         a.Hits - b.Hits,
@@ -83,7 +107,13 @@ public readonly record struct ExpertSourceCounters(
         a.BytesTransferred - b.BytesTransferred,
         a.IoSeconds - b.IoSeconds,
         a.IoBusySeconds - b.IoBusySeconds,
-        a.StallSeconds - b.StallSeconds);
+        a.StallSeconds - b.StallSeconds)
+    {
+        DemandQueueSeconds = a.DemandQueueSeconds - b.DemandQueueSeconds,
+        DemandReads = a.DemandReads - b.DemandReads,
+        IdleIssueSeconds = a.IdleIssueSeconds - b.IdleIssueSeconds,
+        IdleIssues = a.IdleIssues - b.IdleIssues,
+    };
 
     internal static double Seconds(long ticks) => (double)ticks / Stopwatch.Frequency;
 }

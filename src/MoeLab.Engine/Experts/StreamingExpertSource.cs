@@ -45,6 +45,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
 
     private long _hits, _misses, _prefetchHits, _prefetchIssued, _prefetchUnused, _prefetchCancelled;
     private long _bytesRead, _bytesTransferred, _ioTicks, _busyTicks, _stallTicks;
+    private long _demandQueueTicks, _demandReads, _idleIssueTicks, _idleIssues;
     private int _inFlight;
     private long _busySince;
     private ExpertReadLog? _readLog;
@@ -161,7 +162,13 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
             {
                 long busy = _busyTicks + (_inFlight > 0 ? Stopwatch.GetTimestamp() - _busySince : 0);
                 return new ExpertSourceCounters(_hits, _misses, _prefetchHits, _prefetchIssued, _prefetchUnused, _prefetchCancelled,
-                    _bytesRead, _bytesTransferred, ExpertSourceCounters.Seconds(_ioTicks), ExpertSourceCounters.Seconds(busy), ExpertSourceCounters.Seconds(_stallTicks));
+                    _bytesRead, _bytesTransferred, ExpertSourceCounters.Seconds(_ioTicks), ExpertSourceCounters.Seconds(busy), ExpertSourceCounters.Seconds(_stallTicks))
+                {
+                    DemandQueueSeconds = ExpertSourceCounters.Seconds(_demandQueueTicks),
+                    DemandReads = _demandReads,
+                    IdleIssueSeconds = ExpertSourceCounters.Seconds(_idleIssueTicks),
+                    IdleIssues = _idleIssues,
+                };
             }
         }
     }
@@ -500,6 +507,8 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         fresh.Weight = weight;
         fresh.Outcome = ExpertOutcome.Miss;
         fresh.Reads = fresh.SlicesToIssue = _store.Reads(variant, layer, expert);
+        fresh.DemandAt = Stopwatch.GetTimestamp();
+        fresh.IdleAtDemand = _inFlight == 0 && _pendingCount == 0;
         _slotOf[k] = s;
         Enqueue(s, key, IoPriority.Demand, _token, size);
         return fresh.Reads;
@@ -604,6 +613,8 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     {
         int i = PendingIndexOf(s);
         if (i >= 0) _pending[i] = _pending[i] with { Priority = IoPriority.Demand };
+        ref var slot = ref _slots[s];
+        if (slot.SlicesToIssue == slot.Reads) slot.DemandAt = Stopwatch.GetTimestamp(); // not started: it now waits as a demand
     }
 
     /// <summary>Drops queued, unstarted prefetches whose target (token, layer) is already behind (token, layer).</summary>
@@ -694,6 +705,16 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
                     slot.IssuedAt = now;
                     if (slot.PrefetchRead) _prefetchIssued++;
                     if (_inFlight++ == 0) _busySince = now;
+                    if (slot.DemandAt != 0)
+                    {
+                        _demandQueueTicks += now - slot.DemandAt;
+                        _demandReads++;
+                        if (slot.IdleAtDemand)
+                        {
+                            _idleIssueTicks += now - slot.DemandAt;
+                            _idleIssues++;
+                        }
+                    }
                 }
 
                 if (slot.SlicesToIssue == 0) RemovePendingAt(i);
@@ -701,7 +722,8 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
                 if (_readLog is not null)
                 {
                     var target = _store.Target(slot.Variant, slot.Layer, slot.Expert, slice, read.Buffer);
-                    _readLog.Record(target.File.Path, target.Start, target.Length);
+                    int entry = _readLog.Record(target.File.Path, target.Start, target.Length, Stopwatch.GetTimestamp());
+                    read = new SliceRead(s, slot.Variant, slot.Layer, slot.Expert, slice, read.Buffer) { LogEntry = entry + 1 };
                 }
 
                 return true;
@@ -713,6 +735,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     {
         lock (_gate)
         {
+            if (read.LogEntry > 0) _readLog?.Complete(read.LogEntry - 1, end);
             ref var slot = ref _slots[read.Tag];
             slot.SlicesInFlight--;
             slot.Transferred += transferred;
@@ -764,6 +787,8 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         public int SlicesInFlight;
         public long Transferred;
         public long IssuedAt;
+        public long DemandAt;      // when a router asked for it while its read had not started (0: never)
+        public bool IdleAtDemand;  // no read was queued or in flight then
         public long ReadTicks;
         public long StallTicks;
         public float Weight;

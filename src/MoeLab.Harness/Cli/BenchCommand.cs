@@ -120,10 +120,17 @@ public sealed class BenchCommand : ICliCommand
             Console.WriteLine();
             Console.WriteLine(Inv($"streaming ({ours.ExpertsLabel}, queue depth {s.QueueDepth}, {s.ReadEngine} readers, reads of {s.SliceTransferBytes} B), per token over {ours.TokensMeasured} measured tokens:"));
             Console.WriteLine(Inv($"  hit rate {s.HitRate:P1}; {s.BytesReadPerToken / 1e6:F2} MB of experts read ({s.BytesTransferredPerToken / 1e6:F2} MB transferred by the device)"));
-            if (s.Prefetch.PrefetchIssued + s.Prefetch.PrefetchCancelled > 0)
+            var c = s.Counters;
+            if (c.DemandReads > 0)
+            {
+                // Serial gaps on the I/O side: a needed read waiting for a reader (behind other reads), and a reader's wake-up.
+                Console.WriteLine(Inv($"  demand reads waited for a reader {c.DemandQueueSeconds / ours.TokensMeasured * 1e3:F2} ms per token ({c.DemandReads / (double)ours.TokensMeasured:F1} reads, {c.DemandQueueSeconds / c.DemandReads * 1e6:F0} µs each); demands made with no read queued or in flight started after {(c.IdleIssues == 0 ? 0 : c.IdleIssueSeconds / c.IdleIssues * 1e6):F0} µs ({c.IdleIssues / (double)ours.TokensMeasured:F1} per token: the readers' wake-up)"));
+            }
+
+            if (c.PrefetchIssued + c.PrefetchCancelled > 0)
             {
                 // Accuracy of the guesses that cost a read: how many of them a router then asked for before eviction.
-                var p = s.Prefetch;
+                var p = c;
                 Console.WriteLine(Inv($"  prefetch: {p.PrefetchIssued / (double)ours.TokensMeasured:F1} reads issued per token, {p.PrefetchHits / (double)ours.TokensMeasured:F1} demanded (accuracy {(p.PrefetchIssued == 0 ? 0 : (double)p.PrefetchHits / p.PrefetchIssued):P1}), {p.PrefetchUnused / (double)ours.TokensMeasured:F1} evicted unused, {p.PrefetchCancelled / (double)ours.TokensMeasured:F1} cancelled before issue"));
             }
 
@@ -142,8 +149,15 @@ public sealed class BenchCommand : ICliCommand
                 // The same reads, same order, same depth, as fast as the disk serves them: what "achieved while reading" can reach.
                 using (var w = new StreamWriter(iolog)) Fio.WriteIolog(w, log);
                 var f = Fio.Replay(Path.GetFullPath(iolog), s.QueueDepth);
-                Console.WriteLine(Inv($"  fio replay of the timed runs' {log.Count} reads ({log.Bytes / 1e6:F0} MB, {iolog}) iodepth={s.QueueDepth} direct libaio: {f.MegabytesPerSecond:F0} MB/s (mean latency {f.MeanLatencyMicroseconds:F0} µs; fio completed {f.Reads} reads)"));
+                Console.WriteLine(Inv($"  fio replay of the timed runs' {log.Count} reads ({log.Bytes / 1e6:F0} MB, {iolog}) iodepth={s.QueueDepth} direct libaio, as fast as the depth allows: {f.MegabytesPerSecond:F0} MB/s (mean latency {f.MeanLatencyMicroseconds:F0} µs; fio completed {f.Reads} reads)"));
                 Console.WriteLine(Inv($"  achieved while reading / fio replay = {s.DeviceMBps / f.MegabytesPerSecond:F3}"));
+
+                // The same reads at the engine's own issue times (bursts and compute gaps kept): per-read latency, like for like.
+                string timedLog = Path.ChangeExtension(iolog, null) + ".timed" + Path.GetExtension(iolog);
+                using (var w = new StreamWriter(timedLog)) Fio.WriteIolog(w, log, timed: true);
+                var ft = Fio.Replay(Path.GetFullPath(timedLog), s.QueueDepth);
+                double engineUs = log.MeanLatencySeconds * 1e6;
+                Console.WriteLine(Inv($"  fio replay at the engine's issue times ({timedLog}): mean latency {ft.MeanLatencyMicroseconds:F0} µs per read; the engine's {engineUs:F0} µs (issue to completion) → engine / fio = {engineUs / ft.MeanLatencyMicroseconds:F3}"));
             }
 
             if (fio)
@@ -312,7 +326,7 @@ public sealed class BenchCommand : ICliCommand
                 wall / tokens * 1e3, stall / tokens * 1e3, counters.IoBusySeconds / tokens * 1e3,
                 counters.IoBusySeconds > 0 ? counters.BytesTransferred / counters.IoBusySeconds / 1e6 : 0, aligned)
             {
-                Prefetch = counters, ReadEngine = source.ReadEngine.Name(), HeadMs = serial.HeadMs, AttentionMs = serial.AttentionMs, ProbeTokenMs = serial.TokenMs, ProbeIoBusyMs = serial.IoBusyMs,
+                Counters = counters, ReadEngine = source.ReadEngine.Name(), HeadMs = serial.HeadMs, AttentionMs = serial.AttentionMs, ProbeTokenMs = serial.TokenMs, ProbeIoBusyMs = serial.IoBusyMs,
             };
         }
 
@@ -442,8 +456,8 @@ public sealed class BenchCommand : ICliCommand
 
         public string ReadEngine { get; init; } = "threads";
 
-        /// <summary>The measured runs' counters, for the prefetch figures.</summary>
-        public ExpertSourceCounters Prefetch { get; init; }
+        /// <summary>The measured runs' counters (prefetch and demand-queue figures).</summary>
+        public ExpertSourceCounters Counters { get; init; }
     }
 
     private sealed record Measurement(string ExpertsLabel, List<double> Speeds, int TokensMeasured, StreamingFigures? Streaming)

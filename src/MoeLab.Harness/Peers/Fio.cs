@@ -27,13 +27,16 @@ public static class Fio
         return new Result(read.MegabytesPerSecond, read.MeanLatencyMicroseconds);
     }
 
-    /// <summary>What fio did replaying an iolog: its rate and how many reads and bytes it completed.</summary>
+    /// <summary>
+    /// What fio did replaying an iolog: its rate over the whole replay, the mean latency of a read from submission to
+    /// completion (fio's lat, submission included), and how many reads and bytes it completed.
+    /// </summary>
     public readonly record struct ReplayResult(double MegabytesPerSecond, double MeanLatencyMicroseconds, long Reads, long Bytes);
 
     /// <summary>
     /// Replays <paramref name="iolog"/> (<see cref="WriteIolog"/>) with <c>fio --read_iolog --direct=1
-    /// --ioengine=libaio</c> at <paramref name="depth"/>: the same reads in the same order, issued as fast as the depth
-    /// allows (a version 2 log has no timestamps).
+    /// --ioengine=libaio</c> at <paramref name="depth"/>: the same reads in the same order; a version 2 log is issued as
+    /// fast as the depth allows, a version 3 (timed) log at its timestamps.
     /// </summary>
     public static ReplayResult Replay(string iolog, int depth)
     {
@@ -42,14 +45,15 @@ public static class Fio
             "--name=moelab-replay", $"--read_iolog={iolog}", "--readonly", Inv($"--iodepth={depth}"), "--direct=1", "--ioengine=libaio",
             "--output-format=json",
         ]);
-        return new ReplayResult(read.MegabytesPerSecond, read.MeanLatencyMicroseconds, read.Reads, read.Bytes);
+        return new ReplayResult(read.MegabytesPerSecond, read.MeanTotalLatencyMicroseconds, read.Reads, read.Bytes);
     }
 
     /// <summary>
-    /// Writes <paramref name="log"/> as a fio iolog, version 2 ("fio version 2 iolog"; fio(1), TRACE FILE FORMAT):
-    /// each file added and opened, one "read offset length" line per read in issue order, each file closed.
+    /// Writes <paramref name="log"/> as a fio iolog (fio(1), TRACE FILE FORMAT): each file added and opened, one
+    /// "read offset length" line per read in issue order, each file closed. Version 2 by default; <paramref name="timed"/>
+    /// writes version 3, every line led by its issue time in microseconds since the first read, which fio's replay keeps.
     /// </summary>
-    public static void WriteIolog(TextWriter writer, ExpertReadLog log)
+    public static void WriteIolog(TextWriter writer, ExpertReadLog log, bool timed = false)
     {
         foreach (string f in log.Files)
         {
@@ -60,14 +64,18 @@ public static class Fio
             }
         }
 
-        writer.Write("fio version 2 iolog\n");
-        foreach (string f in log.Files) writer.Write(Inv($"{f} add\n"));
-        foreach (string f in log.Files) writer.Write(Inv($"{f} open\n"));
-        foreach (var r in log.Reads) writer.Write(Inv($"{log.Files[r.File]} read {r.Offset} {r.Length}\n"));
-        foreach (string f in log.Files) writer.Write(Inv($"{f} close\n"));
+        var reads = log.Reads;
+        long origin = reads.IsEmpty ? 0 : reads[0].IssuedAt;
+        if (timed && (origin == 0 || reads[^1].IssuedAt == 0)) throw new ArgumentException("a timed iolog needs the reads' issue times", nameof(log));
+        string Stamp(long at) => timed ? Inv($"{(at - origin) * 1_000_000 / Stopwatch.Frequency} ") : "";
+        writer.Write(timed ? "fio version 3 iolog\n" : "fio version 2 iolog\n");
+        foreach (string f in log.Files) writer.Write(Inv($"{Stamp(origin)}{f} add\n"));
+        foreach (string f in log.Files) writer.Write(Inv($"{Stamp(origin)}{f} open\n"));
+        foreach (var r in reads) writer.Write(Inv($"{Stamp(r.IssuedAt)}{log.Files[r.File]} read {r.Offset} {r.Length}\n"));
+        foreach (string f in log.Files) writer.Write(Inv($"{Stamp(reads.IsEmpty ? origin : reads[^1].IssuedAt)}{f} close\n"));
     }
 
-    private static (double MegabytesPerSecond, double MeanLatencyMicroseconds, long Reads, long Bytes) RunJson(string[] arguments)
+    private static (double MegabytesPerSecond, double MeanLatencyMicroseconds, double MeanTotalLatencyMicroseconds, long Reads, long Bytes) RunJson(string[] arguments)
     {
         var psi = new ProcessStartInfo("fio") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (string a in arguments) psi.ArgumentList.Add(a);
@@ -92,7 +100,7 @@ public static class Fio
             if (job.GetProperty("error").GetInt32() is int error and not 0) throw new InvalidOperationException($"fio's job failed with error {error}: {stderr.Result.Trim()}");
             var read = job.GetProperty("read");
             return (read.GetProperty("bw_bytes").GetDouble() / 1e6, read.GetProperty("clat_ns").GetProperty("mean").GetDouble() / 1e3,
-                read.GetProperty("total_ios").GetInt64(), read.GetProperty("io_bytes").GetInt64());
+                read.GetProperty("lat_ns").GetProperty("mean").GetDouble() / 1e3, read.GetProperty("total_ios").GetInt64(), read.GetProperty("io_bytes").GetInt64());
         }
     }
 

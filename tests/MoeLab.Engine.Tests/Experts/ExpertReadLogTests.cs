@@ -27,6 +27,22 @@ public sealed class ExpertReadLogTests
     }
 
     [Fact]
+    public void CompletionsGiveTheMeanLatencyOfCompletedReadsOnly()
+    {
+        var log = new ExpertReadLog();
+        long f = System.Diagnostics.Stopwatch.Frequency;
+        int a = log.Record("/m/a.gguf", 0, 4096, issuedAt: 10 * f);
+        int b = log.Record("/m/a.gguf", 4096, 4096, issuedAt: 11 * f);
+        log.Record("/m/a.gguf", 8192, 4096, issuedAt: 12 * f); // never completes
+        log.Complete(a, 12 * f);
+        log.Complete(b, 15 * f);
+        log.Complete(7, 20 * f); // not in the log: ignored
+        Assert.Equal(3.0, log.MeanLatencySeconds, 9);
+        Assert.Equal(15 * f, log.Reads[1].CompletedAt);
+        Assert.Equal(0, log.Reads[2].CompletedAt);
+    }
+
+    [Fact]
     public void RecordingIntoAPresizedLogAllocatesNothing()
     {
         var log = new ExpertReadLog(capacity: 1000);
@@ -99,6 +115,8 @@ public sealed class ExpertReadLogTests
         Assert.True(misses.RecordedUntil > 10, "the recorded runs should miss");
         Assert.Equal([file.Path], log.Files);
         var recorded = log.Reads.ToArray().Select(x => (x.Offset, x.Length)).ToList();
+
+        Assert.All(log.Reads.ToArray(), x => Assert.True(x.IssuedAt > 0 && x.CompletedAt >= x.IssuedAt));
 
         // Demand-first FIFO without prefetch issues the misses in demand order, each expert's reads in file order.
         Assert.Equal(expected, recorded);

@@ -225,6 +225,45 @@ public sealed class StreamingExpertSourceTests
     }
 
     [Fact]
+    public void DemandQueueTimeCountsEveryMissAndOneIdleIssuePerLayerThatMisses()
+    {
+        using var file = new SyntheticExpertFile(Layers, Experts, seed: 80);
+        using var store = new ExpertStore(file.Layout, IoMode.Buffered);
+        var options = new StreamingOptions { BudgetBytes = (TopK + 6) * store.BufferBytes, WorkingBuffers = TopK };
+        var cache = new ArrayLru(StreamingExpertSource.CacheCapacity(store, options), Layers, Experts);
+        using var source = new StreamingExpertSource(store, options, cache, new DemandFirstFifo(1));
+        var rng = new Random(80);
+        int layersThatMissed = 0;
+        for (int t = 0; t < 30; t++)
+        {
+            source.BeginToken(t);
+            for (int l = 0; l < Layers; l++)
+            {
+                long missesBefore = source.Counters.Misses;
+                int[] chosen = Route(rng);
+                source.Request(new RoutingObservation { Token = t, Layer = l, Experts = chosen, Weights = new float[TopK] });
+                if (source.Counters.Misses > missesBefore) layersThatMissed++;
+                foreach (int e in chosen)
+                {
+                    source.Acquire(l, e);
+                    source.Release(l, e);
+                }
+            }
+        }
+
+        // Every layer's reads finished before the next request, so its first miss found the readers idle and the
+        // others queued behind it (depth 1): they waited at least as long as the idle one.
+        var c = source.Counters;
+        Assert.Equal(c.Misses, c.DemandReads);
+        Assert.Equal(layersThatMissed, c.IdleIssues);
+        Assert.True(c.Misses > c.IdleIssues, "some layers should miss more than once");
+        Assert.True(c.IdleIssueSeconds > 0 && c.DemandQueueSeconds > c.IdleIssueSeconds, $"queue {c.DemandQueueSeconds} s, idle issue {c.IdleIssueSeconds} s");
+        var d = c - default(ExpertSourceCounters);
+        Assert.Equal(c.DemandReads, d.DemandReads);
+        Assert.Equal(c.IdleIssueSeconds, (c + default(ExpertSourceCounters)).IdleIssueSeconds);
+    }
+
+    [Fact]
     public void BudgetBelowTheWorkingBuffersIsRejected()
     {
         using var file = new SyntheticExpertFile(1, 4, seed: 60);

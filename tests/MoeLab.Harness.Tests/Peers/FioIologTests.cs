@@ -22,6 +22,27 @@ public class FioIologTests
             w.ToString());
     }
 
+    [Fact]
+    public void TimedLogIsVersion3WithMicrosecondsSinceTheFirstRead()
+    {
+        var log = new ExpertReadLog();
+        long t0 = 1_000_000;
+        long us = System.Diagnostics.Stopwatch.Frequency / 1_000_000;
+        log.Record("/m/a.gguf", 0, 4096, t0);
+        log.Record("/m/a.gguf", 8192, 4096, t0 + (250 * us));
+        log.Record("/m/a.gguf", 4096, 4096, t0 + (1_500_000 * us));
+        var w = new StringWriter();
+        Fio.WriteIolog(w, log, timed: true);
+        Assert.Equal(
+            "fio version 3 iolog\n0 /m/a.gguf add\n0 /m/a.gguf open\n" +
+            "0 /m/a.gguf read 0 4096\n250 /m/a.gguf read 8192 4096\n1500000 /m/a.gguf read 4096 4096\n1500000 /m/a.gguf close\n",
+            w.ToString());
+
+        var untimed = new ExpertReadLog();
+        untimed.Record("/m/a.gguf", 0, 4096);
+        Assert.Throws<ArgumentException>(() => Fio.WriteIolog(new StringWriter(), untimed, timed: true));
+    }
+
     [Theory]
     [InlineData("/my models/a.gguf")]
     [InlineData("models/a.gguf")]
@@ -57,6 +78,13 @@ public class FioIologTests
 
         Assert.Equal(41, r.Reads);
         Assert.True(r.MegabytesPerSecond > 0);
+
+        // The timed form replays too (fio 3.31+ reads version 3).
+        var timed = new ExpertReadLog();
+        for (int i = 0; i < 10; i++) timed.Record(data, i * 8192L, 8192, 1 + (i * System.Diagnostics.Stopwatch.Frequency / 1000));
+        string timedLog = Path.Combine(dir.Path, "reads.timed.iolog");
+        using (var w = new StreamWriter(timedLog)) Fio.WriteIolog(w, timed, timed: true);
+        Assert.Equal(10, Fio.Replay(timedLog, depth: 2).Reads);
     }
 
     private sealed class FioFactAttribute : FactAttribute
