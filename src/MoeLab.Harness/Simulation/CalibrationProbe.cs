@@ -288,7 +288,7 @@ public static class CalibrationProbe
     /// <summary>
     /// The engine's own decode step over the file (<see cref="MoeModel.Forward"/>, dense weights resident as the engine
     /// loads them, experts from a <see cref="ProbeExpertSource"/> in RAM), from a fresh sequence for about twice the
-    /// point time (at least 8 steps), so the KV cache grows as in a run: per step, its attention layers and output head
+    /// point time (at least 8 steps, after a warm-up of the point time), so the KV cache grows as in a run: per step, its attention layers and output head
     /// (the model's own timers) are the dense part; the rest (norms, routers, experts, their sums) over the L × k routed
     /// experts is the time per expert. No reads are in flight, as in the engine between a layer's last expert and the
     /// next layer's router.
@@ -301,7 +301,16 @@ public static class CalibrationProbe
         {
             var rng = new Random(13);
             model.Reset();
-            for (int i = 0; i < 2; i++) model.Forward(rng.Next(config.Vocab)); // warm-up: JIT, first touch of the KV cache
+            // Warm-up until the JIT has promoted the step's code (tiered compilation: a "before" probe runs it for the
+            // first time in the process, where the engine's run has its prompt tokens first; two steps left the
+            // kernels at tier 0, up to 5x slower on a 2-layer slice).
+            var warm = Stopwatch.StartNew();
+            for (int i = 0; i < 8 || warm.Elapsed.TotalSeconds < o.SecondsPerPoint; i++)
+            {
+                if (model.Position >= model.MaxContext - 1) model.Reset();
+                model.Forward(rng.Next(config.Vocab));
+            }
+
             model.Reset();
             double dense = 0, wall = 0;
             int n = 0;
