@@ -10,7 +10,8 @@ public class ComputePoolTests
     [InlineData(3)]
     public void PoolMatVecEqualsSingleThreadExactly(int threads)
     {
-        using var pool = new ComputePool(threads);
+        // chunks of a few rows, so every type is split across the threads (the default would run these inline)
+        using var pool = new ComputePool(threads) { ChunkBytes = 4096 };
         foreach (var type in KernelTestData.WeightTypes)
         {
             int rows = 300, cols = 512;
@@ -31,7 +32,7 @@ public class ComputePoolTests
     [Fact]
     public void MatVec2EqualsTwoSingleThreadProducts()
     {
-        using var pool = new ComputePool(2);
+        using var pool = new ComputePool(2) { ChunkBytes = 4096 };
         using var gate = KernelTestData.RandomMatrix(GgmlType.Q4_K, 200, 768, seed: 21);
         using var up = KernelTestData.RandomMatrix(GgmlType.Q6_K, 130, 768, seed: 22);
         var x = new QuantizedVector(768);
@@ -55,7 +56,7 @@ public class ComputePoolTests
     [InlineData(3, true)]
     public void MatVecConcatEqualsSeparateSingleThreadProducts(int threads, bool interleave)
     {
-        using var pool = new ComputePool(threads);
+        using var pool = new ComputePool(threads) { ChunkBytes = 8192 };
         var types = new[] { GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q6_K, GgmlType.Q4_0 };
         int[] rows = [256, 203, 64, 17, 130, 512];
         const int Cols = 768;
@@ -89,6 +90,28 @@ public class ComputePoolTests
         {
             foreach (var m in ms) m.Dispose();
         }
+    }
+
+    /// <summary>A matrix far smaller than a chunk runs on the calling thread; a large one is split into chunks of about
+    /// ChunkBytes, in whole row groups; both give the single-thread result.</summary>
+    [Theory]
+    [InlineData(64, 0, 1)] // 72 KiB < the default 256 KiB
+    [InlineData(4096, 8 * 1152, 512)] // one 8-row group of 1152-byte rows per chunk
+    [InlineData(4096, 256 << 10, 19)] // 227 rows fit in 256 KiB, 224 in whole groups
+    public void ChunkSizeFollowsWeightBytesAndKeepsResultsExact(int rows, int chunkBytes, int chunks)
+    {
+        using var pool = new ComputePool(2);
+        if (chunkBytes > 0) pool.ChunkBytes = chunkBytes;
+        using var m = KernelTestData.RandomMatrix(GgmlType.Q4_0, rows, 2048, seed: 61);
+        var w = RowInterleave.InterleaveIfWorthwhile(m.Matrix);
+        var x = new QuantizedVector(2048);
+        x.Set(KernelTestData.Gaussian(new Random(62), 2048));
+        var single = new float[rows];
+        MatVec.Multiply(w, x, single, 0, rows);
+        var pooled = new float[rows];
+        pool.MatVec(w, x, pooled);
+        Assert.Equal(chunks, pool.LastChunks);
+        Assert.Equal(single, pooled);
     }
 
     private sealed class CountingBody(int[] hits) : IParallelBody
