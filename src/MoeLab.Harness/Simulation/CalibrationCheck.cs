@@ -272,7 +272,7 @@ public static class CalibrationCheck
         sb.Append(r.Cost.HasStorageCache ? string.Create(inv, $", storage cache {r.Cost.StorageCacheBytes / 1048576.0:F0} MiB below the disk ({r.Predicted.StorageCacheHits} of the decode tokens' expert reads served by it)\n") : ", no storage cache\n");
         foreach (var f in r.Probes)
         {
-            sb.Append(string.Create(inv, $"probe {f.TakenUtc:HH:mm:ss} ({f.Seconds:F1} s): {f.ForwardTokens} decode steps: experts {f.ExpertGbPerS:F2} GB/s, dense {f.DenseGbPerS:F2} GB/s; sampler {f.SamplerMs:F2} ms (not charged); reads "));
+            sb.Append(string.Create(inv, $"probe {f.TakenUtc:HH:mm:ss} ({f.Seconds:F1} s): {f.ForwardTokens} decode steps: experts {f.ExpertGbPerS:F2} GB/s, dense {f.DenseGbPerS:F2} GB/s; sampler {f.SamplerMs:F2} ms (not charged); reads in bursts of {f.BurstReads}, {f.BurstGapMs:F1} ms apart: "));
             sb.Append(string.Join(", ", f.FileReads.Select(q => string.Create(inv, $"{q.BlockKib:F0} KiB × {q.QueueDepth}: {q.LatencyUs:F0} µs ({q.ReadMbPerS:F0} MB/s)"))));
             sb.Append('\n');
             if (f.Sweep.Count > 0)

@@ -56,6 +56,11 @@ public static class CalibrationProbe
         /// <summary>The sampler's time per token: reported, not charged (the engine's decode time is its forward passes only).</summary>
         public double SamplerMs { get; init; }
 
+        /// <summary>The whole-file reads came in bursts of this many (one layer's reads), this far apart (its compute time).</summary>
+        public int BurstReads { get; init; }
+
+        public double BurstGapMs { get; init; }
+
         /// <summary>Decode steps the forward-pass probe timed.</summary>
         public int ForwardTokens { get; init; }
 
@@ -80,8 +85,13 @@ public static class CalibrationProbe
         var file = GgufFile.Open(modelPath);
         var config = ModelConfig.FromGguf(file);
         var layout = ExpertTensors.Layout(file, config);
-        var disk = MeasureDisk(layout, o);
         var (denseSeconds, expertSeconds, tokens) = MeasureForward(file, layout, config, o);
+        // The engine reads in bursts: a layer's misses at once after its router, then none while the layer's experts and
+        // the next attention compute. The device reads are probed the same way: bursts of one layer's reads with all of
+        // its routed experts missing, separated by the layer's compute time just probed.
+        int burst = config.ExpertsUsed * Math.Max(1, (int)((layout.MaxExpertBytes + ReadBlockBytesOf(layout, o) - 1) / ReadBlockBytesOf(layout, o)));
+        double gap = (denseSeconds / layout.Layers) + (config.ExpertsUsed * expertSeconds);
+        var disk = MeasureDisk(layout, o, burst, gap);
         double sampler = MeasureSampler(config.Vocab, o.Sampling, o.SecondsPerPoint / 3);
         return disk with
         {
@@ -97,7 +107,7 @@ public static class CalibrationProbe
     /// from the sweep, and the whole-file points, which that cache partly serves, are converted to the device's rate.
     /// Regions are read in ascending order, so each starts with the previous one in the cache, as a steady state would.
     /// </summary>
-    private static Figures MeasureDisk(ExpertLayout layout, Options o)
+    private static Figures MeasureDisk(ExpertLayout layout, Options o, int burst, double gapSeconds)
     {
         using var store = new ExpertStore(layout, IoMode.Direct, o.ReadChunkBytes);
         var order = new (int Layer, int Expert)[layout.Layers * layout.ExpertsPerLayer];
@@ -121,7 +131,7 @@ public static class CalibrationProbe
             sweep.Add((Bytes(n), MeasureReads(store, top, o.SecondsPerPoint, order.AsMemory(0, n)).LatencyUs * 1e-6));
         }
 
-        var whole = depths.Select(d => MeasureReads(store, d, o.SecondsPerPoint, order)).ToList();
+        var whole = depths.Select(d => MeasureReads(store, d, o.SecondsPerPoint, order, burst, gapSeconds)).ToList();
         long wholeBytes = Bytes(all);
         sweep.Add((wholeBytes, whole[^1].LatencyUs * 1e-6));
         var fit = StorageCacheFit.Fit(sweep);
@@ -132,7 +142,7 @@ public static class CalibrationProbe
         }).ToList();
         return new Figures
         {
-            Reads = device, FileReads = whole, CachedReads = cached, StorageCacheBytes = fit.CacheBytes, Sweep = sweep,
+            Reads = device, FileReads = whole, CachedReads = cached, StorageCacheBytes = fit.CacheBytes, Sweep = sweep, BurstReads = burst, BurstGapMs = gapSeconds * 1e3,
             ExpertGbPerS = 0, DenseGbPerS = 0, PerTokenOverheadMs = 0, TakenUtc = default, Seconds = 0,
         };
     }
@@ -227,6 +237,12 @@ public static class CalibrationProbe
         return d;
     }
 
+    private static long ReadBlockBytesOf(ExpertLayout layout, Options o)
+    {
+        using var store = new ExpertStore(layout, IoMode.Direct, o.ReadChunkBytes);
+        return ReadBlockBytes(store);
+    }
+
     /// <summary>
     /// The size the cost model charges one read at: an expert's bytes over the reads the store issues for it (gate, up,
     /// down, or their pieces at a read chunk size), as <see cref="CalibrationCheck.CostFor"/> uses.
@@ -237,12 +253,22 @@ public static class CalibrationProbe
     /// One point at this depth: the mean latency of the store's reads (random experts of the set, random slices), charged at
     /// <see cref="ReadBlockBytes"/>; bandwidth = depth × block / latency (the engine's reads are blocking preads).
     /// </summary>
-    private static unsafe DeviceProfile.ReadPoint MeasureReads(ExpertStore store, int depth, double seconds, ReadOnlyMemory<(int Layer, int Expert)> set)
+    private static unsafe DeviceProfile.ReadPoint MeasureReads(ExpertStore store, int depth, double seconds, ReadOnlyMemory<(int Layer, int Expert)> set, int burst = 0, double gapSeconds = 0)
     {
         long reads = 0;
         double latency = 0;
         var stop = Stopwatch.StartNew();
         var threads = new Thread[depth];
+        // Burst mode: the threads share each burst's reads (tickets), meet at the barrier, and one sleeps the gap.
+        int ticket = 0, bursts = 0;
+        bool finished = false;
+        using var barrier = new Barrier(depth, _ =>
+        {
+            bursts++;
+            finished = bursts >= 4 && stop.Elapsed.TotalSeconds >= seconds;
+            if (!finished && gapSeconds > 0) Thread.Sleep(TimeSpan.FromSeconds(gapSeconds));
+            Volatile.Write(ref ticket, 0);
+        });
         for (int t = 0; t < depth; t++)
         {
             int seed = (t * 7919) + depth;
@@ -254,8 +280,7 @@ public static class CalibrationProbe
                 double myLatency = 0;
                 try
                 {
-                    // At least a few reads each, however late the thread starts on a busy machine.
-                    for (int n = 0; n < 4 || stop.Elapsed.TotalSeconds < seconds; n++)
+                    void ReadOne()
                     {
                         var (l, e) = set.Span[rng.Next(set.Length)];
                         int r = rng.Next(store.Reads(0, l, e));
@@ -263,6 +288,20 @@ public static class CalibrationProbe
                         store.ReadSlice(0, l, e, r, buffer);
                         myLatency += Stopwatch.GetElapsedTime(t0).TotalSeconds;
                         myReads++;
+                    }
+
+                    if (burst > 0)
+                    {
+                        while (!Volatile.Read(ref finished))
+                        {
+                            while (Interlocked.Increment(ref ticket) <= burst) ReadOne();
+                            barrier.SignalAndWait();
+                        }
+                    }
+                    else
+                    {
+                        // At least a few reads each, however late the thread starts on a busy machine.
+                        for (int n = 0; n < 4 || stop.Elapsed.TotalSeconds < seconds; n++) ReadOne();
                     }
                 }
                 finally
