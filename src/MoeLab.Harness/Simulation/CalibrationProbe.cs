@@ -260,14 +260,19 @@ public static class CalibrationProbe
         var stop = Stopwatch.StartNew();
         var threads = new Thread[depth];
         // Burst mode: the threads share each burst's reads (tickets), meet at the barrier, and one sleeps the gap.
+        // A burst lasts from its issue (the barrier's release: the threads must wake, as the engine's readers must) to
+        // its last read's completion (the barrier's last arrival).
         int ticket = 0, bursts = 0;
         bool finished = false;
+        long issued = Stopwatch.GetTimestamp(), burstTicks = 0;
         using var barrier = new Barrier(depth, _ =>
         {
+            burstTicks += Stopwatch.GetTimestamp() - issued;
             bursts++;
             finished = bursts >= 4 && stop.Elapsed.TotalSeconds >= seconds;
             if (!finished && gapSeconds > 0) Thread.Sleep(TimeSpan.FromSeconds(gapSeconds));
             Volatile.Write(ref ticket, 0);
+            issued = Stopwatch.GetTimestamp();
         });
         for (int t = 0; t < depth; t++)
         {
@@ -320,7 +325,9 @@ public static class CalibrationProbe
 
         foreach (var th in threads) th.Join();
         long block = ReadBlockBytes(store);
-        double mean = latency / reads;
+        // Burst mode charges what the simulator's queue needs to reproduce a burst's span: ceil(burst / depth) reads
+        // back to back on each thread, wake-up included; sustained mode the mean time inside ReadSlice.
+        double mean = burst > 0 ? (double)burstTicks / Stopwatch.Frequency / bursts / ((burst + depth - 1) / depth) : latency / reads;
         return new DeviceProfile.ReadPoint { BlockKib = block / 1024.0, QueueDepth = depth, ReadMbPerS = Math.Round(depth * block / mean / 1e6, 1), LatencyUs = Math.Round(mean * 1e6, 1) };
     }
 
@@ -343,11 +350,24 @@ public static class CalibrationProbe
             // Warm-up until the JIT has promoted the step's code (tiered compilation: a "before" probe runs it for the
             // first time in the process, where the engine's run has its prompt tokens first; two steps left the
             // kernels at tier 0, up to 5x slower on a 2-layer slice).
+            // On a loaded machine the background JIT can take longer, so warm-up goes on (up to 4 point times) while the
+            // last 8 steps are still more than 10% faster than the 8 before them.
             var warm = Stopwatch.StartNew();
-            for (int i = 0; i < 8 || warm.Elapsed.TotalSeconds < o.SecondsPerPoint; i++)
+            var recent = new double[16];
+            for (int i = 0; ; i++)
             {
                 if (model.Position >= model.MaxContext - 1) model.Reset();
                 model.Forward(rng.Next(config.Vocab));
+                recent[i % 16] = model.LastWallSeconds;
+                if (i < 16 || warm.Elapsed.TotalSeconds < o.SecondsPerPoint) continue;
+                double older = 0, newer = 0;
+                for (int j = 0; j < 8; j++)
+                {
+                    newer += recent[(i - j) % 16];
+                    older += recent[(i - 8 - j) % 16];
+                }
+
+                if (newer > 0.9 * older || warm.Elapsed.TotalSeconds > 4 * o.SecondsPerPoint) break;
             }
 
             model.Reset();
