@@ -11,7 +11,7 @@ public class ComputePoolTests
     public void PoolMatVecEqualsSingleThreadExactly(int threads)
     {
         // chunks of a few rows, so every type is split across the threads (the default would run these inline)
-        using var pool = new ComputePool(threads) { ChunkBytes = 4096 };
+        using var pool = new ComputePool(threads) { ChunkBytes = 4096, InlineBytes = 0 };
         foreach (var type in KernelTestData.WeightTypes)
         {
             int rows = 300, cols = 512;
@@ -32,7 +32,7 @@ public class ComputePoolTests
     [Fact]
     public void MatVec2EqualsTwoSingleThreadProducts()
     {
-        using var pool = new ComputePool(2) { ChunkBytes = 4096 };
+        using var pool = new ComputePool(2) { ChunkBytes = 4096, InlineBytes = 0 };
         using var gate = KernelTestData.RandomMatrix(GgmlType.Q4_K, 200, 768, seed: 21);
         using var up = KernelTestData.RandomMatrix(GgmlType.Q6_K, 130, 768, seed: 22);
         var x = new QuantizedVector(768);
@@ -56,7 +56,7 @@ public class ComputePoolTests
     [InlineData(3, true)]
     public void MatVecConcatEqualsSeparateSingleThreadProducts(int threads, bool interleave)
     {
-        using var pool = new ComputePool(threads) { ChunkBytes = 8192 };
+        using var pool = new ComputePool(threads) { ChunkBytes = 8192, InlineBytes = 0 };
         var types = new[] { GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q6_K, GgmlType.Q4_0 };
         int[] rows = [256, 203, 64, 17, 130, 512];
         const int Cols = 768;
@@ -92,12 +92,13 @@ public class ComputePoolTests
         }
     }
 
-    /// <summary>A matrix far smaller than a chunk runs on the calling thread; a large one is split into chunks of about
-    /// ChunkBytes, in whole row groups; both give the single-thread result.</summary>
+    /// <summary>A matrix under InlineBytes runs on the calling thread; a larger one is cut into 4 chunks per thread,
+    /// none over ChunkBytes, in whole row groups; all give the single-thread result.</summary>
     [Theory]
-    [InlineData(64, 0, 1)] // 72 KiB < the default 256 KiB
-    [InlineData(4096, 8 * 1152, 512)] // one 8-row group of 1152-byte rows per chunk
-    [InlineData(4096, 256 << 10, 19)] // 227 rows fit in 256 KiB, 224 in whole groups
+    [InlineData(64, 0, 1)] // 72 KiB ≤ the default 256 KiB inline limit
+    [InlineData(4096, 0, 8)] // 4.5 MiB: 4 chunks per thread of 512 rows (576 KiB each, under the 4 MiB cap)
+    [InlineData(4096, 256 << 10, 18)] // capped: 227 rows fit in 256 KiB, rounded up to whole groups: 232
+    [InlineData(4096, 8 * 1152, 512)] // capped at one 8-row group of 1152-byte rows
     public void ChunkSizeFollowsWeightBytesAndKeepsResultsExact(int rows, int chunkBytes, int chunks)
     {
         using var pool = new ComputePool(2);
