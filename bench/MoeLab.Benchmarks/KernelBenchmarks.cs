@@ -120,6 +120,60 @@ public unsafe class KernelStreamingBenchmarks
     }
 }
 
+/// <summary>
+/// The output head of qwen3-30b-a3b (151936×2048, 175 MB in Q4_0): the largest matvec of a decode step, streamed
+/// from RAM every token. Interleaved as the engine loads it; in transparent huge pages or ordinary 4 KiB pages
+/// (<see cref="WeightMemory"/>); on the calling thread alone or on a 2-thread <see cref="ComputePool"/>.
+/// </summary>
+[Config(typeof(KernelBenchmarkConfig))]
+public unsafe class HeadMatVecBenchmarks
+{
+    private byte* _data;
+    private WeightMatrix _w;
+    private QuantizedVector _x = null!;
+    private float[] _y = null!;
+    private ComputePool _pool = null!;
+
+    [Params(GgmlType.Q4_0)]
+    public GgmlType Format { get; set; }
+
+    [Params("151936x2048")]
+    public string Shape { get; set; } = "";
+
+    [Params(1, 2)]
+    public int Threads { get; set; }
+
+    [Params(false, true)]
+    public bool HugePages { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var (rows, cols) = KernelBenchmarkConfig.ParseShape(Shape);
+        byte* random = KernelBenchmarkConfig.RandomMatrix(Format, rows, cols, 5, out var w);
+        _data = WeightMemory.Allocate(w.TotalBytes, HugePages);
+        Buffer.MemoryCopy(random, _data, w.TotalBytes, w.TotalBytes);
+        NativeMemory.AlignedFree(random);
+        _w = RowInterleave.InterleaveIfWorthwhile(new WeightMatrix(Format, rows, cols, _data));
+        _x = new QuantizedVector(cols);
+        var xs = new float[cols];
+        for (int i = 0; i < cols; i++) xs[i] = (i % 11) * 0.1f - 0.5f;
+        _x.Set(xs);
+        _y = new float[rows];
+        _pool = new ComputePool(Threads);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _pool.Dispose();
+        WeightMemory.Free(_data);
+    }
+
+    [Benchmark]
+    public void HeadMatVec() => _pool.MatVec(_w, _x, _y);
+}
+
 public sealed class KernelBenchmarkConfig : ManualConfig
 {
     public KernelBenchmarkConfig() => AddColumn(new WeightBandwidthColumn());
