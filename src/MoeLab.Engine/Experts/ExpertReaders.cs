@@ -21,6 +21,9 @@ public readonly unsafe struct SliceRead(int tag, int variant, int layer, int exp
 
     /// <summary>1 + the read's index in the owner's <see cref="ExpertReadLog"/>; 0 when not recorded. Readers hand it back unchanged.</summary>
     internal int LogEntry { get; init; }
+
+    /// <summary>Issued as a prefetch (counts against the scheduler's PrefetchDepth until it completes).</summary>
+    internal bool Prefetch { get; init; }
 }
 
 /// <summary>Feeds <see cref="ExpertReaders"/>: decides which slice is read next and learns when each read ends.</summary>

@@ -46,6 +46,8 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     private long _hits, _misses, _prefetchHits, _prefetchIssued, _prefetchUnused, _prefetchCancelled;
     private long _bytesRead, _bytesTransferred, _ioTicks, _busyTicks, _stallTicks;
     private long _demandQueueTicks, _demandReads, _idleIssueTicks, _idleIssues;
+    private readonly int _prefetchDepth;
+    private int _prefetchSlicesInFlight;
     private int _inFlight;
     private long _busySince;
     private ExpertReadLog? _readLog;
@@ -103,6 +105,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         _pendingTargetToken = new int[BufferCount];
         _predictions = new ExpertKey[Math.Max(0, options.MaxPrefetchPerLayer)];
         _slab = (byte*)NativeMemory.AlignedAlloc((nuint)SlabBytes, (nuint)ExpertStore.BufferAlignment);
+        _prefetchDepth = Math.Clamp(scheduler.PrefetchDepth, 1, scheduler.QueueDepth);
         _readers = new ExpertReaders(store, new ReadQueue(this), scheduler.QueueDepth, engine: options.ReadEngine);
     }
 
@@ -139,6 +142,9 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     public MoeLab.Engine.Io.ReadEngine ReadEngine => _readers.Engine;
 
     public ExpertLayerCounters LayerCounters => _layerCounters;
+
+    /// <summary>Most prefetch reads seen in flight at once (never above the scheduler's PrefetchDepth).</summary>
+    public int PeakPrefetchReadsInFlight { get; private set; }
 
     /// <summary>When set, every read issued from now on is appended to it, in the order the readers take them (null stops recording).</summary>
     public ExpertReadLog? ReadLog
@@ -211,6 +217,10 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
             {
                 slices += Demand(observed.Layer, experts[i], i < observed.Weights.Length ? observed.Weights[i] : float.NaN);
             }
+
+            // Readers held back by the prefetch depth wait on the gate: let them take the demand reads.
+            // (also when a demand only promoted a queued prefetch: it may be the read a held-back reader should take)
+            if (_prefetchDepth < QueueDepth) Monitor.PulseAll(_gate);
         }
 
         if (slices > 0) _work.Release(slices);
@@ -385,6 +395,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         {
             if (_disposed) return;
             _disposed = true;
+            Monitor.PulseAll(_gate);
         }
 
         _work.Release(_readers.Depth);
@@ -693,6 +704,23 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
                     throw new InvalidOperationException($"I/O scheduler '{_scheduler.Name}' picked {i} of {_pendingCount} pending reads");
                 }
 
+                bool prefetch = _pending[i].Priority == IoPriority.Prefetch;
+                if (prefetch && _prefetchSlicesInFlight >= _prefetchDepth)
+                {
+                    // Keep the rest of the depth for demand reads: wait (still owning this wake-up) for a prefetch to
+                    // land or a demand to arrive; a non-blocking reader hands the wake-up back and tries later.
+                    if (!blocking)
+                    {
+                        _work.Release();
+                        read = default;
+                        return false;
+                    }
+
+                    Monitor.Wait(_gate);
+                    _work.Release(); // re-enter through the semaphore so the pending count and wake-ups stay paired
+                    continue;
+                }
+
                 int s = _pendingSlot[i];
                 ref var slot = ref _slots[s];
                 int slice = slot.Reads - slot.SlicesToIssue;
@@ -726,6 +754,12 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
                     read = new SliceRead(s, slot.Variant, slot.Layer, slot.Expert, slice, read.Buffer) { LogEntry = entry + 1 };
                 }
 
+                if (prefetch)
+                {
+                    read = new SliceRead(s, slot.Variant, slot.Layer, slot.Expert, slice, read.Buffer) { LogEntry = read.LogEntry, Prefetch = true };
+                    PeakPrefetchReadsInFlight = Math.Max(PeakPrefetchReadsInFlight, ++_prefetchSlicesInFlight);
+                }
+
                 return true;
             }
         }
@@ -736,6 +770,13 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         lock (_gate)
         {
             if (read.LogEntry > 0) _readLog?.Complete(read.LogEntry - 1, end);
+            if (read.Prefetch)
+            {
+                // A reader held back by the prefetch depth may go now, even if this was not the expert's last read.
+                _prefetchSlicesInFlight--;
+                Monitor.PulseAll(_gate);
+            }
+
             ref var slot = ref _slots[read.Tag];
             slot.SlicesInFlight--;
             slot.Transferred += transferred;

@@ -23,6 +23,12 @@ public interface IIoScheduler
     /// <summary>Whether a prefetch no longer wanted (its layer already passed) is dropped before it is issued.</summary>
     bool CancelStalePrefetches { get; }
 
+    /// <summary>
+    /// Prefetch reads in flight at most (1..QueueDepth): below the queue depth, a demand read that arrives while
+    /// prefetches are being read still finds a reader free instead of waiting behind them.
+    /// </summary>
+    int PrefetchDepth => QueueDepth;
+
     /// <summary>Index into <paramref name="pending"/> (non-empty) of the read to issue next. No side effects.</summary>
     int PickNext(ReadOnlySpan<PendingRead> pending);
 }

@@ -224,6 +224,74 @@ public sealed class StreamingExpertSourceTests
         Assert.Equal(0, allocated);
     }
 
+    [Theory]
+    [InlineData(ReadEngine.Threads)]
+    [InlineData(ReadEngine.Aio)]
+    public void PrefetchReadsInFlightStayWithinThePrefetchDepth(ReadEngine engine)
+    {
+        if (DirectIoProbe.Unsupported is not null) return;
+        int Peak(int prefetchDepth, int seed)
+        {
+            using var file = new SyntheticExpertFile(Layers, Experts, seed: seed);
+            using var store = new ExpertStore(file.Layout, IoMode.Direct, readChunkBytes: 4096);
+            var options = new StreamingOptions { BudgetBytes = (TopK + 24) * store.BufferBytes, WorkingBuffers = TopK, ReadEngine = engine };
+            var cache = new ArrayLru(StreamingExpertSource.CacheCapacity(store, options), Layers, Experts);
+            using var source = new StreamingExpertSource(store, options, cache, new DemandFirstFifo(6, prefetchDepth: prefetchDepth), new SameExpertsNextLayer(Layers));
+            var rng = new Random(seed);
+            for (int t = 0; t < 30; t++)
+            {
+                for (int l = 0; l < Layers; l++)
+                {
+                    int[] chosen = Route(rng);
+                    source.Request(new RoutingObservation { Token = t, Layer = l, Experts = chosen });
+                    foreach (int e in chosen)
+                    {
+                        file.AssertMatches(l, e, source.Acquire(l, e));
+                        source.Release(l, e);
+                    }
+                }
+            }
+
+            var c = Idle(source);
+            Assert.True(c.PrefetchIssued > 0, "the guesses should be read");
+            Assert.Equal((c.Misses + c.PrefetchIssued) * file.ExpertBytes, c.BytesRead);
+            return source.PeakPrefetchReadsInFlight;
+        }
+
+        // Pieces of 4 KiB: each prefetched expert is many reads, so uncapped they fill the depth.
+        Assert.True(Peak(prefetchDepth: 0, seed: 90) > 2, "without a cap prefetch reads should take more than two readers");
+        Assert.InRange(Peak(prefetchDepth: 2, seed: 90), 1, 2);
+        Assert.InRange(Peak(prefetchDepth: 1, seed: 91), 1, 1);
+    }
+
+    [Theory]
+    [InlineData(ReadEngine.Threads)]
+    [InlineData(ReadEngine.Aio)]
+    public void PrefetchesHeldBackByThePrefetchDepthFinishWithoutAnyFurtherDemand(ReadEngine engine)
+    {
+        // Each prefetched expert is many 4 KiB reads and only one may be in flight: the readers held back must be woken
+        // by each read's completion, not only by an expert's last one or by a new demand (that once hung forever).
+        if (DirectIoProbe.Unsupported is not null) return;
+        using var file = new SyntheticExpertFile(Layers, Experts, seed: 95);
+        using var store = new ExpertStore(file.Layout, IoMode.Direct, readChunkBytes: 4096);
+        var options = new StreamingOptions { BudgetBytes = (TopK + 12) * store.BufferBytes, WorkingBuffers = TopK, ReadEngine = engine };
+        var cache = new ArrayLru(StreamingExpertSource.CacheCapacity(store, options), Layers, Experts);
+        using var source = new StreamingExpertSource(store, options, cache, new DemandFirstFifo(6, prefetchDepth: 1), new SameExpertsNextLayer(Layers));
+        int[] chosen = [1, 2, 3, 4];
+        source.Request(new RoutingObservation { Token = 0, Layer = 0, Experts = chosen });
+        foreach (int e in chosen)
+        {
+            source.Acquire(0, e);
+            source.Release(0, e);
+        }
+
+        var waiter = new Thread(source.WaitIdle) { IsBackground = true };
+        waiter.Start();
+        Assert.True(waiter.Join(TimeSpan.FromSeconds(60)), "prefetch reads never finished");
+        Assert.Equal(4, source.Counters.PrefetchIssued);
+        foreach (int e in chosen) Assert.True(source.IsResident(new ExpertKey(1, e)));
+    }
+
     [Fact]
     public void DemandQueueTimeCountsEveryMissAndOneIdleIssuePerLayerThatMisses()
     {

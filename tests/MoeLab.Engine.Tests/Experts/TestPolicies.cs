@@ -82,11 +82,13 @@ internal sealed class ArrayLru : ICachePolicy
 }
 
 /// <summary>Demand reads first, then the oldest.</summary>
-internal sealed class DemandFirstFifo(int depth, bool cancelStale = true) : IIoScheduler
+internal sealed class DemandFirstFifo(int depth, bool cancelStale = true, int prefetchDepth = 0) : IIoScheduler
 {
     public string Name => "test-fifo";
 
     public int QueueDepth => depth;
+
+    public int PrefetchDepth => prefetchDepth > 0 ? prefetchDepth : depth;
 
     public bool CancelStalePrefetches => cancelStale;
 

@@ -102,4 +102,12 @@ public sealed class IoTests
         Assert.Equal(2, new FifoIo(true, 4, true).PickNext(Pending));
         Assert.Equal(0, new FifoIo(false, 4, true).PickNext(Pending));
     }
+
+    [Fact]
+    public void PrefetchDepthDefaultsToTheQueueDepthAndNeverExceedsIt()
+    {
+        Assert.Equal(8, ((IIoScheduler)new FifoIo(true, 8, true)).PrefetchDepth);
+        Assert.Equal(3, ((IIoScheduler)new FifoIo(true, 8, true, prefetchDepth: 3)).PrefetchDepth);
+        Assert.Equal(4, ((IIoScheduler)new FifoIo(true, 4, true, prefetchDepth: 9)).PrefetchDepth);
+    }
 }
