@@ -774,7 +774,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
             {
                 // A reader held back by the prefetch depth may go now, even if this was not the expert's last read.
                 _prefetchSlicesInFlight--;
-                Monitor.PulseAll(_gate);
+                if (_prefetchDepth < QueueDepth) Monitor.PulseAll(_gate);
             }
 
             ref var slot = ref _slots[read.Tag];
