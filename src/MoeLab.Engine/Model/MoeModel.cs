@@ -153,6 +153,9 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
 
     public IExpertSource ExpertSource => _source;
 
+    /// <summary>The compute threads (benchmarks set its chunking to compare against an older rule).</summary>
+    internal ComputePool Pool => _pool;
+
     public int MaxContext { get; }
 
     /// <summary>Bytes of the resident (non-expert) weights.</summary>
