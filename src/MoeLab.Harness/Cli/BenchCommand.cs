@@ -26,7 +26,7 @@ public sealed class BenchCommand : ICliCommand
     public string Summary => "measure decode tokens/s (tg) in RAM or streaming, against llama-bench, fio and llama.cpp mmap streaming";
 
     public string Usage =>
-        "usage: moelab bench --model F.gguf [-n 64] [-p 64] [-r 3] [--threads N] [--prompt The]\n" +
+        "usage: moelab bench --model F.gguf [-n 64] [-p 64] [-r 3] [--warmup 3] [--threads N] [--prompt The]\n" +
         "                    [--budget 512MiB [--io direct|buffered] [--cache lru] [--prefetch none] [--io-scheduler fifo:queue_depth=8] [--read-chunk 256KiB] [--read-engine threads|aio]]\n" +
         "                    [--llama-bench /path/to/llama-bench]     all-in-RAM decode against llama.cpp's llama-bench\n" +
         "                    [--resident-baseline]                    also time the all-in-RAM engine (the compute-bound token time)\n" +
@@ -37,7 +37,7 @@ public sealed class BenchCommand : ICliCommand
         "                                                             run under a fresh cgroup-v1 memory limit that counts page cache;\n" +
         "                                                             with --llama-completion, llama.cpp's mmap streaming under the same limit\n" +
         "                    [--json]\n" +
-        "Prints mean ± stddev tokens/s over r repetitions (after one warm-up run) for decoding (tg n) and for evaluating a\n" +
+        "Prints mean ± stddev tokens/s over r repetitions (after warm-up runs filling --warmup seconds, at least one) for decoding (tg n) and for evaluating a\n" +
         "p-token prompt of random token ids in chunks (pp p, as llama-bench -p p -n 0; -p 0 skips it); streaming runs add hit rate, MB read and\n" +
         "I/O time per token, the device MB/s achieved while reads were in flight, and stall time.";
 
@@ -49,6 +49,7 @@ public sealed class BenchCommand : ICliCommand
             Tokens = args.Int("n", 64),
             PromptTokens = args.Int("p", 64),
             Reps = args.Int("r", 3),
+            WarmupSeconds = args.Double("warmup", 3),
             Threads = args.Int("threads", Environment.ProcessorCount),
             Prompt = args.Option("prompt") ?? "The",
             Budget = args.Option("budget") is { } b ? ParseSize("budget", b) : null,
@@ -69,6 +70,7 @@ public sealed class BenchCommand : ICliCommand
         args.EnsureAllUsed();
         args.EnsureNoPositional();
         if (o.Tokens < 1 || o.Reps < 1) throw new CliUsageException("-n and -r must be at least 1");
+        if (o.WarmupSeconds < 0) throw new CliUsageException("--warmup is seconds of warm-up generation: 0 (one pass) or more");
         if (o.PromptTokens < 0) throw new CliUsageException("-p must be 0 (no prompt-processing run) or more");
         if (llamaCompletion is not null && memoryLimit is null) throw new CliUsageException("--llama-completion compares streaming under a memory limit: give --memory-limit too");
         if ((fio || residentBaseline || o.FioReplay is not null) && o.Budget is null) throw new CliUsageException("--fio, --fio-replay and --resident-baseline describe a streaming run: give --budget too");
@@ -185,7 +187,7 @@ public sealed class BenchCommand : ICliCommand
         var (program, prefix) = SelfInvocation();
         var childArgs = new List<string>(prefix)
         {
-            "bench", "--model", o.Model, "-n", Inv($"{o.Tokens}"), "-p", Inv($"{o.PromptTokens}"), "-r", Inv($"{o.Reps}"), "--threads", Inv($"{o.Threads}"), "--prompt", o.Prompt,
+            "bench", "--model", o.Model, "-n", Inv($"{o.Tokens}"), "-p", Inv($"{o.PromptTokens}"), "-r", Inv($"{o.Reps}"), "--warmup", Inv($"{o.WarmupSeconds}"), "--threads", Inv($"{o.Threads}"), "--prompt", o.Prompt,
             "--io", o.Io, "--cache", o.Cache, "--prefetch", o.Prefetch, "--io-scheduler", o.IoScheduler, "--json",
         };
         if (o.Budget is { } b) childArgs.AddRange(["--budget", ByteSize.Format(b)]);
@@ -289,18 +291,27 @@ public sealed class BenchCommand : ICliCommand
         });
         var sampler = new Sampler(session.Model.Config.Vocab, SamplerOptions.Greedy);
         var readLog = o.FioReplay is not null && session.Streaming is not null ? new ExpertReadLog(1 << 16) : null;
-        for (int r = -1; r < o.Reps; r++)
+        // Warm up for WarmupSeconds, not one pass: tiered JIT compiles the hot paths on a background thread during the
+        // first second or so, and on 2 CPUs it takes a core from a 2-thread decode (one warm-up pass left the 2-thread
+        // repetitions swinging ±20% while 1 thread, with a core to spare, held ±1%).
+        var warmup = System.Diagnostics.Stopwatch.StartNew();
+        for (int pass = 0; pass == 0 || (warmup.Elapsed.TotalSeconds < o.WarmupSeconds && pass < 1000); pass++)
         {
-            if (r == 0 && readLog is not null)
-            {
-                // Record only the timed runs' reads (the warm-up's last prefetches land first).
-                session.Streaming!.WaitIdle();
-                session.Streaming.ReadLog = readLog;
-            }
+            session.Model.Reset();
+            session.Generator.Generate(o.Prompt, o.Tokens, sampler, stopAtEndOfGeneration: false);
+        }
 
+        if (readLog is not null)
+        {
+            // Record only the timed runs' reads (the warm-up's last prefetches land first).
+            session.Streaming!.WaitIdle();
+            session.Streaming.ReadLog = readLog;
+        }
+
+        for (int r = 0; r < o.Reps; r++)
+        {
             session.Model.Reset();
             var result = session.Generator.Generate(o.Prompt, o.Tokens, sampler, stopAtEndOfGeneration: false);
-            if (r < 0) continue; // warm-up: not counted
             speeds.Add(result.TokensPerSecond);
             counters += result.DecodeExperts;
             wall += result.DecodeSeconds;
@@ -417,6 +428,8 @@ public sealed class BenchCommand : ICliCommand
         public int PromptTokens { get; init; }
 
         public int Reps { get; init; }
+
+        public double WarmupSeconds { get; init; }
 
         public int Threads { get; init; }
 
