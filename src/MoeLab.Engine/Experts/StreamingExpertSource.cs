@@ -746,19 +746,16 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
                 }
 
                 if (slot.SlicesToIssue == 0) RemovePendingAt(i);
-                read = new SliceRead(s, slot.Variant, slot.Layer, slot.Expert, slice, Buffer(s));
+                byte* buffer = Buffer(s);
+                int logEntry = 0;
                 if (_readLog is not null)
                 {
-                    var target = _store.Target(slot.Variant, slot.Layer, slot.Expert, slice, read.Buffer);
-                    int entry = _readLog.Record(target.File.Path, target.Start, target.Length, Stopwatch.GetTimestamp());
-                    read = new SliceRead(s, slot.Variant, slot.Layer, slot.Expert, slice, read.Buffer) { LogEntry = entry + 1 };
+                    var target = _store.Target(slot.Variant, slot.Layer, slot.Expert, slice, buffer);
+                    logEntry = _readLog.Record(target.File.Path, target.Start, target.Length, Stopwatch.GetTimestamp()) + 1;
                 }
 
-                if (prefetch)
-                {
-                    read = new SliceRead(s, slot.Variant, slot.Layer, slot.Expert, slice, read.Buffer) { LogEntry = read.LogEntry, Prefetch = true };
-                    PeakPrefetchReadsInFlight = Math.Max(PeakPrefetchReadsInFlight, ++_prefetchSlicesInFlight);
-                }
+                if (prefetch) PeakPrefetchReadsInFlight = Math.Max(PeakPrefetchReadsInFlight, ++_prefetchSlicesInFlight);
+                read = new SliceRead(s, slot.Variant, slot.Layer, slot.Expert, slice, buffer) { LogEntry = logEntry, Prefetch = prefetch };
 
                 return true;
             }

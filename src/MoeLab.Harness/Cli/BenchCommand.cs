@@ -132,8 +132,7 @@ public sealed class BenchCommand : ICliCommand
             if (c.PrefetchIssued + c.PrefetchCancelled > 0)
             {
                 // Accuracy of the guesses that cost a read: how many of them a router then asked for before eviction.
-                var p = c;
-                Console.WriteLine(Inv($"  prefetch: {p.PrefetchIssued / (double)ours.TokensMeasured:F1} reads issued per token, {p.PrefetchHits / (double)ours.TokensMeasured:F1} demanded (accuracy {(p.PrefetchIssued == 0 ? 0 : (double)p.PrefetchHits / p.PrefetchIssued):P1}), {p.PrefetchUnused / (double)ours.TokensMeasured:F1} evicted unused, {p.PrefetchCancelled / (double)ours.TokensMeasured:F1} cancelled before issue"));
+                Console.WriteLine(Inv($"  prefetch: {c.PrefetchIssued / (double)ours.TokensMeasured:F1} reads issued per token, {c.PrefetchHits / (double)ours.TokensMeasured:F1} demanded (accuracy {(c.PrefetchIssued == 0 ? 0 : (double)c.PrefetchHits / c.PrefetchIssued):P1}), {c.PrefetchUnused / (double)ours.TokensMeasured:F1} evicted unused, {c.PrefetchCancelled / (double)ours.TokensMeasured:F1} cancelled before issue"));
             }
 
             Console.WriteLine(Inv($"  token {s.TokenMs:F1} ms = compute {s.TokenMs - s.StallMs:F1} + stall {s.StallMs:F1}; reads in flight {s.IoBusyMs:F1} ms → {s.DeviceMBps:F0} MB/s achieved while reading"));
