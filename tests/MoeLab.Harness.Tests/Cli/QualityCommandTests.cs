@@ -9,6 +9,7 @@ namespace MoeLab.Harness.Tests.Cli;
 /// <c>moelab quality</c> takes the engine options generate takes, including the profile trace that static-hot and
 /// per-expert-bits learn from; a cache policy changes no arithmetic, so its quality cost must be exactly zero.
 /// </summary>
+[Collection(nameof(ConsoleCollection))]
 public sealed class QualityCommandTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("moelab-quality-").FullName;

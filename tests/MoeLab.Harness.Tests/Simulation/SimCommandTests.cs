@@ -4,6 +4,7 @@ using MoeLab.Harness.Traces;
 
 namespace MoeLab.Harness.Tests.Simulation;
 
+[Collection(nameof(ConsoleCollection))]
 public sealed class SimCommandTests
 {
     private static string RepoDevices()

@@ -8,6 +8,7 @@ using MoeLab.Harness.Traces;
 namespace MoeLab.Harness.Tests.Traces;
 
 /// <summary><c>moelab trace record</c> on a tiny synthesized model, then every export format read back.</summary>
+[Collection(nameof(ConsoleCollection))]
 public sealed class TraceRecordTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("moelab-record-").FullName;
