@@ -31,8 +31,9 @@ public sealed class BenchCommand : ICliCommand
         "                    [--llama-bench /path/to/llama-bench]     all-in-RAM decode against llama.cpp's llama-bench\n" +
         "                    [--resident-baseline]                    also time the all-in-RAM engine (the compute-bound token time)\n" +
         "                    [--fio]                                  run fio randread (direct, libaio) at the streaming block size and depth\n" +
-        "                    [--fio-replay reads.iolog]               record the timed runs' device reads, write them as a fio iolog there\n" +
-        "                                                             and replay them with fio (direct, libaio, same depth): the disk on the engine's own pattern\n" +
+        "                    [--fio-replay reads.iolog]               record each timed run's device reads, write them as a fio iolog beside there\n" +
+        "                                                             (reads.run1.iolog, …) and replay it with fio (direct, libaio, same depth) right\n" +
+        "                                                             after its run: the disk on the engine's own pattern, paired run by run\n" +
         "                    [--memory-limit 900MiB [--llama-completion /path/to/llama-completion]]\n" +
         "                                                             run under a fresh cgroup-v1 memory limit that counts page cache;\n" +
         "                                                             with --llama-completion, llama.cpp's mmap streaming under the same limit\n" +
@@ -81,7 +82,7 @@ public sealed class BenchCommand : ICliCommand
             return UnderMemoryLimit(o, limit, llamaCompletion, json);
         }
 
-        var ours = Measure(o);
+        var ours = Measure(o, o.FioReplay is { } replayPath ? (log, depth, r) => ReplayRun(replayPath, log, depth, r) : null);
         if (json)
         {
             Console.WriteLine(ours.ToJson().ToJsonString());
@@ -147,18 +148,23 @@ public sealed class BenchCommand : ICliCommand
 
             if (o.FioReplay is { } iolog && ours.ReadLog is { } log)
             {
-                // The same reads, same order, same depth, as fast as the disk serves them: what "achieved while reading" can reach.
-                using (var w = new StreamWriter(iolog)) Fio.WriteIolog(w, log);
-                var f = Fio.Replay(Path.GetFullPath(iolog), s.QueueDepth);
-                Console.WriteLine(Inv($"  fio replay of the timed runs' {log.Count} reads ({log.Bytes / 1e6:F0} MB, {iolog}) iodepth={s.QueueDepth} direct libaio, as fast as the depth allows: {f.MegabytesPerSecond:F0} MB/s (mean latency {f.MeanLatencyMicroseconds:F0} µs; fio completed {f.Reads} reads)"));
-                Console.WriteLine(Inv($"  achieved while reading / fio replay = {s.DeviceMBps / f.MegabytesPerSecond:F3}"));
+                // The same reads, same order, same depth, as fast as the disk serves them: what "achieved while reading"
+                // can reach. Each repetition is paired with its own replay, run right after it.
+                Console.WriteLine(Inv($"  fio replay of each timed run's reads, right after it (iodepth={s.QueueDepth} direct libaio, as fast as the depth allows; iologs {ReplayPath(iolog, 0)}…):"));
+                foreach (var (p, r) in ours.Replays.Select((p, r) => (p, r)))
+                {
+                    Console.WriteLine(Inv($"    run {r + 1}: {p.Reads} reads, {p.Bytes / 1e6:F0} MB; engine {p.EngineMBps:F0} MB/s while reading, fio {p.Fio.MegabytesPerSecond:F0} MB/s (mean latency {p.Fio.MeanLatencyMicroseconds:F0} µs) → {p.Ratio:F3}"));
+                }
 
-                // The same reads at the engine's own issue times (bursts and compute gaps kept): per-read latency, like for like.
+                var ratios = ours.Replays.Select(p => p.Ratio).ToArray();
+                Console.WriteLine(Inv($"  achieved while reading / fio replay, paired per run: median {ratios.Median():F3}, range {ratios.Min():F3}–{ratios.Max():F3}"));
+
+                // The last run's reads at the engine's own issue times (bursts and compute gaps kept): per-read latency, like for like.
                 string timedLog = Path.ChangeExtension(iolog, null) + ".timed" + Path.GetExtension(iolog);
                 using (var w = new StreamWriter(timedLog)) Fio.WriteIolog(w, log, timed: true);
                 var ft = Fio.Replay(Path.GetFullPath(timedLog), s.QueueDepth);
                 double engineUs = log.MeanLatencySeconds * 1e6;
-                Console.WriteLine(Inv($"  fio replay at the engine's issue times ({timedLog}): mean latency {ft.MeanLatencyMicroseconds:F0} µs per read; the engine's {engineUs:F0} µs (issue to completion) → engine / fio = {engineUs / ft.MeanLatencyMicroseconds:F3}"));
+                Console.WriteLine(Inv($"  fio replay of the last run at the engine's issue times ({timedLog}): mean latency {ft.MeanLatencyMicroseconds:F0} µs per read; the engine's {engineUs:F0} µs (issue to completion) → engine / fio = {engineUs / ft.MeanLatencyMicroseconds:F3}"));
             }
 
             if (fio)
@@ -265,7 +271,9 @@ public sealed class BenchCommand : ICliCommand
         return 0;
     }
 
-    private static Measurement Measure(Options o)
+    /// <param name="replay">With --fio-replay: called after each timed repetition with that repetition's reads (the
+    /// log is reused: consume it before returning), the queue depth and the repetition's index; the figures are kept in <see cref="Measurement.Replays"/>.</param>
+    private static Measurement Measure(Options o, Func<ExpertReadLog, int, int, Fio.ReplayResult>? replay = null)
     {
         // The oracle prefetcher and belady read the future: record it from one identical greedy run first (same
         // prompt, same tokens, so the same routing in every repetition after a reset).
@@ -301,15 +309,19 @@ public sealed class BenchCommand : ICliCommand
             session.Generator.Generate(o.Prompt, o.Tokens, sampler, stopAtEndOfGeneration: false);
         }
 
-        if (readLog is not null)
-        {
-            // Record only the timed runs' reads (the warm-up's last prefetches land first).
-            session.Streaming!.WaitIdle();
-            session.Streaming.ReadLog = readLog;
-        }
-
+        var pairs = new List<ReplayPair>();
         for (int r = 0; r < o.Reps; r++)
         {
+            var before = default(ExpertSourceCounters);
+            if (readLog is not null)
+            {
+                // Record this repetition's reads only (the previous run's last prefetches land first).
+                session.Streaming!.WaitIdle();
+                readLog.Clear();
+                session.Streaming.ReadLog = readLog;
+                before = session.Streaming.Counters;
+            }
+
             session.Model.Reset();
             var result = session.Generator.Generate(o.Prompt, o.Tokens, sampler, stopAtEndOfGeneration: false);
             speeds.Add(result.TokensPerSecond);
@@ -317,6 +329,16 @@ public sealed class BenchCommand : ICliCommand
             wall += result.DecodeSeconds;
             stall += result.DecodeStallSeconds;
             tokens += result.Generated.Length;
+            if (readLog is not null && replay is not null)
+            {
+                // The disk drifts 2–4× within minutes on shared VMs: replay this repetition's own reads right after it,
+                // so each ratio sets the engine against the disk as it was within about a second.
+                session.Streaming!.WaitIdle();
+                session.Streaming.ReadLog = null;
+                var d = session.Streaming.Counters - before;
+                var f = replay(readLog, session.Streaming.QueueDepth, r);
+                pairs.Add(new ReplayPair(d.IoBusySeconds > 0 ? d.BytesTransferred / d.IoBusySeconds / 1e6 : 0, f, readLog.Count, readLog.Bytes));
+            }
         }
 
         if (readLog is not null) session.Streaming!.ReadLog = null;
@@ -345,10 +367,22 @@ public sealed class BenchCommand : ICliCommand
         return new Measurement(label, speeds, tokens, streaming)
         {
             ReadLog = readLog,
+            Replays = pairs,
             PromptSpeeds = promptSpeeds,
             Layouts = Inv($"weight layout: {session.Model.InterleavedResidentBytes / 1048576.0:F1} MiB of resident matrices and {expertsInterleaved / 1048576.0:F1} MiB of experts repacked at load into 8-row interleaved groups (Q4_0, Q4_K on AVX2); everything else as the GGUF lays it out{(session.Streaming is null ? "" : " (streamed experts always)")}"),
         };
     }
+
+    /// <summary>Writes one repetition's reads as a fio iolog beside <paramref name="iolog"/> and replays it at the log's depth.</summary>
+    private static Fio.ReplayResult ReplayRun(string iolog, ExpertReadLog log, int depth, int rep)
+    {
+        string path = Path.GetFullPath(ReplayPath(iolog, rep));
+        using (var w = new StreamWriter(path)) Fio.WriteIolog(w, log);
+        return Fio.Replay(path, depth);
+    }
+
+    /// <summary>reads.iolog → reads.run1.iolog, …</summary>
+    private static string ReplayPath(string iolog, int rep) => Path.ChangeExtension(iolog, null) + Inv($".run{rep + 1}") + Path.GetExtension(iolog);
 
     /// <summary>
     /// The context the runs need, as llama-bench sizes its own (n_ctx = n_prompt + n_gen) rather than the engine's
@@ -482,6 +516,12 @@ public sealed class BenchCommand : ICliCommand
         public ExpertSourceCounters Counters { get; init; }
     }
 
+    /// <summary>One timed repetition against fio's replay of its own reads: MB/s while the engine had reads in flight, fio's MB/s.</summary>
+    private readonly record struct ReplayPair(double EngineMBps, Fio.ReplayResult Fio, int Reads, long Bytes)
+    {
+        public double Ratio => Fio.MegabytesPerSecond > 0 ? EngineMBps / Fio.MegabytesPerSecond : 0;
+    }
+
     private sealed record Measurement(string ExpertsLabel, List<double> Speeds, int TokensMeasured, StreamingFigures? Streaming)
     {
         public double Mean => Speeds.Count == 0 ? 0 : Speeds.Average();
@@ -496,8 +536,11 @@ public sealed class BenchCommand : ICliCommand
         /// <summary>Which matrices the engine repacked at load (llama.cpp repacks too, by default; say which ran).</summary>
         public string Layouts { get; init; } = "";
 
-        /// <summary>The timed runs' device reads, with --fio-replay.</summary>
+        /// <summary>The last timed run's device reads, with --fio-replay.</summary>
         public ExpertReadLog? ReadLog { get; init; }
+
+        /// <summary>Each timed repetition set against fio replaying its reads right after it, with --fio-replay.</summary>
+        public List<ReplayPair> Replays { get; init; } = [];
 
         public JsonObject ToJson()
         {
@@ -526,6 +569,19 @@ public sealed class BenchCommand : ICliCommand
                 j["read_engine"] = s.ReadEngine;
                 j["head_ms"] = s.HeadMs;
                 j["attention_ms"] = s.AttentionMs;
+            }
+
+            if (Replays.Count > 0)
+            {
+                j["fio_replay_per_run"] = new JsonArray([.. Replays.Select(p => (JsonNode?)new JsonObject
+                {
+                    ["reads"] = p.Reads,
+                    ["bytes"] = p.Bytes,
+                    ["engine_mb_per_s_while_reading"] = p.EngineMBps,
+                    ["fio_mb_per_s"] = p.Fio.MegabytesPerSecond,
+                    ["fio_mean_latency_us"] = p.Fio.MeanLatencyMicroseconds,
+                    ["ratio"] = p.Ratio,
+                })]);
             }
 
             return j;

@@ -86,13 +86,14 @@ public class FioIologTests
         using (var w = new StreamWriter(timedLog)) Fio.WriteIolog(w, timed, timed: true);
         Assert.Equal(10, Fio.Replay(timedLog, depth: 2).Reads);
     }
+}
 
-    private sealed class FioFactAttribute : FactAttribute
+/// <summary>A fact that needs the fio binary: skipped, and says so, where fio is not installed.</summary>
+internal sealed class FioFactAttribute : FactAttribute
+{
+    public FioFactAttribute()
     {
-        public FioFactAttribute()
-        {
-            bool found = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, "fio")));
-            if (!found) Skip = "fio is not installed";
-        }
+        bool found = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, "fio")));
+        if (!found) Skip = "fio is not installed";
     }
 }

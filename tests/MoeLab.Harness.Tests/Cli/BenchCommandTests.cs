@@ -1,0 +1,59 @@
+using System.Text.Json.Nodes;
+using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Model;
+using MoeLab.Harness.Cli;
+
+namespace MoeLab.Harness.Tests.Cli;
+
+/// <summary>
+/// <c>moelab bench --fio-replay</c> pairs every timed repetition with fio replaying that repetition's own reads (the
+/// disk drifts too much between minutes to compare a whole run with one replay afterwards).
+/// </summary>
+[Collection(nameof(ConsoleCollection))]
+public sealed class BenchCommandTests : IDisposable
+{
+    // Beside the test binaries, not in /tmp: direct reads need a real filesystem (tmpfs refuses O_DIRECT).
+    private readonly string _dir = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "bench-" + Guid.NewGuid().ToString("N"))).FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [MoeLab.Harness.Tests.Peers.FioFact]
+    public void Each_timed_run_is_paired_with_a_replay_of_its_own_reads()
+    {
+        string model = Path.Combine(_dir, "tiny.gguf"), iolog = Path.Combine(_dir, "reads.iolog");
+        ModelSynthesizer.Write(new SynthOptions(ModelPreset.Find("tiny-qwen3moe")!, null, GgmlType.Q8_0, Seed: 3), model);
+
+        var (code, output, error) = Run(["bench", "--model", model, "--budget", "200KiB", "-n", "6", "-r", "2", "-p", "0", "--warmup", "0", "--threads", "1", "--fio-replay", iolog, "--json"]);
+        Assert.True(code == 0, error);
+        var runs = JsonNode.Parse(output.Trim().Split('\n')[^1])!["fio_replay_per_run"]!.AsArray();
+        Assert.Equal(2, runs.Count);
+        for (int r = 0; r < runs.Count; r++)
+        {
+            // The iolog of run r holds exactly the reads the figures count: this run's, not the warm-up's or the others'.
+            string[] reads = [.. File.ReadLines(Path.Combine(_dir, $"reads.run{r + 1}.iolog")).Where(l => l.Contains(" read ", StringComparison.Ordinal))];
+            Assert.Equal((int)runs[r]!["reads"]!, reads.Length);
+            Assert.True(reads.Length > 0);
+            Assert.Equal((long)runs[r]!["bytes"]!, reads.Sum(l => long.Parse(l.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture)));
+            double engine = (double)runs[r]!["engine_mb_per_s_while_reading"]!, fio = (double)runs[r]!["fio_mb_per_s"]!;
+            Assert.True(engine > 0 && fio > 0);
+            Assert.Equal(engine / fio, (double)runs[r]!["ratio"]!, 9);
+        }
+    }
+
+    private static (int Code, string Output, string Error) Run(string[] args)
+    {
+        var (stdout, stderr) = (Console.Out, Console.Error);
+        var (output, error) = (new StringWriter(), new StringWriter());
+        Console.SetOut(output);
+        Console.SetError(error);
+        try
+        {
+            return (CommandLine.Run(args), output.ToString(), error.ToString());
+        }
+        finally
+        {
+            Console.SetOut(stdout);
+            Console.SetError(stderr);
+        }
+    }
+}
