@@ -9,44 +9,55 @@ public sealed class CalibrateCommand : ICliCommand
 {
     public string Name => "calibrate";
 
-    public string Summary => "measure this disk (O_DIRECT reads by block size and depth), the matvec kernels and RAM; write a device profile";
+    public string Summary => "probe this disk and CPU as calibrate --check does (a model's expert slices O_DIRECT in the engine's bursts, its decode step) and RAM; write a device profile";
 
     public string Usage =>
-        "usage: moelab calibrate [--out experiments/devices/host.yaml] [--dir /tmp] [--size 1GiB] [--blocks 4,64,256,1024]\n" +
-        "                        [--depths 1,4,16] [--seconds 1.5] [--threads N] [--fio]\n" +
-        "--dir must be on the disk to measure (not tmpfs: O_DIRECT needs a real filesystem). --fio also runs fio randread\n" +
-        "(libaio, direct=1) at 1024 KiB × the largest depth on the same kind of file and records it as a cross-check.\n" +
+        "usage: moelab calibrate [--out experiments/devices/host.yaml] [--model F.gguf|synth:PRESET:layers=N,quant=Q] [--io-scheduler fifo]\n" +
+        "                        [--threads N] [--read-chunk 256KiB] [--probe-seconds 1] [--fio]\n" +
+        "Measures with the probe --check takes around its run, so a stored profile and the probes differ only in when they\n" +
+        "were taken: the model's own expert slices read O_DIRECT at depths 1, 2, … up to the I/O scheduler's in bursts of one\n" +
+        "layer's reads separated by its compute time, a region sweep for a storage cache below the device, the engine's decode\n" +
+        "step for compute. --model defaults to " + DefaultModel + " (written once into models/; it must be on\n" +
+        "the disk to measure). --fio also runs fio randread (libaio, direct=1) over the model file at its slice size × the\n" +
+        "depth and records it as a cross-check.\n" +
         "       moelab calibrate --check --model F.gguf|synth:PRESET:layers=N,quant=Q --budget 25%|512MiB [--profile host]\n" +
         "                        [--cache lru] [--prefetch none] [--io-scheduler fifo] [--prompt \"...\" ...] [-n 32] [--threads N] [--read-chunk 256KiB]\n" +
         "                        [--probe both|before|after|none] [--probe-seconds 0.6] [--write-profile F] [--repeat N] [--json]\n" +
         "--check runs the engine under the budget (O_DIRECT reads), records its routing, replays it through the simulator with\n" +
         "the file's shape, and prints measured vs predicted tokens/s (error), hit ratio and bytes read. The disk and compute\n" +
         "figures come from probes right before and after the run (the model's own expert slices read O_DIRECT at the engine's\n" +
-        "depths, its expert and dense matvecs, the sampler), averaged; --probe none uses the stored profile's. The run's own\n" +
+        "depths, its decode step, the sampler), averaged; --probe none uses the stored profile's. The run's own\n" +
         "timings never enter the prediction. --write-profile saves the (last) probes' profile for `moelab sim --profile F`;\n" +
         "--repeat runs the whole check N times back to back and prints each error and their spread.\n" +
         "A budget in % is of the file's routed expert bytes. Synthesized models are written once into models/.";
+
+    /// <summary>A slice of the model the checks run (same expert and slice sizes), small enough to synthesize in seconds.</summary>
+    public const string DefaultModel = "synth:qwen3-30b-a3b:layers=4,quant=Q4_K";
 
     public int Run(CliArgs args)
     {
         if (args.Flag("check")) return Check(args);
         string? outPath = args.Option("out");
-        string dir = args.Option("dir") ?? Path.GetTempPath();
-        long size = AgentMain.ByteCount(args.Option("size") ?? "1GiB", "size");
-        int[] blocks = Ints(args.Option("blocks") ?? "4,64,256,1024", "blocks");
-        int[] depths = Ints(args.Option("depths") ?? "1,4,16", "depths");
-        double seconds = args.Double("seconds", 1.5);
-        int threads = args.Int("threads", Environment.ProcessorCount);
+        string model = new MoeLab.Harness.Runs.LocalTarget().ResolveModel(args.Option("model") ?? DefaultModel);
+        var settings = new MoeLab.DeviceAgent.Runs.EngineSettings
+        {
+            Io = args.Option("io-scheduler") ?? "fifo",
+            Threads = args.Int("threads", 0),
+            ReadChunkBytes = args.Option("read-chunk") is { } chunk ? GenerateCommand.ParseBytes(chunk) : 0,
+        };
+        double seconds = args.Double("probe-seconds", 1.0);
         bool fio = args.Flag("fio");
         args.EnsureAllUsed();
-        if (size < 64L << 20) throw new CliUsageException("--size: use at least 64MiB so random reads do not stay in the device's own cache");
+        args.EnsureNoPositional();
+        if (seconds <= 0) throw new CliUsageException("--probe-seconds must be positive");
 
         outPath ??= Path.Combine(DeviceProfile.DevicesDirectory() ?? Path.Combine("experiments", "devices"), "host.yaml");
+        int depth = CalibrationCheck.QueueDepthOf(settings);
         var profile = Calibration.Run(new Calibration.Options
         {
-            Directory = dir, FileBytes = size, BlockKib = blocks, QueueDepths = depths, SecondsPerPoint = seconds, Threads = threads, Log = Console.WriteLine,
+            ModelPath = model, QueueDepth = depth, Threads = settings.Threads, SecondsPerPoint = seconds, ReadChunkBytes = settings.ReadChunkBytes, Log = Console.WriteLine,
         });
-        if (fio) CrossCheckWithFio(profile, dir, size, depths.Max());
+        if (fio) CrossCheckWithFio(profile, model, depth);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
         File.WriteAllText(outPath, "# Written by `moelab calibrate`; rerun it to refresh. Figures are measurements of this machine.\n" + profile.ToYaml());
         Console.WriteLine($"wrote {outPath}");
@@ -166,13 +177,14 @@ public sealed class CalibrateCommand : ICliCommand
         return GenerateCommand.ParseBytes(text);
     }
 
-    private static void CrossCheckWithFio(DeviceProfile profile, string dir, long size, int depth)
+    private static void CrossCheckWithFio(DeviceProfile profile, string model, int depth)
     {
-        string file = Path.Combine(dir, $"moelab-fio-{Environment.ProcessId}.bin");
+        // At the size the profile's reads were probed at (the model's slices), read-only over the model file itself.
+        long block = (long)Math.Round(profile.Storage.Reads.Max(r => r.BlockKib) * 1024);
         try
         {
-            var r = MoeLab.Harness.Peers.Fio.RandomRead(file, 1 << 20, depth, seconds: 3, layOutBytes: size, rampSeconds: 0);
-            string note = string.Create(CultureInfo.InvariantCulture, $"fio randread 1024 KiB libaio iodepth={depth} direct=1: {r.MegabytesPerSecond:F1} MB/s, mean completion latency {r.MeanLatencyMicroseconds:F1} µs");
+            var r = MoeLab.Harness.Peers.Fio.RandomRead(model, block, depth, seconds: 3, rampSeconds: 0);
+            string note = string.Create(CultureInfo.InvariantCulture, $"fio randread {block / 1024} KiB libaio iodepth={depth} direct=1 over {Path.GetFileName(model)}, sustained: {r.MegabytesPerSecond:F1} MB/s, mean completion latency {r.MeanLatencyMicroseconds:F1} µs");
             Console.WriteLine("  cross-check: " + note);
             profile.Sources.Add(new DeviceProfile.SourceNote { Figure = "storage.reads (cross-check, not used by the model)", Source = note });
         }
@@ -180,14 +192,5 @@ public sealed class CalibrateCommand : ICliCommand
         {
             Console.WriteLine($"  fio cross-check skipped: {e.Message}");
         }
-        finally
-        {
-            File.Delete(file);
-        }
     }
-
-    private static int[] Ints(string text, string what) =>
-        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v > 0 ? v : throw new CliUsageException($"--{what}: '{s}' is not a positive whole number"))
-            .ToArray();
 }

@@ -154,7 +154,7 @@ public static class CalibrationCheck
     }
 
     /// <summary>The I/O scheduler's reader threads for these settings (the engine's own figure is taken after the run).</summary>
-    private static int QueueDepthOf(EngineSettings settings) =>
+    public static int QueueDepthOf(EngineSettings settings) =>
         StrategyCatalog.CreateIo(StrategySpec.Parse(settings.Io), new StrategyContext { Shape = new ModelShape(1, 1, 1, 1, 0) }).QueueDepth;
 
     private static (CostModel Cost, CalibrationFigures Predicted) Predict(CalibrationCheckOptions o, TraceRecordingResult run, DeviceProfile profile)
@@ -270,21 +270,7 @@ public static class CalibrationCheck
         sb.Append(string.Create(inv, $"model {Path.GetFileName(r.Options.ModelPath)}; budget {r.Options.Settings.BudgetBytes / 1048576.0:F1} MiB (cache {r.CacheCapacityBytes / 1048576.0:F1} MiB = {r.CacheCapacityBytes / r.Cost.ExpertBytes} experts of {r.Cost.ExpertBytes / 1e6:F3} MB); cache {r.Options.Settings.Cache}, prefetch {r.Options.Settings.Prefetch}, io {r.IoMode}\n"));
         sb.Append(string.Create(inv, $"cost model ({r.Cost.ProfileName}): dense {r.Cost.DenseBytesPerToken / 1e6:F1} MB/token at {r.Cost.DenseBytesPerSecond / 1e9:F2} GB/s + {r.Cost.PerTokenOverheadSeconds * 1e3:F2} ms, experts at {r.Cost.ExpertBytesPerSecond / 1e9:F2} GB/s, {r.Cost.ReadsPerExpert} reads of {r.Cost.BlockBytes / 1024.0:F0} KiB per expert at depth {r.Cost.QueueDepth}"));
         sb.Append(r.Cost.HasStorageCache ? string.Create(inv, $", storage cache {r.Cost.StorageCacheBytes / 1048576.0:F0} MiB below the disk ({r.Predicted.StorageCacheHits} of the decode tokens' expert reads served by it)\n") : ", no storage cache\n");
-        foreach (var f in r.Probes)
-        {
-            sb.Append(string.Create(inv, $"probe {f.TakenUtc:HH:mm:ss} ({f.Seconds:F1} s): {f.ForwardTokens} decode steps: experts {f.ExpertGbPerS:F2} GB/s, dense {f.DenseGbPerS:F2} GB/s; sampler {f.SamplerMs:F2} ms (not charged); reads in bursts of {f.BurstReads}, {f.BurstGapMs:F1} ms apart: "));
-            sb.Append(string.Join(", ", f.FileReads.Select(q => string.Create(inv, $"{q.BlockKib:F0} KiB × {q.QueueDepth}: {q.LatencyUs:F0} µs ({q.ReadMbPerS:F0} MB/s)"))));
-            sb.Append('\n');
-            if (f.Sweep.Count > 0)
-            {
-                sb.Append("  region sweep at depth " + f.FileReads.Max(q => q.QueueDepth) + ": ");
-                sb.Append(string.Join(", ", f.Sweep.Select(x => string.Create(inv, $"{x.RegionBytes / 1e6:F0} MB {x.Seconds * 1e6:F0} µs"))));
-                sb.Append(f.StorageCacheBytes > 0
-                    ? string.Create(inv, $" → storage cache {f.StorageCacheBytes / 1048576.0:F0} MiB; device reads ") + string.Join(", ", f.Reads.Select(q => string.Create(inv, $"× {q.QueueDepth}: {q.LatencyUs:F0} µs")))
-                    : " → no storage cache");
-                sb.Append('\n');
-            }
-        }
+        foreach (var f in r.Probes) sb.Append(ProbeText(f));
 
         sb.Append(r.Probes.Count > 0
             ? $"measured = the engine run; predicted = the simulator from the recorded trace and the probes' figures (averaged; the engine run's timings are not an input)\n"
@@ -305,6 +291,27 @@ public static class CalibrationCheck
         sb.Append(string.Create(inv, $"hit ratio        {m.HitRatio,8:P2}   {p.HitRatio,9:P2}   {(m.Hits == p.Hits && m.Misses == p.Misses ? "equal" : "DIFFER")} ({m.Hits}/{m.Misses} vs {p.Hits}/{p.Misses} hits/misses)\n"));
         sb.Append(string.Create(inv, $"bytes read       {m.BytesRead,8}   {p.BytesRead,9}   {(m.BytesRead == p.BytesRead ? "equal" : "DIFFER")}\n"));
         sb.Append($"load average     {r.LoadAverage} (1, 5, 15 min; {Environment.ProcessorCount} CPUs)\n");
+        return sb.ToString();
+    }
+
+    /// <summary>One probe's figures, as the check's table and <c>moelab calibrate</c> print them.</summary>
+    public static string ProbeText(CalibrationProbe.Figures f)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new System.Text.StringBuilder();
+        sb.Append(string.Create(inv, $"probe {f.TakenUtc:HH:mm:ss} ({f.Seconds:F1} s): {f.ForwardTokens} decode steps: experts {f.ExpertGbPerS:F2} GB/s, dense {f.DenseGbPerS:F2} GB/s; sampler {f.SamplerMs:F2} ms (not charged); reads in bursts of {f.BurstReads}, {f.BurstGapMs:F1} ms apart: "));
+        sb.Append(string.Join(", ", f.FileReads.Select(q => string.Create(inv, $"{q.BlockKib:F0} KiB × {q.QueueDepth}: {q.LatencyUs:F0} µs ({q.ReadMbPerS:F0} MB/s)"))));
+        sb.Append('\n');
+        if (f.Sweep.Count > 0)
+        {
+            sb.Append("  region sweep at depth " + f.FileReads.Max(q => q.QueueDepth) + ": ");
+            sb.Append(string.Join(", ", f.Sweep.Select(x => string.Create(inv, $"{x.RegionBytes / 1e6:F0} MB {x.Seconds * 1e6:F0} µs"))));
+            sb.Append(f.StorageCacheBytes > 0
+                ? string.Create(inv, $" → storage cache {f.StorageCacheBytes / 1048576.0:F0} MiB; device reads ") + string.Join(", ", f.Reads.Select(q => string.Create(inv, $"× {q.QueueDepth}: {q.LatencyUs:F0} µs")))
+                : " → no storage cache");
+            sb.Append('\n');
+        }
+
         return sb.ToString();
     }
 }

@@ -165,7 +165,7 @@ public static class CalibrationProbe
     /// A device profile from probes (several are averaged point by point: e.g. one before and one after the run) with
     /// the memory of <paramref name="basis"/>; its sources say when and how each figure was measured.
     /// </summary>
-    public static DeviceProfile Profile(DeviceProfile basis, string modelPath, IReadOnlyList<Figures> probes)
+    public static DeviceProfile Profile(DeviceProfile basis, string modelPath, IReadOnlyList<Figures> probes, string origin = "calibrate --check probe")
     {
         if (probes.Count == 0) throw new ArgumentException("no probe figures", nameof(probes));
         var inv = CultureInfo.InvariantCulture;
@@ -209,7 +209,7 @@ public static class CalibrationProbe
             p.Sources.Add(new DeviceProfile.SourceNote
             {
                 Figure = "storage.cache",
-                Source = "calibrate --check probe: region-size sweep of O_DIRECT reads over nested random sets of the model's experts (1/32, 1/8, 1/4, 1/2, all) at the engine's depth, fitted as an LRU (StorageCacheFit); reads = the warmed 1/32 set at each depth",
+                Source = origin + ": region-size sweep of O_DIRECT reads over nested random sets of the model's experts (1/32, 1/8, 1/4, 1/2, all) at the engine's depth, fitted as an LRU (StorageCacheFit); reads = the warmed 1/32 set at each depth",
             });
         }
 
@@ -222,11 +222,11 @@ public static class CalibrationProbe
         p.Sources.Add(new DeviceProfile.SourceNote
         {
             Figure = "storage.reads",
-            Source = "calibrate --check probe: random O_DIRECT reads of the model's own expert slices through ExpertStore.ReadSlice, depth = reader threads with one read each in flight; latency = mean per read, bandwidth = depth × size / latency; with a storage cache, its share of the whole-file reads taken out (StorageCacheFit.DeviceSeconds)",
+            Source = origin + ": random O_DIRECT reads of the model's own expert slices through ExpertStore.ReadSlice, depth = reader threads with one read each in flight; latency = mean per read, bandwidth = depth × size / latency; with a storage cache, its share of the whole-file reads taken out (StorageCacheFit.DeviceSeconds)",
         });
-        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.expert_gb_per_s", Source = "calibrate --check probe: the engine's decode step (MoeModel.Forward, experts from 64 of the file's own in RAM) from a fresh sequence; (step − attention − output head) per routed expert, expert bytes per second (norms and routers included)" });
-        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.dense_gb_per_s", Source = "calibrate --check probe: the same steps' attention layers and output head (the model's own timers), the file's dense bytes per second" });
-        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.per_token_overhead_ms", Source = "calibrate --check probe: 0, all in the two figures above; the sampler is outside the engine's decode time (its forward passes)" });
+        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.expert_gb_per_s", Source = origin + ": the engine's decode step (MoeModel.Forward, experts from 64 of the file's own in RAM) from a fresh sequence; (step − attention − output head) per routed expert, expert bytes per second (norms and routers included)" });
+        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.dense_gb_per_s", Source = origin + ": the same steps' attention layers and output head (the model's own timers), the file's dense bytes per second" });
+        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.per_token_overhead_ms", Source = origin + ": 0, all in the two figures above; the sampler is outside the engine's decode time (its forward passes)" });
         return p;
     }
 

@@ -129,4 +129,42 @@ public sealed class CalibrationCheckTests : IDisposable
         Assert.Equal(4, p.Storage.DefaultQueueDepth);
         p.Validate("probe"); // a profile `moelab sim --profile` accepts
     }
+
+    [Fact]
+    public void CalibrateStoresWhatTheCheckProbesAndTheCheckPredictsFromIt()
+    {
+        string model = Model("tiny-qwen3moe");
+        var host = Calibration.Run(new Calibration.Options { ModelPath = model, QueueDepth = 4, SecondsPerPoint = 0.05 });
+        string path = Path.Combine(_dir, "host.yaml");
+        File.WriteAllText(path, host.ToYaml());
+        var stored = DeviceProfile.Load(path);
+        stored.Validate("calibrate");
+        Assert.Equal("host", stored.Name);
+        Assert.True(stored.Memory.AvailableToModelGib > 0);
+        Assert.Contains(stored.Sources, s => s.Figure == "memory.*" && s.Source.Contains("/proc/meminfo", StringComparison.Ordinal));
+
+        // The probe's points: the model's own slice size at the engine's depths, and the decode step's compute.
+        var cost = CalibrationCheck.CostFor(model, stored, queueDepth: 4);
+        Assert.Equal([1, 2, 4], stored.Storage.Reads.Select(p => p.QueueDepth).Order());
+        Assert.All(stored.Storage.Reads, p => Assert.Equal(cost.BlockBytes, (long)Math.Round(p.BlockKib * 1024)));
+        Assert.All(stored.Storage.Reads, p => Assert.True(p.ReadMbPerS > 0 && p.LatencyUs > 0));
+        Assert.Equal(4, stored.Storage.DefaultQueueDepth);
+        Assert.True(stored.Compute.ExpertGbPerS > 0 && stored.Compute.DenseGbPerS > 0);
+        Assert.Contains(stored.Sources, s => s.Figure == "compute.expert_gb_per_s" && s.Source.StartsWith("moelab calibrate: the engine's decode step", StringComparison.Ordinal));
+
+        // `--check --probe none` predicts from exactly these figures.
+        var r = CalibrationCheck.Run(new CalibrationCheckOptions
+        {
+            ModelPath = model,
+            Settings = new EngineSettings { BudgetBytes = 256 << 10, IoMode = "direct", Cache = "lru" },
+            Prompts = ["The expert cache"],
+            Tokens = 4,
+            Profile = stored,
+            Probe = ProbeTiming.None,
+        });
+        Assert.Same(stored, r.Profile);
+        Assert.Equal(stored.Compute.ExpertGbPerS * 1e9, r.Cost.ExpertBytesPerSecond, 3);
+        Assert.Equal(stored.Storage.Reads.Single(p => p.QueueDepth == 4).LatencyUs * 1e-6, r.Cost.Storage.At(r.Cost.BlockBytes, 4).LatencySeconds, 9);
+        Assert.True(r.CountsMatch);
+    }
 }
