@@ -22,13 +22,15 @@ public sealed class CalibrateCommand : ICliCommand
         "depth and records it as a cross-check.\n" +
         "       moelab calibrate --check --model F.gguf|synth:PRESET:layers=N,quant=Q --budget 25%|512MiB [--profile host]\n" +
         "                        [--cache lru] [--prefetch none] [--io-scheduler fifo] [--prompt \"...\" ...] [-n 32] [--threads N] [--read-chunk 256KiB]\n" +
-        "                        [--probe both|before|after|none] [--probe-seconds 0.6] [--write-profile F] [--repeat N] [--json]\n" +
+        "                        [--probe both|before|after|none] [--probe-seconds 0.6] [--write-profile F] [--repeat N] [--segment-tokens 16] [--json]\n" +
         "--check runs the engine under the budget (O_DIRECT reads), records its routing, replays it through the simulator with\n" +
         "the file's shape, and prints measured vs predicted tokens/s (error), hit ratio and bytes read. The disk and compute\n" +
         "figures come from probes right before and after the run (the model's own expert slices read O_DIRECT at the engine's\n" +
         "depths, its decode step, the sampler), averaged; --probe none uses the stored profile's. The run's own\n" +
         "timings never enter the prediction. --write-profile saves the (last) probes' profile for `moelab sim --profile F`;\n" +
-        "--repeat runs the whole check N times back to back and prints each error and their spread.\n" +
+        "--repeat runs the whole check N times back to back and prints each error and their spread. With a probe before the run,\n" +
+        "--segment-tokens N pauses the engine every N generated tokens for a disk-only probe and predicts each segment with\n" +
+        "the probes bracketing it (0 = the before/after probes for the whole run, also printed).\n" +
         "A budget in % is of the file's routed expert bytes. Synthesized models are written once into models/.";
 
     /// <summary>A slice of the model the checks run (same expert and slice sizes), small enough to synthesize in seconds.</summary>
@@ -94,12 +96,16 @@ public sealed class CalibrateCommand : ICliCommand
         double probeSeconds = args.Double("probe-seconds", 0.6);
         string? writeProfile = args.Option("write-profile");
         int repeat = args.Int("repeat", 1);
+        int segment = args.Int("segment-tokens", 16);
         args.EnsureAllUsed();
         args.EnsureNoPositional();
         if (probeSeconds <= 0) throw new CliUsageException("--probe-seconds must be positive");
         if (repeat < 1) throw new CliUsageException("--repeat must be at least 1");
-        var options = new CalibrationCheckOptions { ModelPath = model, Settings = settings, Prompts = prompts, Tokens = n, Profile = profile, Probe = probe, ProbeSecondsPerPoint = probeSeconds };
+        if (segment < 0) throw new CliUsageException("--segment-tokens must be 0 (none) or positive");
+        var options = new CalibrationCheckOptions { ModelPath = model, Settings = settings, Prompts = prompts, Tokens = n, Profile = profile, Probe = probe, ProbeSecondsPerPoint = probeSeconds, SegmentTokens = segment };
         var errors = new List<double>();
+        var unsegmented = new List<double>();
+        var spreads = new List<double>();
         bool countsMatch = true;
         for (int i = 0; i < repeat; i++)
         {
@@ -107,6 +113,8 @@ public sealed class CalibrateCommand : ICliCommand
             var r = CalibrationCheck.Run(options);
             countsMatch &= r.CountsMatch;
             errors.Add(r.TokensPerSecondError);
+            if (r.PredictedWithoutSegments is { } whole) unsegmented.Add(r.Error(whole));
+            spreads.Add(r.LargestBracketSpread);
             Print(r, model, profile, settings, json, i == repeat - 1 ? writeProfile : null);
         }
 
@@ -115,6 +123,13 @@ public sealed class CalibrateCommand : ICliCommand
             var inv = CultureInfo.InvariantCulture;
             Console.WriteLine("tokens/s error per run: " + string.Join(", ", errors.Select(e => e.ToString("+0.0%;-0.0%", inv))) +
                 string.Create(inv, $"; mean |error| {errors.Average(Math.Abs):0.0%}, largest {errors.Max(Math.Abs):0.0%}, {errors.Count(e => Math.Abs(e) <= 0.15)} of {repeat} within ±15%"));
+            if (unsegmented.Count > 0)
+            {
+                Console.WriteLine("  without segments (before/after probes only): " + string.Join(", ", unsegmented.Select(e => e.ToString("+0.0%;-0.0%", inv))) +
+                    string.Create(inv, $"; {unsegmented.Count(e => Math.Abs(e) <= 0.15)} of {repeat} within ±15%"));
+                Console.WriteLine("  largest spread of a segment's bracketing probes per run: " + string.Join(", ", spreads.Select(x => x.ToString("0%", inv))) +
+                    (spreads.Any(x => x > 0.15) ? " (above 15%: the disk moved by more than the tolerance between two probes a few seconds apart)" : ""));
+            }
         }
 
         return countsMatch ? 0 : 2;
@@ -155,6 +170,11 @@ public sealed class CalibrateCommand : ICliCommand
                 ["measured_bytes_read"] = r.Measured.BytesRead,
                 ["predicted_bytes_read"] = r.Predicted.BytesRead,
                 ["counts_match"] = r.CountsMatch,
+                ["segment_tokens"] = r.Segments.Count > 0 ? r.Options.SegmentTokens : 0,
+                ["unsegmented_predicted_tokens_per_s"] = r.PredictedWithoutSegments?.TokensPerSecond,
+                ["unsegmented_tokens_per_s_error"] = r.PredictedWithoutSegments is { } w ? r.Error(w) : null,
+                ["largest_bracket_spread"] = r.LargestBracketSpread,
+                ["segment_errors"] = new System.Text.Json.Nodes.JsonArray([.. r.Segments.Select(g => (System.Text.Json.Nodes.JsonNode?)g.Error)]),
                 ["load_average"] = r.LoadAverage,
             };
             Console.WriteLine(o.ToJsonString());

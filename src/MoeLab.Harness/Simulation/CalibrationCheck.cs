@@ -29,6 +29,12 @@ public sealed record CalibrationCheckOptions
     public ProbeTiming Probe { get; init; } = ProbeTiming.Both;
 
     public double ProbeSecondsPerPoint { get; init; } = 0.6;
+
+    /// <summary>
+    /// With a probe before the run: pause the engine after every this many generated tokens for a short disk probe, and
+    /// predict each segment with the two probes that bracket it (0 = the before and after probes for the whole run).
+    /// </summary>
+    public int SegmentTokens { get; init; }
 }
 
 /// <summary>Probes around the engine run: their figures (averaged) replace the stored profile's disk and compute.</summary>
@@ -76,6 +82,31 @@ public sealed record CalibrationFigures
     public double HitRatio => Hits + Misses == 0 ? 0 : Hits / (double)(Hits + Misses);
 }
 
+/// <summary>A stretch of the run's decode tokens between two probes, predicted with those two probes' disk figures.</summary>
+public sealed record CalibrationSegment
+{
+    public required int FirstDecodeToken { get; init; }
+
+    public required CalibrationFigures Measured { get; init; }
+
+    public required CalibrationFigures Predicted { get; init; }
+
+    /// <summary>The probes right before and right after the segment (the run's before/after probes at its ends; no after probe = the left one only).</summary>
+    public required IReadOnlyList<CalibrationProbe.Figures> Brackets { get; init; }
+
+    /// <summary>How far apart the bracketing probes read at the top depth: slower / faster − 1 (0 with one probe).</summary>
+    public double BracketSpread => Brackets.Count < 2 ? 0 : Spread(Brackets[0], Brackets[^1]);
+
+    public double Error => Measured.TokensPerSecond > 0 ? (Predicted.TokensPerSecond / Measured.TokensPerSecond) - 1 : double.NaN;
+
+    public static double Spread(CalibrationProbe.Figures a, CalibrationProbe.Figures b)
+    {
+        double x = a.FileReads.Count > 0 ? a.FileReads[^1].LatencyUs : a.Reads[^1].LatencyUs;
+        double y = b.FileReads.Count > 0 ? b.FileReads[^1].LatencyUs : b.Reads[^1].LatencyUs;
+        return (Math.Max(x, y) / Math.Min(x, y)) - 1;
+    }
+}
+
 public sealed record CalibrationCheckResult
 {
     public required CalibrationCheckOptions Options { get; init; }
@@ -91,6 +122,18 @@ public sealed record CalibrationCheckResult
     public required DeviceProfile Profile { get; init; }
 
     public IReadOnlyList<CalibrationProbe.Figures> Probes { get; init; } = [];
+
+    /// <summary>
+    /// With <see cref="CalibrationCheckOptions.SegmentTokens"/>: the segments, each predicted with its bracketing probes;
+    /// <see cref="Predicted"/> is then their sum, and <see cref="PredictedWithoutSegments"/> the whole run with the
+    /// before and after probes averaged.
+    /// </summary>
+    public IReadOnlyList<CalibrationSegment> Segments { get; init; } = [];
+
+    public CalibrationFigures? PredictedWithoutSegments { get; init; }
+
+    /// <summary>The largest spread of a segment's bracketing probes (0 without segments).</summary>
+    public double LargestBracketSpread => Segments.Count == 0 ? 0 : Segments.Max(s => s.BracketSpread);
 
     /// <summary>The same replay with the stored profile's figures, when a probe replaced them (to show what the probe changed).</summary>
     public CalibrationFigures? PredictedWithStoredProfile { get; init; }
@@ -132,32 +175,72 @@ public static class CalibrationCheck
             QueueDepth = QueueDepthOf(o.Settings), Threads = o.Settings.Threads, SecondsPerPoint = o.ProbeSecondsPerPoint, ReadChunkBytes = o.Settings.ReadChunkBytes,
         };
         if (o.Probe.HasFlag(ProbeTiming.Before)) probes.Add(CalibrationProbe.Measure(o.ModelPath, probe));
-        var run = TraceRecording.Record(new TraceRecordOptions { ModelPath = o.ModelPath, Settings = o.Settings, Prompts = o.Prompts, Tokens = o.Tokens });
+        // Between segments: a disk-only probe in the before probe's bursts (the disk drifts within a run; compute less so).
+        var between = new List<CalibrationProbe.Figures>();
+        Action<int>? pause = o.SegmentTokens > 0 && probes.Count > 0 ? _ => between.Add(CalibrationProbe.MeasureDisk(o.ModelPath, probe, probes[0])) : null;
+        var run = TraceRecording.Record(new TraceRecordOptions { ModelPath = o.ModelPath, Settings = o.Settings, Prompts = o.Prompts, Tokens = o.Tokens, Pause = pause, PauseEvery = o.SegmentTokens });
         string load = LoadAverage();
         if (o.Probe.HasFlag(ProbeTiming.After)) probes.Add(CalibrationProbe.Measure(o.ModelPath, probe with { QueueDepth = run.QueueDepth }));
-        return Compare(o, run, load, probes);
+        return Compare(o, run, load, probes, pause is null ? null : between);
     }
 
-    /// <summary>Replays a recorded run and sets the simulator's figures beside the engine's.</summary>
-    public static CalibrationCheckResult Compare(CalibrationCheckOptions o, TraceRecordingResult run, string loadAverage, IReadOnlyList<CalibrationProbe.Figures>? probes = null)
+    /// <summary>
+    /// Replays a recorded run and sets the simulator's figures beside the engine's. With <paramref name="between"/>
+    /// (the disk probes taken every <see cref="CalibrationCheckOptions.SegmentTokens"/> decode tokens; <paramref name="probes"/>
+    /// = before[, after]), each segment is predicted from the probes bracketing it, compute from the before/after average.
+    /// </summary>
+    public static CalibrationCheckResult Compare(CalibrationCheckOptions o, TraceRecordingResult run, string loadAverage, IReadOnlyList<CalibrationProbe.Figures>? probes = null, IReadOnlyList<CalibrationProbe.Figures>? between = null)
     {
         probes ??= [];
         var profile = probes.Count > 0 ? CalibrationProbe.Profile(o.Profile, o.ModelPath, probes) : o.Profile;
         var (cost, predicted) = Predict(o, run, profile);
         CalibrationFigures? stored = probes.Count > 0 ? Predict(o, run, o.Profile).Predicted : null;
         var measured = Measure(run);
+        var segments = new List<CalibrationSegment>();
+        CalibrationFigures? whole = null;
+        if (between is not null && probes.Count > 0 && o.SegmentTokens > 0)
+        {
+            // Probe k (0 = before) is followed by segment k; the after probe, if any, closes the last one.
+            var left = new List<CalibrationProbe.Figures> { probes[0] };
+            left.AddRange(between);
+            var after = o.Probe.HasFlag(ProbeTiming.After) && probes.Count > 1 ? probes[^1] : null;
+            for (int k = 0; k < left.Count; k++)
+            {
+                var right = k + 1 < left.Count ? left[k + 1] : after;
+                IReadOnlyList<CalibrationProbe.Figures> brackets = right is null ? [left[k]] : [left[k], right];
+                var segmentProfile = CalibrationProbe.Profile(o.Profile, o.ModelPath, brackets);
+                segmentProfile.Compute = profile.Compute; // compute is probed before and after only
+                int from = k * o.SegmentTokens, to = k + 1 < left.Count ? from + o.SegmentTokens : int.MaxValue;
+                segments.Add(new CalibrationSegment
+                {
+                    FirstDecodeToken = from, Brackets = brackets, Measured = Measure(run, from, to), Predicted = Predict(o, run, segmentProfile, from, to).Predicted,
+                });
+            }
+
+            whole = predicted;
+            predicted = Sum(segments.Select(x => x.Predicted));
+        }
+
         return new CalibrationCheckResult
         {
             Options = o, Cost = cost, Measured = measured, Predicted = predicted, Profile = profile, Probes = probes, PredictedWithStoredProfile = stored,
-            IoMode = run.IoModeLabel, CacheCapacityBytes = run.CacheCapacityBytes ?? 0, LoadAverage = loadAverage,
+            IoMode = run.IoModeLabel, CacheCapacityBytes = run.CacheCapacityBytes ?? 0, LoadAverage = loadAverage, Segments = segments, PredictedWithoutSegments = whole,
         };
     }
+
+    private static CalibrationFigures Sum(IEnumerable<CalibrationFigures> parts) => parts.Aggregate(new CalibrationFigures(), (a, b) => new CalibrationFigures
+    {
+        Tokens = a.Tokens + b.Tokens, Seconds = a.Seconds + b.Seconds, Hits = a.Hits + b.Hits, Misses = a.Misses + b.Misses, BytesRead = a.BytesRead + b.BytesRead,
+        ComputeSeconds = a.ComputeSeconds + b.ComputeSeconds, StallSeconds = a.StallSeconds + b.StallSeconds, IoBusySeconds = a.IoBusySeconds + b.IoBusySeconds,
+        DenseSeconds = a.DenseSeconds + b.DenseSeconds, StorageCacheHits = a.StorageCacheHits + b.StorageCacheHits,
+    });
 
     /// <summary>The I/O scheduler's reader threads for these settings (the engine's own figure is taken after the run).</summary>
     public static int QueueDepthOf(EngineSettings settings) =>
         StrategyCatalog.CreateIo(StrategySpec.Parse(settings.Io), new StrategyContext { Shape = new ModelShape(1, 1, 1, 1, 0) }).QueueDepth;
 
-    private static (CostModel Cost, CalibrationFigures Predicted) Predict(CalibrationCheckOptions o, TraceRecordingResult run, DeviceProfile profile)
+    /// <summary>The replay's decode tokens <paramref name="from"/> (inclusive) to <paramref name="to"/> (exclusive), counted over all prompts.</summary>
+    private static (CostModel Cost, CalibrationFigures Predicted) Predict(CalibrationCheckOptions o, TraceRecordingResult run, DeviceProfile profile, int from = 0, int to = int.MaxValue)
     {
         var cost = CostFor(o.ModelPath, profile, run.QueueDepth, o.Settings.ReadChunkBytes);
         long capacity = run.CacheCapacityBytes ?? throw new ArgumentException("the recorded run had no budget");
@@ -173,12 +256,14 @@ public static class CalibrationCheck
             RecordTokens = true,
         }, capacity);
 
-        int tokens = 0;
+        int tokens = 0, decode = -1;
         long hits = 0, misses = 0, bytes = 0, below = 0;
         double compute = 0, stall = 0, io = 0;
         for (int t = 0; t < sim.PerToken!.Length; t++)
         {
             if (!run.IsDecode(t)) continue;
+            decode++;
+            if (decode < from || decode >= to) continue;
             var r = sim.PerToken[t];
             tokens++;
             hits += r.Hits;
@@ -193,13 +278,16 @@ public static class CalibrationCheck
         return (cost, new CalibrationFigures { DenseSeconds = tokens * cost.DenseSecondsPerToken, StorageCacheHits = below, IoBusySeconds = io, Tokens = tokens, Seconds = compute + stall, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = compute, StallSeconds = stall });
     }
 
-    private static CalibrationFigures Measure(TraceRecordingResult run)
+    /// <summary>The engine's decode tokens <paramref name="from"/> to <paramref name="to"/> (exclusive); attention and head only for the whole run.</summary>
+    private static CalibrationFigures Measure(TraceRecordingResult run, int from = 0, int to = int.MaxValue)
     {
-        int tokens = 0;
+        int tokens = 0, decode = -1;
         long hits = 0, misses = 0, bytes = 0;
         double seconds = 0, stall = 0, io = 0;
         foreach (var s in run.DecodeSteps)
         {
+            decode++;
+            if (decode < from || decode >= to) continue;
             tokens++;
             hits += s.Experts.Hits + s.Experts.PrefetchHits;
             misses += s.Experts.Misses;
@@ -209,7 +297,7 @@ public static class CalibrationCheck
             io += s.Experts.IoBusySeconds;
         }
 
-        return new CalibrationFigures { DenseSeconds = run.DecodeAttentionSeconds + run.DecodeHeadSeconds, IoBusySeconds = io, Tokens = tokens, Seconds = seconds, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = seconds - stall, StallSeconds = stall };
+        return new CalibrationFigures { DenseSeconds = from == 0 && to == int.MaxValue ? run.DecodeAttentionSeconds + run.DecodeHeadSeconds : 0, IoBusySeconds = io, Tokens = tokens, Seconds = seconds, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = seconds - stall, StallSeconds = stall };
     }
 
     /// <summary>
@@ -271,16 +359,35 @@ public static class CalibrationCheck
         sb.Append(string.Create(inv, $"cost model ({r.Cost.ProfileName}): dense {r.Cost.DenseBytesPerToken / 1e6:F1} MB/token at {r.Cost.DenseBytesPerSecond / 1e9:F2} GB/s + {r.Cost.PerTokenOverheadSeconds * 1e3:F2} ms, experts at {r.Cost.ExpertBytesPerSecond / 1e9:F2} GB/s, {r.Cost.ReadsPerExpert} reads of {r.Cost.BlockBytes / 1024.0:F0} KiB per expert at depth {r.Cost.QueueDepth}"));
         sb.Append(r.Cost.HasStorageCache ? string.Create(inv, $", storage cache {r.Cost.StorageCacheBytes / 1048576.0:F0} MiB below the disk ({r.Predicted.StorageCacheHits} of the decode tokens' expert reads served by it)\n") : ", no storage cache\n");
         foreach (var f in r.Probes) sb.Append(ProbeText(f));
+        if (r.Segments.Count > 1)
+        {
+            sb.Append(string.Create(inv, $"{r.Segments.Count - 1} disk probes between segments of {r.Options.SegmentTokens} decode tokens (the engine paused, its readers idle; compute from the probes above)\n"));
+        }
 
         sb.Append(r.Probes.Count > 0
-            ? $"measured = the engine run; predicted = the simulator from the recorded trace and the probes' figures (averaged; the engine run's timings are not an input)\n"
+            ? r.Segments.Count > 0
+                ? "measured = the engine run; predicted = the simulator from the recorded trace, each segment with the probes bracketing it, summed (the engine run's timings are not an input)\n"
+                : "measured = the engine run; predicted = the simulator from the recorded trace and the probes' figures (averaged; the engine run's timings are not an input)\n"
             : $"measured = the engine run; predicted = the simulator from the recorded trace and profile '{r.Profile.Name}' as stored\n");
         sb.Append("                 measured   predicted\n");
         sb.Append(string.Create(inv, $"tokens           {m.Tokens,8}   {p.Tokens,9}\n"));
         sb.Append(string.Create(inv, $"tokens/s         {m.TokensPerSecond,8:F2}   {p.TokensPerSecond,9:F2}   error {r.TokensPerSecondError,7:+0.0%;-0.0%}\n"));
+        if (r.PredictedWithoutSegments is { } whole)
+        {
+            sb.Append(string.Create(inv, $"  without segments         {whole.TokensPerSecond,9:F2}   error {r.Error(whole),7:+0.0%;-0.0%}   (before and after probes averaged over the whole run)\n"));
+        }
+
         if (r.PredictedWithStoredProfile is { } stored)
         {
             sb.Append(string.Create(inv, $"  with {r.Options.Profile.Name} as stored        {stored.TokensPerSecond,9:F2}   error {r.Error(stored),7:+0.0%;-0.0%}\n"));
+        }
+
+        foreach (var g in r.Segments)
+        {
+            sb.Append(string.Create(inv, $"  segment from decode token {g.FirstDecodeToken,3}: {g.Measured.Tokens,3} tokens, {g.Measured.TokensPerSecond,7:F2} measured, {g.Predicted.TokensPerSecond,7:F2} predicted, error {g.Error,7:+0.0%;-0.0%}; bracketing probes read at "));
+            sb.Append(string.Join(" / ", g.Brackets.Select(b => string.Create(inv, $"{(b.FileReads.Count > 0 ? b.FileReads[^1] : b.Reads[^1]).LatencyUs:F0}"))));
+            sb.Append(string.Create(inv, $" µs (depth {r.Cost.QueueDepth})"));
+            sb.Append(g.BracketSpread > 0.15 ? string.Create(inv, $", DIFFER by {g.BracketSpread:0%}: more than the ±15% tolerance\n") : "\n");
         }
 
         sb.Append(string.Create(inv, $"compute s/token  {m.ComputeSeconds / Math.Max(1, m.Tokens),8:F4}   {p.ComputeSeconds / Math.Max(1, p.Tokens),9:F4}\n"));

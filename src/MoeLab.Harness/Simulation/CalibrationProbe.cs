@@ -135,16 +135,48 @@ public static class CalibrationProbe
         long wholeBytes = Bytes(all);
         sweep.Add((wholeBytes, whole[^1].LatencyUs * 1e-6));
         var fit = StorageCacheFit.Fit(sweep);
-        var device = whole.Select((w, i) =>
-        {
-            double us = StorageCacheFit.DeviceSeconds(w.LatencyUs * 1e-6, cached[i].LatencyUs * 1e-6, wholeBytes, fit.CacheBytes) * 1e6;
-            return new DeviceProfile.ReadPoint { BlockKib = w.BlockKib, QueueDepth = w.QueueDepth, LatencyUs = Math.Round(us, 1), ReadMbPerS = Math.Round(w.QueueDepth * w.BlockKib * 1024 / us, 1) };
-        }).ToList();
+        var device = DeviceReads(whole, cached, wholeBytes, fit.CacheBytes);
         return new Figures
         {
             Reads = device, FileReads = whole, CachedReads = cached, StorageCacheBytes = fit.CacheBytes, Sweep = sweep, BurstReads = burst, BurstGapMs = gapSeconds * 1e3,
             ExpertGbPerS = 0, DenseGbPerS = 0, PerTokenOverheadMs = 0, TakenUtc = default, Seconds = 0,
         };
+    }
+
+    /// <summary>The device's rate from whole-file reads: a storage cache's share (the cached set's rate) taken out.</summary>
+    private static List<DeviceProfile.ReadPoint> DeviceReads(IReadOnlyList<DeviceProfile.ReadPoint> whole, IReadOnlyList<DeviceProfile.ReadPoint> cached, long wholeBytes, long cacheBytes) =>
+        whole.Select((w, i) =>
+        {
+            double us = StorageCacheFit.DeviceSeconds(w.LatencyUs * 1e-6, cached[i].LatencyUs * 1e-6, wholeBytes, cacheBytes) * 1e6;
+            return new DeviceProfile.ReadPoint { BlockKib = w.BlockKib, QueueDepth = w.QueueDepth, LatencyUs = Math.Round(us, 1), ReadMbPerS = Math.Round(w.QueueDepth * w.BlockKib * 1024 / us, 1) };
+        }).ToList();
+
+    /// <summary>
+    /// A short disk-only probe (between segments of a run): the whole file's slices at every depth, read in
+    /// <paramref name="reference"/>'s bursts and gaps as <see cref="Measure"/> reads them, converted with its storage
+    /// cache; compute, sweep and cached reads are <paramref name="reference"/>'s (not measured again).
+    /// </summary>
+    public static Figures MeasureDisk(string modelPath, Options o, Figures reference)
+    {
+        var sw = Stopwatch.StartNew();
+        var taken = DateTime.UtcNow;
+        var file = GgufFile.Open(modelPath);
+        var layout = ExpertTensors.Layout(file, ModelConfig.FromGguf(file));
+        using var store = new ExpertStore(layout, IoMode.Direct, o.ReadChunkBytes);
+        var all = new (int Layer, int Expert)[layout.Layers * layout.ExpertsPerLayer];
+        long wholeBytes = 0;
+        for (int l = 0, i = 0; l < layout.Layers; l++)
+        {
+            for (int e = 0; e < layout.ExpertsPerLayer; e++)
+            {
+                all[i++] = (l, e);
+                wholeBytes += layout[l, e].Bytes;
+            }
+        }
+
+        var whole = Depths(o.QueueDepth).Select(d => MeasureReads(store, d, o.SecondsPerPoint, all, reference.BurstReads, reference.BurstGapMs * 1e-3)).ToList();
+        var device = reference.CachedReads.Count == whole.Count ? DeviceReads(whole, reference.CachedReads, wholeBytes, reference.StorageCacheBytes) : whole;
+        return reference with { Reads = device, FileReads = whole, ForwardTokens = 0, TakenUtc = taken, Seconds = sw.Elapsed.TotalSeconds, Sweep = [] };
     }
 
     /// <summary>Reads each expert of the set once (so a cache below the device holds it, if there is one).</summary>

@@ -23,6 +23,15 @@ public sealed record TraceRecordOptions
 
     /// <summary>Also record next-gate guesses (one router matvec per layer: leave off when the run's timing matters).</summary>
     public bool NextGate { get; init; }
+
+    /// <summary>
+    /// Called after every <see cref="PauseEvery"/>-th generated token (counted over all prompts, not after the last one)
+    /// with the count so far, once the streaming readers are idle: outside the engine's timed steps, so a probe taken
+    /// there does not enter the run's figures (<c>calibrate --check</c> measures the disk between segments of a run).
+    /// </summary>
+    public Action<int>? Pause { get; init; }
+
+    public int PauseEvery { get; init; }
 }
 
 /// <summary>One prompt's part of a recording: where its tokens sit in the trace and what the engine measured.</summary>
@@ -96,6 +105,7 @@ public static class TraceRecording
         var prompts = new List<RecordedPrompt>();
         int at = 0;
         double attention = 0, head = 0;
+        int decoded = 0, expected = o.Prompts.Count * o.Tokens;
         foreach (string prompt in o.Prompts)
         {
             session.Model.Reset();
@@ -105,6 +115,12 @@ public static class TraceRecording
                 attention += session.Model.LastAttentionSeconds;
                 head += session.Model.LastHeadSeconds;
                 onText?.Invoke(piece);
+                decoded++;
+                if (o.Pause is not null && o.PauseEvery > 0 && decoded % o.PauseEvery == 0 && decoded < expected)
+                {
+                    session.Streaming?.WaitIdle();
+                    o.Pause(decoded);
+                }
             });
             prompts.Add(new RecordedPrompt(at, g.PromptTokens.Length, g));
             at += g.PromptTokens.Length + g.Generated.Length;

@@ -167,4 +167,49 @@ public sealed class CalibrationCheckTests : IDisposable
         Assert.Equal(stored.Storage.Reads.Single(p => p.QueueDepth == 4).LatencyUs * 1e-6, r.Cost.Storage.At(r.Cost.BlockBytes, 4).LatencySeconds, 9);
         Assert.True(r.CountsMatch);
     }
+
+    [Fact]
+    public void SegmentsArePredictedWithTheProbesThatBracketThemAndSumToTheRun()
+    {
+        string model = Model("tiny-qwen3moe");
+        var r = CalibrationCheck.Run(new CalibrationCheckOptions
+        {
+            ModelPath = model,
+            Settings = new EngineSettings { BudgetBytes = 256 << 10, IoMode = "direct", Cache = "lru", Io = "fifo:queue_depth=4" },
+            Prompts = ["The expert cache", "Once upon a time"],
+            Tokens = 12,
+            Profile = HostProfile(),
+            ProbeSecondsPerPoint = 0.05,
+            SegmentTokens = 5,
+        });
+        // 24 decode tokens: pauses after 5, 10, 15 and 20 (also across the prompt boundary), none after the last.
+        Assert.Equal([0, 5, 10, 15, 20], r.Segments.Select(g => g.FirstDecodeToken));
+        Assert.Equal([5, 5, 5, 5, 4], r.Segments.Select(g => g.Measured.Tokens));
+        Assert.Equal([5, 5, 5, 5, 4], r.Segments.Select(g => g.Predicted.Tokens));
+        Assert.Same(r.Probes[0], r.Segments[0].Brackets[0]);
+        Assert.Same(r.Probes[1], r.Segments[^1].Brackets[^1]);
+        for (int k = 1; k < r.Segments.Count; k++)
+        {
+            var between = r.Segments[k].Brackets[0];
+            Assert.Same(r.Segments[k - 1].Brackets[1], between); // one probe closes a segment and opens the next
+            Assert.Equal(0, between.ForwardTokens); // disk only
+            Assert.Equal([1, 2, 4], between.FileReads.Select(p => p.QueueDepth));
+            Assert.InRange(between.TakenUtc, r.Probes[0].TakenUtc, r.Probes[1].TakenUtc);
+        }
+
+        // The sum of the segments is the prediction; counts per segment add up to the engine's.
+        Assert.Equal(r.Segments.Sum(g => g.Predicted.Seconds), r.Predicted.Seconds, 9);
+        Assert.Equal(r.Measured.Hits, r.Segments.Sum(g => g.Measured.Hits));
+        Assert.Equal(r.Measured.Misses, r.Segments.Sum(g => g.Predicted.Misses));
+        Assert.Equal(r.Measured.Seconds, r.Segments.Sum(g => g.Measured.Seconds), 9);
+        Assert.True(r.CountsMatch);
+        Assert.NotNull(r.PredictedWithoutSegments);
+        Assert.Equal(r.Predicted.BytesRead, r.PredictedWithoutSegments!.BytesRead);
+
+        // The probes between segments ran while the engine was paused, outside its timed steps.
+        double window = (r.Probes[1].TakenUtc - r.Probes[0].TakenUtc).TotalSeconds - r.Probes[0].Seconds;
+        double probes = r.Segments.Skip(1).Sum(g => g.Brackets[0].Seconds);
+        Assert.True(r.Measured.Seconds + probes <= window, $"decode {r.Measured.Seconds:F3} s + probes {probes:F3} s > run {window:F3} s");
+        Assert.Contains("bracketing probes read at", CalibrationCheck.Table(r));
+    }
 }
