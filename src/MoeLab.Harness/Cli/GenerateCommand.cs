@@ -62,6 +62,10 @@ public sealed class GenerateCommand : ICliCommand
                 ["compute_seconds"] = compute,
                 ["stall_seconds"] = stall,
                 ["peak_rss_bytes"] = EngineCellRunner.PeakRss(),
+                // What peak RSS is held against: the non-expert weights the engine keeps in RAM, and the routed experts
+                // it must never load wholesale under a budget.
+                ["resident_weight_bytes"] = session.Model.ResidentBytes,
+                ["routed_expert_bytes"] = session.Model.Experts.TotalBytes,
             };
             Console.WriteLine(summary.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
         }
