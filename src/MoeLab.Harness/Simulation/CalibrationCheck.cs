@@ -58,6 +58,12 @@ public sealed record CalibrationFigures
 
     public long Misses { get; init; }
 
+    /// <summary>Of <see cref="Hits"/>, demands a prefetch had brought in (or had in flight).</summary>
+    public long PrefetchHits { get; init; }
+
+    /// <summary>Engine only: queued prefetches dropped unread because their layer had passed (fifo's cancel_stale).</summary>
+    public long PrefetchCancelled { get; init; }
+
     public long BytesRead { get; init; }
 
     /// <summary>Engine: wall time minus expert waits; simulator: dense + expert compute.</summary>
@@ -140,6 +146,15 @@ public sealed record CalibrationCheckResult
 
     public required string IoMode { get; init; }
 
+    /// <summary>
+    /// Bytes read over the whole run, prompt tokens included (engine: after its reads finished; simulator: every read
+    /// it issued). With prefetching, the decode tokens' bytes differ at the edges: the engine counts a read when it
+    /// completes, the simulator when it is issued, so a guess made at a prompt's last token lands in the other phase.
+    /// </summary>
+    public long MeasuredRunBytes { get; init; }
+
+    public long PredictedRunBytes { get; init; }
+
     public long CacheCapacityBytes { get; init; }
 
     /// <summary>1-, 5- and 15-minute load averages when the run ended (a figure from a busy machine is noisy).</summary>
@@ -151,7 +166,8 @@ public sealed record CalibrationCheckResult
     public double Error(CalibrationFigures predicted) => Measured.TokensPerSecond > 0 ? (predicted.TokensPerSecond / Measured.TokensPerSecond) - 1 : double.NaN;
 
     /// <summary>Hits, misses and bytes read agree exactly (same trace, same policy classes, same capacity).</summary>
-    public bool CountsMatch => Measured.Hits == Predicted.Hits && Measured.Misses == Predicted.Misses && Measured.BytesRead == Predicted.BytesRead;
+    public bool CountsMatch => Measured.Hits == Predicted.Hits && Measured.Misses == Predicted.Misses && Measured.PrefetchHits == Predicted.PrefetchHits &&
+        MeasuredRunBytes == PredictedRunBytes && (Options.Settings.Prefetch != "none" || Measured.BytesRead == Predicted.BytesRead);
 }
 
 /// <summary>
@@ -178,7 +194,10 @@ public static class CalibrationCheck
         // Between segments: a disk-only probe in the before probe's bursts (the disk drifts within a run; compute less so).
         var between = new List<CalibrationProbe.Figures>();
         Action<int>? pause = o.SegmentTokens > 0 && probes.Count > 0 ? _ => between.Add(CalibrationProbe.MeasureDisk(o.ModelPath, probe, probes[0])) : null;
-        var run = TraceRecording.Record(new TraceRecordOptions { ModelPath = o.ModelPath, Settings = o.Settings, Prompts = o.Prompts, Tokens = o.Tokens, Pause = pause, PauseEvery = o.SegmentTokens });
+        // next-gate needs the hidden state, which a trace has not: record the engine's guesses beside the run (one router
+        // matvec per layer) and replay them (RecordedNextGate).
+        bool nextGate = IsNextGate(o.Settings.Prefetch);
+        var run = TraceRecording.Record(new TraceRecordOptions { ModelPath = o.ModelPath, Settings = o.Settings, Prompts = o.Prompts, Tokens = o.Tokens, Pause = pause, PauseEvery = o.SegmentTokens, NextGate = nextGate });
         string load = LoadAverage();
         if (o.Probe.HasFlag(ProbeTiming.After)) probes.Add(CalibrationProbe.Measure(o.ModelPath, probe with { QueueDepth = run.QueueDepth }));
         return Compare(o, run, load, probes, pause is null ? null : between);
@@ -193,7 +212,7 @@ public static class CalibrationCheck
     {
         probes ??= [];
         var profile = probes.Count > 0 ? CalibrationProbe.Profile(o.Profile, o.ModelPath, probes) : o.Profile;
-        var (cost, predicted) = Predict(o, run, profile);
+        var (cost, predicted, runBytes) = Predict(o, run, profile);
         CalibrationFigures? stored = probes.Count > 0 ? Predict(o, run, o.Profile).Predicted : null;
         var measured = Measure(run);
         var segments = new List<CalibrationSegment>();
@@ -225,22 +244,36 @@ public static class CalibrationCheck
         {
             Options = o, Cost = cost, Measured = measured, Predicted = predicted, Profile = profile, Probes = probes, PredictedWithStoredProfile = stored,
             IoMode = run.IoModeLabel, CacheCapacityBytes = run.CacheCapacityBytes ?? 0, LoadAverage = loadAverage, Segments = segments, PredictedWithoutSegments = whole,
+            MeasuredRunBytes = run.RunCounters?.BytesRead ?? 0, PredictedRunBytes = runBytes,
         };
     }
 
     private static CalibrationFigures Sum(IEnumerable<CalibrationFigures> parts) => parts.Aggregate(new CalibrationFigures(), (a, b) => new CalibrationFigures
     {
-        Tokens = a.Tokens + b.Tokens, Seconds = a.Seconds + b.Seconds, Hits = a.Hits + b.Hits, Misses = a.Misses + b.Misses, BytesRead = a.BytesRead + b.BytesRead,
+        Tokens = a.Tokens + b.Tokens, Seconds = a.Seconds + b.Seconds, Hits = a.Hits + b.Hits, PrefetchHits = a.PrefetchHits + b.PrefetchHits, PrefetchCancelled = a.PrefetchCancelled + b.PrefetchCancelled, Misses = a.Misses + b.Misses, BytesRead = a.BytesRead + b.BytesRead,
         ComputeSeconds = a.ComputeSeconds + b.ComputeSeconds, StallSeconds = a.StallSeconds + b.StallSeconds, IoBusySeconds = a.IoBusySeconds + b.IoBusySeconds,
         DenseSeconds = a.DenseSeconds + b.DenseSeconds, StorageCacheHits = a.StorageCacheHits + b.StorageCacheHits,
     });
+
+    /// <summary>The engine's next-gate prefetcher as the recorded guesses reproduce it: distance 1, the model's experts per token.</summary>
+    private static bool IsNextGate(string prefetch)
+    {
+        var spec = StrategySpec.Parse(prefetch);
+        if (spec.Name != "next-gate") return false;
+        if (spec.Parameters.Keys.Any(k => k is "distance" or "top"))
+        {
+            throw new ArgumentException("next-gate: the check replays the guesses the recorder makes (distance 1, the model's experts per token); drop distance/top");
+        }
+
+        return true;
+    }
 
     /// <summary>The I/O scheduler's reader threads for these settings (the engine's own figure is taken after the run).</summary>
     public static int QueueDepthOf(EngineSettings settings) =>
         StrategyCatalog.CreateIo(StrategySpec.Parse(settings.Io), new StrategyContext { Shape = new ModelShape(1, 1, 1, 1, 0) }).QueueDepth;
 
     /// <summary>The replay's decode tokens <paramref name="from"/> (inclusive) to <paramref name="to"/> (exclusive), counted over all prompts.</summary>
-    private static (CostModel Cost, CalibrationFigures Predicted) Predict(CalibrationCheckOptions o, TraceRecordingResult run, DeviceProfile profile, int from = 0, int to = int.MaxValue)
+    private static (CostModel Cost, CalibrationFigures Predicted, long RunBytes) Predict(CalibrationCheckOptions o, TraceRecordingResult run, DeviceProfile profile, int from = 0, int to = int.MaxValue)
     {
         var cost = CostFor(o.ModelPath, profile, run.QueueDepth, o.Settings.ReadChunkBytes);
         long capacity = run.CacheCapacityBytes ?? throw new ArgumentException("the recorded run had no budget");
@@ -249,6 +282,9 @@ public static class CalibrationCheck
             Trace = run.Trace,
             Cache = StrategySpec.Parse(o.Settings.Cache),
             Prefetch = o.Settings.Prefetch == "none" ? null : StrategySpec.Parse(o.Settings.Prefetch),
+            PrefetchFactory = IsNextGate(o.Settings.Prefetch)
+                ? _ => new RecordedNextGate(run.NextGate ?? throw new ArgumentException("next-gate: the run recorded no guesses (TraceRecordOptions.NextGate)"))
+                : null,
             Unit = CacheUnit.Bytes,
             Scope = CacheScope.Global,
             ExpertBytes = cost.ExpertBytes,
@@ -257,7 +293,7 @@ public static class CalibrationCheck
         }, capacity);
 
         int tokens = 0, decode = -1;
-        long hits = 0, misses = 0, bytes = 0, below = 0;
+        long hits = 0, misses = 0, bytes = 0, below = 0, prefetchHits = 0;
         double compute = 0, stall = 0, io = 0;
         for (int t = 0; t < sim.PerToken!.Length; t++)
         {
@@ -267,6 +303,7 @@ public static class CalibrationCheck
             var r = sim.PerToken[t];
             tokens++;
             hits += r.Hits;
+            prefetchHits += r.PrefetchHits;
             misses += r.Misses;
             bytes += r.BytesRead;
             compute += r.ComputeSeconds;
@@ -275,14 +312,14 @@ public static class CalibrationCheck
             below += r.StorageCacheHits;
         }
 
-        return (cost, new CalibrationFigures { DenseSeconds = tokens * cost.DenseSecondsPerToken, StorageCacheHits = below, IoBusySeconds = io, Tokens = tokens, Seconds = compute + stall, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = compute, StallSeconds = stall });
+        return (cost, new CalibrationFigures { DenseSeconds = tokens * cost.DenseSecondsPerToken, StorageCacheHits = below, IoBusySeconds = io, Tokens = tokens, Seconds = compute + stall, Hits = hits, PrefetchHits = prefetchHits, Misses = misses, BytesRead = bytes, ComputeSeconds = compute, StallSeconds = stall }, sim.BytesRead ?? 0);
     }
 
     /// <summary>The engine's decode tokens <paramref name="from"/> to <paramref name="to"/> (exclusive); attention and head only for the whole run.</summary>
     private static CalibrationFigures Measure(TraceRecordingResult run, int from = 0, int to = int.MaxValue)
     {
         int tokens = 0, decode = -1;
-        long hits = 0, misses = 0, bytes = 0;
+        long hits = 0, misses = 0, bytes = 0, prefetchHits = 0, cancelled = 0;
         double seconds = 0, stall = 0, io = 0;
         foreach (var s in run.DecodeSteps)
         {
@@ -290,6 +327,8 @@ public static class CalibrationCheck
             if (decode < from || decode >= to) continue;
             tokens++;
             hits += s.Experts.Hits + s.Experts.PrefetchHits;
+            prefetchHits += s.Experts.PrefetchHits;
+            cancelled += s.Experts.PrefetchCancelled;
             misses += s.Experts.Misses;
             bytes += s.Experts.BytesRead;
             seconds += s.WallSeconds;
@@ -297,7 +336,7 @@ public static class CalibrationCheck
             io += s.Experts.IoBusySeconds;
         }
 
-        return new CalibrationFigures { DenseSeconds = from == 0 && to == int.MaxValue ? run.DecodeAttentionSeconds + run.DecodeHeadSeconds : 0, IoBusySeconds = io, Tokens = tokens, Seconds = seconds, Hits = hits, Misses = misses, BytesRead = bytes, ComputeSeconds = seconds - stall, StallSeconds = stall };
+        return new CalibrationFigures { DenseSeconds = from == 0 && to == int.MaxValue ? run.DecodeAttentionSeconds + run.DecodeHeadSeconds : 0, IoBusySeconds = io, Tokens = tokens, Seconds = seconds, Hits = hits, PrefetchHits = prefetchHits, PrefetchCancelled = cancelled, Misses = misses, BytesRead = bytes, ComputeSeconds = seconds - stall, StallSeconds = stall };
     }
 
     /// <summary>
@@ -396,7 +435,21 @@ public static class CalibrationCheck
         sb.Append(string.Create(inv, $"stall s/token    {m.StallSeconds / Math.Max(1, m.Tokens),8:F4}   {p.StallSeconds / Math.Max(1, p.Tokens),9:F4}\n"));
         sb.Append(string.Create(inv, $"disk busy s/token{m.IoBusySeconds / Math.Max(1, m.Tokens),8:F4}   {p.IoBusySeconds / Math.Max(1, p.Tokens),9:F4}\n"));
         sb.Append(string.Create(inv, $"hit ratio        {m.HitRatio,8:P2}   {p.HitRatio,9:P2}   {(m.Hits == p.Hits && m.Misses == p.Misses ? "equal" : "DIFFER")} ({m.Hits}/{m.Misses} vs {p.Hits}/{p.Misses} hits/misses)\n"));
+        if (m.PrefetchHits + p.PrefetchHits > 0)
+        {
+            sb.Append(string.Create(inv, $"prefetch hits    {m.PrefetchHits,8}   {p.PrefetchHits,9}   {(m.PrefetchHits == p.PrefetchHits ? "equal" : "DIFFER")} (of the hits)\n"));
+            if (m.PrefetchCancelled > 0)
+            {
+                sb.Append(string.Create(inv, $"  the engine dropped {m.PrefetchCancelled} queued prefetches whose layer had passed (cancel_stale); the simulator issues every one, so counts differ: --io-scheduler fifo:cancel_stale=false compares like with like\n"));
+            }
+        }
+
         sb.Append(string.Create(inv, $"bytes read       {m.BytesRead,8}   {p.BytesRead,9}   {(m.BytesRead == p.BytesRead ? "equal" : "DIFFER")}\n"));
+        if (r.Options.Settings.Prefetch != "none")
+        {
+            sb.Append(string.Create(inv, $"  whole run      {r.MeasuredRunBytes,8}   {r.PredictedRunBytes,9}   {(r.MeasuredRunBytes == r.PredictedRunBytes ? "equal" : "DIFFER")} (prompts included: the engine counts a read when it lands, the simulator when it is issued)\n"));
+        }
+
         sb.Append($"load average     {r.LoadAverage} (1, 5, 15 min; {Environment.ProcessorCount} CPUs)\n");
         return sb.ToString();
     }

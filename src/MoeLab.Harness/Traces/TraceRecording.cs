@@ -61,6 +61,9 @@ public sealed record TraceRecordingResult
     /// <summary>Reads in flight the engine's I/O scheduler allows (its reader threads).</summary>
     public int QueueDepth { get; init; }
 
+    /// <summary>The expert source's counters over the whole run (prompt tokens included), after its reads finished.</summary>
+    public ExpertSourceCounters? RunCounters { get; init; }
+
     /// <summary>Whether token t of the trace is a generated (decode) token, not a prompt token.</summary>
     public bool IsDecode(int token)
     {
@@ -149,6 +152,7 @@ public static class TraceRecording
             CacheCapacityBytes = session.Streaming is { } s ? s.CacheCapacityBytes : null,
             ExpertBytes = layout.MaxExpertBytes,
             QueueDepth = session.Streaming?.QueueDepth ?? 0,
+            RunCounters = session.Streaming?.Counters,
             DecodeAttentionSeconds = attention,
             DecodeHeadSeconds = head,
         };

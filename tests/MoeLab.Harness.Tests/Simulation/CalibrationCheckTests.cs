@@ -212,4 +212,26 @@ public sealed class CalibrationCheckTests : IDisposable
         Assert.True(r.Measured.Seconds + probes <= window, $"decode {r.Measured.Seconds:F3} s + probes {probes:F3} s > run {window:F3} s");
         Assert.Contains("bracketing probes read at", CalibrationCheck.Table(r));
     }
+
+    [Fact]
+    public void NextGateReplaysTheEnginesRecordedGuessesWithTheSameCounts()
+    {
+        string model = Model("tiny-qwen3moe");
+        var r = CalibrationCheck.Run(new CalibrationCheckOptions
+        {
+            ModelPath = model,
+            // cancel_stale drops a queued prefetch whose layer has passed, a matter of timing the replay does not model.
+            Settings = new EngineSettings { BudgetBytes = 256 << 10, IoMode = "direct", Cache = "lru", Prefetch = "next-gate", Io = "fifo:cancel_stale=false" },
+            Prompts = ["The expert cache", "Once upon a time"],
+            Tokens = 12,
+            Profile = HostProfile(),
+            Probe = ProbeTiming.None,
+        });
+        Assert.True(r.Measured.PrefetchHits > 0, "no prefetch hits: the guesses were not compared");
+        Assert.Equal(0, r.Measured.PrefetchCancelled);
+        Assert.Equal(r.Measured.PrefetchHits, r.Predicted.PrefetchHits);
+        Assert.True(r.MeasuredRunBytes > r.Measured.BytesRead / 2);
+        Assert.Equal(r.MeasuredRunBytes, r.PredictedRunBytes); // over the whole run: reads land in another token than they were issued in
+        Assert.True(r.CountsMatch, CalibrationCheck.Table(r));
+    }
 }
