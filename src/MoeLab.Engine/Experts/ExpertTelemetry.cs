@@ -72,6 +72,12 @@ public readonly record struct ExpertSourceCounters(
     /// <summary>Demand reads counted in <see cref="IdleIssueSeconds"/>.</summary>
     public long IdleIssues { get; init; }
 
+    /// <summary>
+    /// Reader-thread CPU time spent repacking arrived experts into <see cref="Kernels.WeightLayout.Interleaved8"/>
+    /// (after their reads, so not part of the I/O times; an expert is not ready until it is repacked).
+    /// </summary>
+    public double RepackSeconds { get; init; }
+
     /// <summary>Demand requests served (hits of either kind plus misses).</summary>
     public long Requests => Hits + Misses + PrefetchHits;
 
@@ -94,6 +100,7 @@ public readonly record struct ExpertSourceCounters(
         DemandReads = a.DemandReads + b.DemandReads,
         IdleIssueSeconds = a.IdleIssueSeconds + b.IdleIssueSeconds,
         IdleIssues = a.IdleIssues + b.IdleIssues,
+        RepackSeconds = a.RepackSeconds + b.RepackSeconds,
     };
 
     public static ExpertSourceCounters operator -(in ExpertSourceCounters a, in ExpertSourceCounters b) => new(
@@ -113,6 +120,7 @@ public readonly record struct ExpertSourceCounters(
         DemandReads = a.DemandReads - b.DemandReads,
         IdleIssueSeconds = a.IdleIssueSeconds - b.IdleIssueSeconds,
         IdleIssues = a.IdleIssues - b.IdleIssues,
+        RepackSeconds = a.RepackSeconds - b.RepackSeconds,
     };
 
     internal static double Seconds(long ticks) => (double)ticks / Stopwatch.Frequency;

@@ -35,6 +35,19 @@ public interface IExpertSource
     int NextReady(int layer, ReadOnlySpan<int> experts, ReadOnlySpan<bool> done) => done.IndexOf(false);
 
     /// <summary>
+    /// Every requested expert not yet <paramref name="done"/> whose weights are in RAM now, marked in
+    /// <paramref name="ready"/> (cleared first); blocks until there is at least one. Returns how many. Lets the model
+    /// compute whatever has landed in one dispatch per projection instead of one expert at a time. The default
+    /// answers <see cref="NextReady"/>'s single expert.
+    /// </summary>
+    int ReadyExperts(int layer, ReadOnlySpan<int> experts, ReadOnlySpan<bool> done, Span<bool> ready)
+    {
+        ready.Clear();
+        ready[NextReady(layer, experts, done)] = true;
+        return 1;
+    }
+
+    /// <summary>
     /// Whether every expert is in RAM at all times, so <see cref="Acquire"/> never waits: the model may then acquire
     /// a layer's experts together and compute them in one dispatch per projection instead of one expert at a time.
     /// </summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using MoeLab.Engine.Kernels;
 using MoeLab.Engine.Policies;
 
 namespace MoeLab.Engine.Experts;
@@ -51,6 +52,9 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     private int _inFlight;
     private long _busySince;
     private ExpertReadLog? _readLog;
+    private readonly bool _interleave;
+    private int _repacking;
+    private long _repackTicks;
 
     /// <param name="precision">
     /// Chooses among the store's variants per expert; null computes every expert at variant 0 (the file's own).
@@ -68,6 +72,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         _precision = precision;
         _variants = Describe(store);
         _workingBuffers = options.WorkingBuffers;
+        _interleave = options.Interleave;
         _evictions = new Evictions(this);
         _layerCounters = new ExpertLayerCounters(_layout.Layers);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.WorkingBuffers, 1, nameof(options.WorkingBuffers));
@@ -104,7 +109,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         _pendingSlot = new int[BufferCount];
         _pendingTargetToken = new int[BufferCount];
         _predictions = new ExpertKey[Math.Max(0, options.MaxPrefetchPerLayer)];
-        _slab = (byte*)NativeMemory.AlignedAlloc((nuint)SlabBytes, (nuint)ExpertStore.BufferAlignment);
+        _slab = WeightMemory.AllocateWithin(SlabBytes, ExpertStore.BufferAlignment, options.HugePages);
         _prefetchDepth = Math.Clamp(scheduler.PrefetchDepth, 1, scheduler.QueueDepth);
         _readers = new ExpertReaders(store, new ReadQueue(this), scheduler.QueueDepth, engine: options.ReadEngine);
     }
@@ -174,6 +179,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
                     DemandReads = _demandReads,
                     IdleIssueSeconds = ExpertSourceCounters.Seconds(_idleIssueTicks),
                     IdleIssues = _idleIssues,
+                    RepackSeconds = ExpertSourceCounters.Seconds(_repackTicks),
                 };
             }
         }
@@ -250,7 +256,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
                 {
                     if (done[j]) continue;
                     int s = _slotOf[KeyIndex(layer, experts[j])];
-                    if (s < 0 || _slots[s].Pins == 0 || _slots[s].State is SlotState.Ready or SlotState.Failed)
+                    if (Servable(s))
                     {
                         // Ready (or not requested, or failed: Acquire serves or reports it). A wait here is this expert's stall.
                         if (t0 != 0 && s >= 0)
@@ -272,6 +278,52 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
             }
         }
     }
+
+    public int ReadyExperts(int layer, ReadOnlySpan<int> experts, ReadOnlySpan<bool> done, Span<bool> ready)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            long t0 = 0;
+            while (true)
+            {
+                ready.Clear();
+                int count = 0, pending = 0;
+                for (int j = 0; j < experts.Length; j++)
+                {
+                    if (done[j]) continue;
+                    int s = _slotOf[KeyIndex(layer, experts[j])];
+                    if (!Servable(s))
+                    {
+                        pending++;
+                        continue;
+                    }
+
+                    ready[j] = true;
+                    count++;
+                    if (t0 != 0 && s >= 0)
+                    {
+                        // Waited for: the wait is this expert's stall (each expert landing during it counts it once).
+                        long waited = Stopwatch.GetTimestamp() - t0;
+                        _slots[s].StallTicks = waited;
+                    }
+                }
+
+                if (count > 0)
+                {
+                    if (t0 != 0) _stallTicks += Stopwatch.GetTimestamp() - t0;
+                    return count;
+                }
+
+                if (pending == 0) throw new InvalidOperationException($"layer {layer}: every requested expert is already computed");
+                if (t0 == 0) t0 = Stopwatch.GetTimestamp();
+                Monitor.Wait(_gate);
+            }
+        }
+    }
+
+    /// <summary>Whether Acquire can serve the expert in slot <paramref name="s"/> without waiting (ready, failed: Acquire reports it, or not requested).</summary>
+    private bool Servable(int s) => s < 0 || _slots[s].Pins == 0 || _slots[s].State is SlotState.Ready or SlotState.Failed;
 
     public ExpertWeights Acquire(int layer, int expert)
     {
@@ -315,7 +367,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
                     read ? ExpertSourceCounters.Seconds(slot.ReadTicks) * 1e6 : 0, ExpertSourceCounters.Seconds(slot.StallTicks) * 1e6);
             }
 
-            weights = _store.View(slot.Variant, layer, expert, Buffer(s));
+            weights = WithLayouts(_store.View(slot.Variant, layer, expert, Buffer(s)), slot.Interleaved);
         }
 
         if (report) EventSink?.OnExpert(ev);
@@ -352,7 +404,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     {
         lock (_gate)
         {
-            while (_pendingCount > 0 || _inFlight > 0) Monitor.Wait(_gate);
+            while (_pendingCount > 0 || _inFlight > 0 || _repacking > 0) Monitor.Wait(_gate);
         }
     }
 
@@ -400,7 +452,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
 
         _work.Release(_readers.Depth);
         _readers.Dispose();
-        NativeMemory.AlignedFree(_slab);
+        WeightMemory.Free(_slab);
         _slab = null;
         _work.Dispose();
     }
@@ -764,6 +816,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
 
     private void Completed(in SliceRead read, long transferred, long end, Exception? error)
     {
+        int variant, layer, expert;
         lock (_gate)
         {
             if (read.LogEntry > 0) _readLog?.Complete(read.LogEntry - 1, end);
@@ -784,30 +837,104 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
             if (--_inFlight == 0) _busyTicks += end - _busySince;
             if (slot.Error is null)
             {
-                slot.State = SlotState.Ready;
                 _ioTicks += slot.ReadTicks;
                 _bytesRead += _store.Variants[slot.Variant][slot.Layer, slot.Expert].Bytes;
                 _bytesTransferred += slot.Transferred;
             }
-            else
+
+            if (slot.Error is not null || !_interleave)
             {
-                slot.State = SlotState.Failed;
-                if (slot.InCache)
-                {
-                    slot.InCache = false;
-                    _cache.Remove(new ExpertKey(slot.Layer, slot.Expert));
-                }
+                Landed(read.Tag, 0);
+                return;
             }
 
-            if (slot.Pins == 0 && !slot.InCache)
-            {
-                if (slot.Prefetched) _prefetchUnused++;
-                Free(read.Tag);
-            }
+            // Repacked outside the lock: the slot stays Loading with no read left, which nothing else touches.
+            variant = slot.Variant;
+            layer = slot.Layer;
+            expert = slot.Expert;
+            _repacking++;
+        }
 
-            Monitor.PulseAll(_gate);
+        long t0 = Stopwatch.GetTimestamp();
+        byte layouts = 0;
+        Exception? failed = null;
+        try
+        {
+            layouts = Interleave(_store.View(variant, layer, expert, Buffer(read.Tag)));
+        }
+        catch (Exception e)
+        {
+            failed = e;
+        }
+
+        long t1 = Stopwatch.GetTimestamp();
+        lock (_gate)
+        {
+            _repacking--;
+            _repackTicks += t1 - t0;
+            if (failed is not null) _slots[read.Tag].Error = failed;
+            Landed(read.Tag, layouts);
         }
     }
+
+    /// <summary>An expert's reads (and repack) are done: Ready or Failed, freed if nobody wants it. Under the lock.</summary>
+    private void Landed(int s, byte layouts)
+    {
+        ref var slot = ref _slots[s];
+        slot.Interleaved = layouts;
+        if (slot.Error is null)
+        {
+            slot.State = SlotState.Ready;
+        }
+        else
+        {
+            slot.State = SlotState.Failed;
+            if (slot.InCache)
+            {
+                slot.InCache = false;
+                _cache.Remove(new ExpertKey(slot.Layer, slot.Expert));
+            }
+        }
+
+        if (slot.Pins == 0 && !slot.InCache)
+        {
+            if (slot.Prefetched) _prefetchUnused++;
+            Free(s);
+        }
+
+        Monitor.PulseAll(_gate);
+    }
+
+    /// <summary>Repacks in place the matrices with an interleaved kernel; bit i set: matrix i (gate, up, down) is interleaved.</summary>
+    private static byte Interleave(in ExpertWeights e)
+    {
+        byte layouts = 0;
+        if (RowInterleave.Worthwhile(e.Gate))
+        {
+            RowInterleave.Interleave(e.Gate);
+            layouts |= 1;
+        }
+
+        if (RowInterleave.Worthwhile(e.Up))
+        {
+            RowInterleave.Interleave(e.Up);
+            layouts |= 2;
+        }
+
+        if (RowInterleave.Worthwhile(e.Down))
+        {
+            RowInterleave.Interleave(e.Down);
+            layouts |= 4;
+        }
+
+        return layouts;
+    }
+
+    /// <summary>The view of a buffer's expert in the layout its matrices were left in (<see cref="Interleave"/>'s bits).</summary>
+    private static ExpertWeights WithLayouts(in ExpertWeights e, byte layouts) => layouts == 0 ? e : new ExpertWeights(
+        (layouts & 1) != 0 ? new WeightMatrix(e.Gate.Type, e.Gate.Rows, e.Gate.Cols, e.Gate.Data, WeightLayout.Interleaved8) : e.Gate,
+        (layouts & 2) != 0 ? new WeightMatrix(e.Up.Type, e.Up.Rows, e.Up.Cols, e.Up.Data, WeightLayout.Interleaved8) : e.Up,
+        (layouts & 4) != 0 ? new WeightMatrix(e.Down.Type, e.Down.Rows, e.Down.Cols, e.Down.Data, WeightLayout.Interleaved8) : e.Down);
 
     private struct Slot
     {
@@ -832,6 +959,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         public float Weight;
         public ExpertOutcome Outcome;
         public bool Reported;
+        public byte Interleaved;   // matrices repacked on arrival (StreamingExpertSource.Interleave's bits)
         public Exception? Error;
     }
 

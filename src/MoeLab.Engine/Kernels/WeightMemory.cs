@@ -33,6 +33,25 @@ public static unsafe partial class WeightMemory
         return p;
     }
 
+    /// <summary>
+    /// Allocates exactly <paramref name="bytes"/> (uninitialized), 2 MiB-aligned on Linux with only the whole huge pages
+    /// inside the block advised, so touching all of it never makes more than <paramref name="bytes"/> resident (a
+    /// RAM budget stays a bound); elsewhere, or when <paramref name="hugePages"/> is false, plain memory aligned to
+    /// <paramref name="alignment"/>.
+    /// </summary>
+    public static byte* AllocateWithin(long bytes, int alignment, bool hugePages = true)
+    {
+        bytes = Math.Max(bytes, 1);
+        if (!hugePages || bytes < HugePageBytes || !OperatingSystem.IsLinux() || alignment > HugePageBytes)
+        {
+            return (byte*)NativeMemory.AlignedAlloc((nuint)bytes, (nuint)alignment);
+        }
+
+        var p = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, HugePageBytes);
+        _ = madvise(p, (nuint)(bytes & -(long)HugePageBytes), MadvHugePage);
+        return p;
+    }
+
     public static void Free(void* block) => NativeMemory.AlignedFree(block);
 
     [LibraryImport("libc", EntryPoint = "madvise")]

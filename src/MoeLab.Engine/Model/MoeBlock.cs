@@ -43,6 +43,9 @@ public sealed partial class MoeBlock
     private readonly WeightMatrix[] _gateUps, _downs;
     private readonly QuantizedVector[] _gateUpInputs, _downInputs;
     private readonly float[] _gatesUps;
+    private readonly bool[] _ready; // which routed experts the current batch computes
+    private readonly int[] _batch;  // batch position → routing slot
+    private readonly float[] _batchOut; // a batch's down outputs when its experts are not routing slots 0..n-1
 
     public MoeBlock(ModelConfig c, ResidentTensors w, int layer, int moeIndex, ComputePool pool)
     {
@@ -87,6 +90,9 @@ public sealed partial class MoeBlock
         }
 
         _gatesUps = new float[2 * c.ExpertsUsed * c.ExpertFeedForward];
+        _ready = new bool[c.ExpertsUsed];
+        _batch = new int[c.ExpertsUsed];
+        _batchOut = new float[c.ExpertsUsed * c.Hidden];
     }
 
     /// <summary>Router probabilities for an already-normed input (also what next-gate prefetching probes).</summary>
@@ -138,25 +144,23 @@ public sealed partial class MoeBlock
         rt.Observer?.Observe(observed);
         rt.Source.Request(observed);
 
-        // Experts are computed in the order their weights become ready (cached ones first, then misses as their reads
-        // land), so compute overlaps the remaining reads; each result is kept and the weighted sum is taken in routing
-        // order afterwards, so the logits are bit-identical to computing them in routing order. A source that never
-        // waits (all experts resident) has them all computed together instead.
+        // Experts are computed as their weights become ready (cached ones first, then misses as their reads land), so
+        // compute overlaps the remaining reads: whatever is ready is computed together, one dispatch per projection.
+        // Each result is kept and the weighted sum is taken in routing order afterwards, so the logits are
+        // bit-identical to computing them one by one in routing order. A source that never waits (all experts
+        // resident) has them all computed in one batch.
         output.Clear();
         double stall = 0;
         var computed = _computed.AsSpan(0, k);
         computed.Clear();
         int hidden = output.Length;
-        if (rt.Source.AlwaysReady && 2 * k <= ComputePool.MaxConcatTerms)
-        {
-            ExpertsTogether(rt.Source, k, hidden);
-        }
-        else
+        var experts = _experts.AsSpan(0, k);
+        if (2 * k > ComputePool.MaxConcatTerms)
         {
             for (int n = 0; n < k; n++)
             {
                 long t0 = Stopwatch.GetTimestamp();
-                int j = rt.Source.NextReady(_moeIndex, _experts.AsSpan(0, k), computed);
+                int j = rt.Source.NextReady(_moeIndex, experts, computed);
                 var e = rt.Source.Acquire(_moeIndex, _experts[j]);
                 stall += Stopwatch.GetElapsedTime(t0).TotalSeconds;
                 try
@@ -169,6 +173,23 @@ public sealed partial class MoeBlock
                 }
 
                 computed[j] = true;
+            }
+        }
+        else if (rt.Source.AlwaysReady)
+        {
+            _ready.AsSpan(0, k).Fill(true);
+            ExpertsTogether(rt.Source, k, hidden);
+        }
+        else
+        {
+            var ready = _ready.AsSpan(0, k);
+            for (int left = k; left > 0;)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                rt.Source.ReadyExperts(_moeIndex, experts, computed, ready);
+                stall += Stopwatch.GetElapsedTime(t0).TotalSeconds;
+                left -= ExpertsTogether(rt.Source, k, hidden);
+                for (int j = 0; j < k; j++) computed[j] |= ready[j];
             }
         }
 
@@ -194,42 +215,50 @@ public sealed partial class MoeBlock
     }
 
     /// <summary>
-    /// The first <paramref name="k"/> routed experts from a source that never waits, each into its slot of
-    /// _routedOut: every gate and up in one dispatch, then every down in one (2 hand-offs between the threads instead
-    /// of 2k). Row for row the same kernels as <see cref="Expert"/>, so the outputs are bit-identical.
+    /// The routed experts marked in _ready (of the first <paramref name="k"/>), each into its slot of _routedOut: every
+    /// gate and up in one dispatch, then every down in one (2 hand-offs between the threads instead of 2 per expert).
+    /// Row for row the same kernels as <see cref="Expert"/>, so the outputs are bit-identical. Returns how many.
     /// </summary>
-    private void ExpertsTogether(IExpertSource source, int k, int hidden)
+    private int ExpertsTogether(IExpertSource source, int k, int hidden)
     {
-        int ff = 0;
-        for (int j = 0; j < k; j++)
-        {
-            var e = source.Acquire(_moeIndex, _experts[j]);
-            _gateUps[2 * j] = e.Gate;
-            _gateUps[(2 * j) + 1] = e.Up;
-            _downs[j] = e.Down;
-            ff = e.Gate.Rows;
-        }
-
+        int n = 0, ff = _c.ExpertFeedForward;
+        bool inPlace = true; // batch position b is routing slot b: the downs can write straight into _routedOut
         try
         {
-            if (ff != _c.ExpertFeedForward) throw new InvalidOperationException($"expert width {ff}, model config says {_c.ExpertFeedForward}");
-            _pool.MatVecConcat(_gateUps.AsSpan(0, 2 * k), _gateUpInputs.AsSpan(0, 2 * k), _gatesUps.AsSpan(0, 2 * k * ff));
             for (int j = 0; j < k; j++)
             {
-                var g = _gatesUps.AsSpan(2 * j * ff, ff);
-                VectorOps.SwiGlu(g, _gatesUps.AsSpan(((2 * j) + 1) * ff, ff));
-                _downInputs[j].Set(g);
+                if (!_ready[j]) continue;
+                var e = source.Acquire(_moeIndex, _experts[j]);
+                _batch[n] = j;
+                _gateUps[2 * n] = e.Gate;
+                _gateUps[(2 * n) + 1] = e.Up;
+                _downs[n] = e.Down;
+                inPlace &= j == n;
+                n++;
+                if (e.Gate.Rows != ff) throw new InvalidOperationException($"expert width {e.Gate.Rows}, model config says {ff}");
             }
 
-            _pool.MatVecConcat(_downs.AsSpan(0, k), _downInputs.AsSpan(0, k), _routedOut.AsSpan(0, k * hidden));
+            _pool.MatVecConcat(_gateUps.AsSpan(0, 2 * n), _gateUpInputs.AsSpan(0, 2 * n), _gatesUps.AsSpan(0, 2 * n * ff));
+            for (int b = 0; b < n; b++)
+            {
+                var g = _gatesUps.AsSpan(2 * b * ff, ff);
+                VectorOps.SwiGlu(g, _gatesUps.AsSpan(((2 * b) + 1) * ff, ff));
+                _downInputs[b].Set(g);
+            }
+
+            var downs = inPlace ? _routedOut.AsSpan(0, n * hidden) : _batchOut.AsSpan(0, n * hidden);
+            _pool.MatVecConcat(_downs.AsSpan(0, n), _downInputs.AsSpan(0, n), downs);
+            if (!inPlace)
+            {
+                for (int b = 0; b < n; b++) downs.Slice(b * hidden, hidden).CopyTo(_routedOut.AsSpan(_batch[b] * hidden, hidden));
+            }
         }
         finally
         {
-            for (int j = 0; j < k; j++)
-            {
-                source.Release(_moeIndex, _experts[j]);
-            }
+            for (int b = 0; b < n; b++) source.Release(_moeIndex, _experts[_batch[b]]);
         }
+
+        return n;
     }
 
     /// <summary>down(silu(gate·x) ⊙ up·x) for the quantized input in _xq, into <paramref name="result"/> (unweighted).</summary>

@@ -1,5 +1,7 @@
 using MoeLab.Engine.Experts;
+using MoeLab.Engine.Gguf;
 using MoeLab.Engine.Io;
+using MoeLab.Engine.Kernels;
 using MoeLab.Engine.Policies;
 
 namespace MoeLab.Engine.Tests.Experts;
@@ -69,6 +71,51 @@ public sealed class StreamingExpertSourceTests
         if (mode == IoMode.Buffered) Assert.Equal(c.BytesRead, c.BytesTransferred);
         // Whole pages, except a read of the file's last slice, clipped at the end of the file.
         else Assert.True(c.BytesTransferred > c.BytesRead && (c.BytesTransferred % 4096 == 0 || new FileInfo(file.Path).Length % 4096 != 0), $"{c.BytesTransferred} bytes transferred for {c.BytesRead} read");
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q4_0, IoMode.Direct, 0L, true)]
+    [InlineData(GgmlType.Q4_0, IoMode.Direct, 4096L, true)] // an expert's pieces land separately: repacked after the last
+    [InlineData(GgmlType.Q4_K, IoMode.Buffered, 0L, true)]
+    [InlineData(GgmlType.Q4_K, IoMode.Direct, 0L, false)]
+    public void ArrivedExpertsAreRepackedInPlaceWithinTheBudget(GgmlType type, IoMode mode, long readChunk, bool interleave)
+    {
+        if (mode == IoMode.Direct && DirectIoProbe.Unsupported is not null) return;
+        using var file = new SyntheticExpertFile(Layers, Experts, seed: 3, hidden: 256, ff: 256, type: type);
+        using var store = new ExpertStore(file.Layout, mode, readChunk);
+        var options = new StreamingOptions { BudgetBytes = (TopK + 12) * store.BufferBytes + (store.BufferBytes / 2), WorkingBuffers = TopK, Interleave = interleave };
+        var cache = new ArrayLru(StreamingExpertSource.CacheCapacity(store, options), Layers, Experts);
+        using var source = new StreamingExpertSource(store, options, cache, new DemandFirstFifo(4));
+        Assert.Equal(TopK + 12, source.BufferCount); // repacking in place takes no RAM beyond the buffers
+        var expected = interleave && KernelIsaInfo.Best >= KernelIsa.Avx2 ? WeightLayout.Interleaved8 : WeightLayout.Rows;
+
+        var rng = new Random(7);
+        for (int t = 0; t < 30; t++)
+        {
+            source.BeginToken(t);
+            for (int l = 0; l < Layers; l++)
+            {
+                int[] chosen = Route(rng);
+                source.Request(new RoutingObservation { Token = t, Layer = l, Experts = chosen, Weights = new float[] { 0.4f, 0.3f, 0.2f, 0.1f } });
+                foreach (int e in chosen)
+                {
+                    var w = source.Acquire(l, e);
+                    Assert.Equal([expected, expected, expected], new[] { w.Gate.Layout, w.Up.Layout, w.Down.Layout });
+                    file.AssertMatches(l, e, w); // the file's rows, whichever expert the buffer held before
+                    source.Release(l, e);
+                }
+
+                var acc = source.Accounting();
+                Assert.True(acc.SlabBytes <= acc.BudgetBytes && acc.Occupied <= acc.Buffers && acc.Cached <= acc.Buffers - TopK);
+                Assert.Equal(0, acc.Pinned);
+            }
+        }
+
+        source.WaitIdle();
+        var c = source.Counters;
+        Assert.True(c.Misses > 4 * source.BufferCount, $"{c.Misses} misses into {source.BufferCount} buffers: buffers should be reused by many experts");
+        Assert.Equal(c.Misses * file.ExpertBytes, c.BytesRead);
+        Assert.Equal(expected == WeightLayout.Interleaved8, c.RepackSeconds > 0);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using MoeLab.Engine.Experts;
 using MoeLab.Engine.Gguf;
+using MoeLab.Engine.Kernels;
 
 namespace MoeLab.Engine.Tests.Experts;
 
@@ -68,9 +69,26 @@ internal sealed class SyntheticExpertFile : IDisposable
     public unsafe void AssertMatches(int layer, int expert, in ExpertWeights w)
     {
         var want = Bytes[(layer * Layout.ExpertsPerLayer) + expert];
-        Assert.True(want[0].AsSpan().SequenceEqual(w.Gate.All), $"gate of L{layer}/E{expert} differs");
-        Assert.True(want[1].AsSpan().SequenceEqual(w.Up.All), $"up of L{layer}/E{expert} differs");
-        Assert.True(want[2].AsSpan().SequenceEqual(w.Down.All), $"down of L{layer}/E{expert} differs");
+        Assert.True(want[0].AsSpan().SequenceEqual(FileBytes(w.Gate)), $"gate of L{layer}/E{expert} differs");
+        Assert.True(want[1].AsSpan().SequenceEqual(FileBytes(w.Up)), $"up of L{layer}/E{expert} differs");
+        Assert.True(want[2].AsSpan().SequenceEqual(FileBytes(w.Down)), $"down of L{layer}/E{expert} differs");
+    }
+
+    /// <summary>A matrix's bytes in the file's row layout (a streamed expert may have been repacked on arrival).</summary>
+    public static unsafe byte[] FileBytes(in WeightMatrix m)
+    {
+        if (m.Layout == WeightLayout.Rows) return m.All.ToArray();
+        var rows = new byte[m.TotalBytes];
+        long groupBytes = (long)RowInterleave.GroupRows * m.RowBytes;
+        fixed (byte* r = rows)
+        {
+            for (long g = 0; g < m.Rows / RowInterleave.GroupRows; g++)
+            {
+                RowInterleave.DeinterleaveGroup(m.Type, m.Data + (g * groupBytes), m.RowBytes, m.Cols, r + (g * groupBytes));
+            }
+        }
+
+        return rows;
     }
 
     public void Dispose() => File.Delete(Path);

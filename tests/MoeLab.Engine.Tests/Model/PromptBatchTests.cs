@@ -103,7 +103,7 @@ public sealed class PromptBatchTests : IDisposable
 
         // With BatchedPrompt off (what future-replaying strategies need) the source sees decoding's request sequence.
         var (unbatchedLogits, unbatched) = Streamed(path, preset, batched: true, s, batchedPrompt: false);
-        Assert.Equal(tokenByToken, unbatched with { IoSeconds = tokenByToken.IoSeconds, IoBusySeconds = tokenByToken.IoBusySeconds, StallSeconds = tokenByToken.StallSeconds, DemandQueueSeconds = tokenByToken.DemandQueueSeconds, IdleIssueSeconds = tokenByToken.IdleIssueSeconds });
+        Assert.Equal(tokenByToken, unbatched with { IoSeconds = tokenByToken.IoSeconds, IoBusySeconds = tokenByToken.IoBusySeconds, StallSeconds = tokenByToken.StallSeconds, DemandQueueSeconds = tokenByToken.DemandQueueSeconds, IdleIssueSeconds = tokenByToken.IdleIssueSeconds, RepackSeconds = tokenByToken.RepackSeconds });
         Assert.Equal(expected[^1], unbatchedLogits[^1]);
     }
 
