@@ -17,6 +17,12 @@ public static class Program
             return;
         }
 
+        if (args is ["stream-ab", ..])
+        {
+            StreamAb.Run(args[1..]);
+            return;
+        }
+
         if (args is ["decode-ab", ..])
         {
             DecodeAb.Run(args[1..]);
