@@ -22,7 +22,7 @@ public sealed class CalibrateCommand : ICliCommand
         "depth and records it as a cross-check.\n" +
         "       moelab calibrate --check --model F.gguf|synth:PRESET:layers=N,quant=Q --budget 25%|512MiB [--profile host]\n" +
         "                        [--cache lru] [--prefetch none] [--io-scheduler fifo] [--prompt \"...\" ...] [-n 32] [--threads N] [--read-chunk 256KiB]\n" +
-        "                        [--probe both|before|after|none] [--probe-seconds 0.6] [--write-profile F] [--repeat N] [--segment-tokens 16] [--json]\n" +
+        "                        [--probe both|before|after|none] [--probe-seconds 0.6] [--write-profile F] [--repeat N] [--segment-tokens 0] [--json]\n" +
         "--check runs the engine under the budget (O_DIRECT reads), records its routing, replays it through the simulator with\n" +
         "the file's shape, and prints measured vs predicted tokens/s (error), hit ratio and bytes read. The disk and compute\n" +
         "figures come from probes right before and after the run (the model's own expert slices read O_DIRECT at the engine's\n" +
@@ -30,7 +30,7 @@ public sealed class CalibrateCommand : ICliCommand
         "timings never enter the prediction. --write-profile saves the (last) probes' profile for `moelab sim --profile F`;\n" +
         "--repeat runs the whole check N times back to back and prints each error and their spread. With a probe before the run,\n" +
         "--segment-tokens N pauses the engine every N generated tokens for a disk-only probe and predicts each segment with\n" +
-        "the probes bracketing it (0 = the before/after probes for the whole run, also printed).\n" +
+        "the probes bracketing it (default 0: the before/after probes for the whole run, also printed with segments).\n" +
         "A budget in % is of the file's routed expert bytes. Synthesized models are written once into models/.";
 
     /// <summary>A slice of the model the checks run (same expert and slice sizes), small enough to synthesize in seconds.</summary>
@@ -96,7 +96,7 @@ public sealed class CalibrateCommand : ICliCommand
         double probeSeconds = args.Double("probe-seconds", 0.6);
         string? writeProfile = args.Option("write-profile");
         int repeat = args.Int("repeat", 1);
-        int segment = args.Int("segment-tokens", 16);
+        int segment = args.Int("segment-tokens", 0);
         args.EnsureAllUsed();
         args.EnsureNoPositional();
         if (probeSeconds <= 0) throw new CliUsageException("--probe-seconds must be positive");
