@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using MoeLab.Engine.Experts;
 using MoeLab.Engine.Io;
+using MoeLab.Engine.Kernels;
 using MoeLab.Engine.Policies;
 
 namespace MoeLab.Harness.Simulation;
@@ -22,7 +23,8 @@ public sealed unsafe class ProbeExpertSource : IExpertSource, IDisposable
         _store = new ExpertStore(layout, IoMode.Buffered);
         int n = Math.Min(slots, layout.Layers * layout.ExpertsPerLayer);
         _slots = new (int, int)[n];
-        _slab = (byte*)NativeMemory.AlignedAlloc((nuint)(_store.BufferBytes * n), (nuint)ExpertStore.BufferAlignment);
+        // The engine's streaming slab is in huge pages (StreamingOptions.HugePages); the matvecs read it through the TLB.
+        _slab = WeightMemory.AllocateWithin(_store.BufferBytes * n, ExpertStore.BufferAlignment, hugePages: true);
         var rng = new Random(5);
         for (int i = 0; i < n; i++)
         {
@@ -33,6 +35,19 @@ public sealed unsafe class ProbeExpertSource : IExpertSource, IDisposable
 
     public void Request(in RoutingObservation observed)
     {
+    }
+
+    /// <summary>Every expert is in RAM, so all those not done are ready: the model computes them in one batch, as the engine does a layer's hits.</summary>
+    public int ReadyExperts(int layer, ReadOnlySpan<int> experts, ReadOnlySpan<bool> done, Span<bool> ready)
+    {
+        int n = 0;
+        for (int i = 0; i < experts.Length; i++)
+        {
+            ready[i] = !done[i];
+            if (ready[i]) n++;
+        }
+
+        return n;
     }
 
     public ExpertWeights Acquire(int layer, int expert)
@@ -49,7 +64,7 @@ public sealed unsafe class ProbeExpertSource : IExpertSource, IDisposable
     {
         if (_slab is not null)
         {
-            NativeMemory.AlignedFree(_slab);
+            WeightMemory.Free(_slab);
             _slab = null;
         }
 
