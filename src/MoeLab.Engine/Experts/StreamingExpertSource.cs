@@ -135,6 +135,9 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
 
     public ExpertStore Store => _store;
 
+    /// <summary>Bytes of the slab in transparent huge pages now (<see cref="WeightMemory.HugePageBytesIn"/>; -1: unknown).</summary>
+    public long SlabHugePageBytes => WeightMemory.HugePageBytesIn(_slab, SlabBytes);
+
     /// <summary>Bytes the cache policy may hold (what a replay of this run must give the same policy).</summary>
     public long CacheCapacityBytes => _cache.Capacity;
 

@@ -14,6 +14,7 @@ public static unsafe partial class WeightMemory
     public const int HugePageBytes = 2 << 20;
 
     private const int MadvHugePage = 14; // Linux <asm-generic/mman-common.h>, the same on x86-64 and arm64
+    private const int MadvNoHugePage = 15;
 
     /// <summary>Allocates <paramref name="bytes"/> (uninitialized, 64-byte aligned; huge pages as described above when
     /// <paramref name="hugePages"/>).</summary>
@@ -48,11 +49,44 @@ public static unsafe partial class WeightMemory
         }
 
         var p = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, HugePageBytes);
-        _ = madvise(p, (nuint)(bytes & -(long)HugePageBytes), MadvHugePage);
+        long whole = bytes & -(long)HugePageBytes;
+        _ = madvise(p, (nuint)whole, MadvHugePage);
+        // the tail's huge page would reach past the block (THP 'always' would otherwise fault one in)
+        if (whole < bytes) _ = madvise(p + whole, (nuint)(bytes - whole), MadvNoHugePage);
         return p;
     }
 
     public static void Free(void* block) => NativeMemory.AlignedFree(block);
+
+    /// <summary>
+    /// Bytes of [<paramref name="block"/>, +<paramref name="bytes"/>) the kernel backs with transparent huge pages now,
+    /// from /proc/self/smaps (the AnonHugePages of the mappings it overlaps, so a mapping shared with other blocks
+    /// counts whole); -1 where that cannot be read. For reports: the advice can fail silently.
+    /// </summary>
+    public static long HugePageBytesIn(void* block, long bytes)
+    {
+        const string Smaps = "/proc/self/smaps";
+        if (!OperatingSystem.IsLinux() || !File.Exists(Smaps)) return -1;
+        ulong lo = (ulong)block, hi = lo + (ulong)bytes;
+        long total = 0;
+        bool inside = false;
+        foreach (string line in File.ReadLines(Smaps))
+        {
+            int dash = line.IndexOf('-');
+            int space = line.IndexOf(' ');
+            if (dash > 0 && space > dash && ulong.TryParse(line.AsSpan(0, dash), System.Globalization.NumberStyles.HexNumber, null, out ulong start)
+                && ulong.TryParse(line.AsSpan(dash + 1, space - dash - 1), System.Globalization.NumberStyles.HexNumber, null, out ulong end))
+            {
+                inside = start < hi && end > lo;
+            }
+            else if (inside && line.StartsWith("AnonHugePages:", StringComparison.Ordinal))
+            {
+                total += long.Parse(line.AsSpan(14).Trim().TrimEnd("kB").Trim(), System.Globalization.CultureInfo.InvariantCulture) * 1024;
+            }
+        }
+
+        return total;
+    }
 
     [LibraryImport("libc", EntryPoint = "madvise")]
     private static partial int madvise(void* address, nuint length, int advice);

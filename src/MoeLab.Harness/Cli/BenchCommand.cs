@@ -123,6 +123,8 @@ public sealed class BenchCommand : ICliCommand
             Console.WriteLine();
             Console.WriteLine(Inv($"streaming ({ours.ExpertsLabel}, queue depth {s.QueueDepth}, {s.ReadEngine} readers, reads of {s.SliceTransferBytes} B), per token over {ours.TokensMeasured} measured tokens:"));
             Console.WriteLine(Inv($"  hit rate {s.HitRate:P1}; {s.BytesReadPerToken / 1e6:F2} MB of experts read ({s.BytesTransferredPerToken / 1e6:F2} MB transferred by the device)"));
+            // 4 KiB pages cost direct reads (a page pinned per 4 KiB) and the kernels (TLB): say whether the huge-page advice took.
+            Console.WriteLine(Inv($"  expert buffers {s.SlabBytes / 1048576.0:F0} MiB, {(s.SlabHugePageBytes < 0 ? "unknown" : Inv($"{s.SlabHugePageBytes / 1048576.0:F0} MiB"))} of them in transparent huge pages after the runs"));
             var c = s.Counters;
             if (c.DemandReads > 0)
             {
@@ -360,6 +362,7 @@ public sealed class BenchCommand : ICliCommand
                 counters.IoBusySeconds > 0 ? counters.BytesTransferred / counters.IoBusySeconds / 1e6 : 0, aligned)
             {
                 Counters = counters, ReadEngine = source.ReadEngine.Name(), HeadMs = serial.HeadMs, AttentionMs = serial.AttentionMs, ProbeTokenMs = serial.TokenMs, ProbeIoBusyMs = serial.IoBusyMs,
+                SlabBytes = source.SlabBytes, SlabHugePageBytes = source.SlabHugePageBytes,
             };
         }
 
@@ -512,6 +515,11 @@ public sealed class BenchCommand : ICliCommand
 
         public string ReadEngine { get; init; } = "threads";
 
+        /// <summary>Expert buffer bytes (the slab) and how many of them are in transparent huge pages after the runs (-1: unknown).</summary>
+        public long SlabBytes { get; init; }
+
+        public long SlabHugePageBytes { get; init; } = -1;
+
         /// <summary>The measured runs' counters (prefetch and demand-queue figures).</summary>
         public ExpertSourceCounters Counters { get; init; }
     }
@@ -569,6 +577,7 @@ public sealed class BenchCommand : ICliCommand
                 j["read_engine"] = s.ReadEngine;
                 j["head_ms"] = s.HeadMs;
                 j["attention_ms"] = s.AttentionMs;
+                j["slab_huge_page_bytes"] = s.SlabHugePageBytes;
             }
 
             if (Replays.Count > 0)

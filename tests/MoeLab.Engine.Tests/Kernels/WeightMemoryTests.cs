@@ -34,6 +34,32 @@ public unsafe class WeightMemoryTests
         }
     }
 
+    /// <summary>
+    /// A budgeted block (the streaming slab) never has more of itself in huge pages than its whole huge pages: the
+    /// tail's huge page would reach past the block, so RSS could exceed the budget. Touches every page first.
+    /// </summary>
+    [Theory]
+    [InlineData((2 * WeightMemory.HugePageBytes) + 4096)]
+    [InlineData((3 * WeightMemory.HugePageBytes) - 4096)]
+    public void BudgetedBlocksKeepHugePagesInsideThemselves(long bytes)
+    {
+        byte* p = WeightMemory.AllocateWithin(bytes, 4096);
+        try
+        {
+            Assert.Equal(0, (long)p % 4096);
+            new Span<byte>(p, (int)bytes).Fill(0x5A);
+            Assert.Equal(0x5A, p[bytes - 1]);
+            long huge = WeightMemory.HugePageBytesIn(p, bytes);
+            if (!OperatingSystem.IsLinux()) return;
+            Assert.Equal(0, (long)p % WeightMemory.HugePageBytes);
+            Assert.InRange(huge, 0, bytes & -(long)WeightMemory.HugePageBytes);
+        }
+        finally
+        {
+            WeightMemory.Free(p);
+        }
+    }
+
     /// <summary>The kernel records the advice per mapping: smaps' THPeligible turns 1 only for the advised block
     /// (in THP's madvise mode; 'always' makes both eligible, 'never' neither, so those hosts check nothing here).</summary>
     [Fact]
