@@ -61,6 +61,17 @@ public sealed record CalibrationFigures
     /// <summary>Of <see cref="Hits"/>, demands a prefetch had brought in (or had in flight).</summary>
     public long PrefetchHits { get; init; }
 
+    /// <summary>Engine only: summed issue-of-first-slice to landing-of-last time of its expert reads (ExpertSourceCounters.IoSeconds).</summary>
+    public double ExpertReadSeconds { get; init; }
+
+    /// <summary>Engine only: expert reads started in these tokens (misses and prefetches).</summary>
+    public long ExpertReads { get; init; }
+
+    /// <summary>Engine only: wake-up of a reader for a demand made while none was busy (IdleIssueSeconds), and how many.</summary>
+    public double IdleIssueSeconds { get; init; }
+
+    public long IdleIssues { get; init; }
+
     /// <summary>Engine only: queued prefetches dropped unread because their layer had passed (fifo's cancel_stale).</summary>
     public long PrefetchCancelled { get; init; }
 
@@ -319,8 +330,8 @@ public static class CalibrationCheck
     private static CalibrationFigures Measure(TraceRecordingResult run, int from = 0, int to = int.MaxValue)
     {
         int tokens = 0, decode = -1;
-        long hits = 0, misses = 0, bytes = 0, prefetchHits = 0, cancelled = 0;
-        double seconds = 0, stall = 0, io = 0;
+        long hits = 0, misses = 0, bytes = 0, prefetchHits = 0, cancelled = 0, idleIssues = 0, reads = 0;
+        double seconds = 0, stall = 0, io = 0, readSeconds = 0, idleIssue = 0;
         foreach (var s in run.DecodeSteps)
         {
             decode++;
@@ -329,6 +340,10 @@ public static class CalibrationCheck
             hits += s.Experts.Hits + s.Experts.PrefetchHits;
             prefetchHits += s.Experts.PrefetchHits;
             cancelled += s.Experts.PrefetchCancelled;
+            readSeconds += s.Experts.IoSeconds;
+            reads += s.Experts.Misses + s.Experts.PrefetchIssued;
+            idleIssue += s.Experts.IdleIssueSeconds;
+            idleIssues += s.Experts.IdleIssues;
             misses += s.Experts.Misses;
             bytes += s.Experts.BytesRead;
             seconds += s.WallSeconds;
@@ -336,7 +351,7 @@ public static class CalibrationCheck
             io += s.Experts.IoBusySeconds;
         }
 
-        return new CalibrationFigures { DenseSeconds = from == 0 && to == int.MaxValue ? run.DecodeAttentionSeconds + run.DecodeHeadSeconds : 0, IoBusySeconds = io, Tokens = tokens, Seconds = seconds, Hits = hits, PrefetchHits = prefetchHits, PrefetchCancelled = cancelled, Misses = misses, BytesRead = bytes, ComputeSeconds = seconds - stall, StallSeconds = stall };
+        return new CalibrationFigures { DenseSeconds = from == 0 && to == int.MaxValue ? run.DecodeAttentionSeconds + run.DecodeHeadSeconds : 0, IoBusySeconds = io, Tokens = tokens, Seconds = seconds, Hits = hits, PrefetchHits = prefetchHits, PrefetchCancelled = cancelled, ExpertReadSeconds = readSeconds, ExpertReads = reads, IdleIssueSeconds = idleIssue, IdleIssues = idleIssues, Misses = misses, BytesRead = bytes, ComputeSeconds = seconds - stall, StallSeconds = stall };
     }
 
     /// <summary>
@@ -433,6 +448,13 @@ public static class CalibrationCheck
         sb.Append(string.Create(inv, $"  attn+head      {m.DenseSeconds / Math.Max(1, m.Tokens),8:F4}   {p.DenseSeconds / Math.Max(1, p.Tokens),9:F4}   (engine: its attention layers' and output head's timers; simulator: dense weights + per-token overhead)\n"));
         sb.Append(string.Create(inv, $"  rest           {(m.ComputeSeconds - m.DenseSeconds) / Math.Max(1, m.Tokens),8:F4}   {(p.ComputeSeconds - p.DenseSeconds) / Math.Max(1, p.Tokens),9:F4}   (engine: routers, experts; simulator: experts)\n"));
         sb.Append(string.Create(inv, $"stall s/token    {m.StallSeconds / Math.Max(1, m.Tokens),8:F4}   {p.StallSeconds / Math.Max(1, p.Tokens),9:F4}\n"));
+        if (m.Misses > 0)
+        {
+            // Diagnostics of the engine's own reads (not used by the prediction): how long an expert's read took from
+            // its first slice's issue to its last slice's landing, and how long an idle reader took to wake for a demand.
+            sb.Append(string.Create(inv, $"  engine reads: {m.ExpertReadSeconds / Math.Max(1, m.ExpertReads) * 1e3:F2} ms per expert read (issue to landing, mean), idle reader wake-up {m.IdleIssueSeconds / Math.Max(1, m.IdleIssues) * 1e6:F0} µs × {m.IdleIssues}\n"));
+        }
+
         sb.Append(string.Create(inv, $"disk busy s/token{m.IoBusySeconds / Math.Max(1, m.Tokens),8:F4}   {p.IoBusySeconds / Math.Max(1, p.Tokens),9:F4}\n"));
         sb.Append(string.Create(inv, $"hit ratio        {m.HitRatio,8:P2}   {p.HitRatio,9:P2}   {(m.Hits == p.Hits && m.Misses == p.Misses ? "equal" : "DIFFER")} ({m.Hits}/{m.Misses} vs {p.Hits}/{p.Misses} hits/misses)\n"));
         if (m.PrefetchHits + p.PrefetchHits > 0)
