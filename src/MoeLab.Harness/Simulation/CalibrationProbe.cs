@@ -67,6 +67,9 @@ public static class CalibrationProbe
         /// <summary>Region-size sweep at the engine's depth: (region bytes, mean seconds per read), ascending.</summary>
         public IReadOnlyList<(long RegionBytes, double Seconds)> Sweep { get; init; } = [];
 
+        /// <summary>Mean wake-up of an idle reader thread (SemaphoreSlim, as the engine's) while the decode steps ran, µs.</summary>
+        public double ReaderWakeUs { get; init; }
+
         public required double ExpertGbPerS { get; init; }
 
         public required double DenseGbPerS { get; init; }
@@ -85,7 +88,7 @@ public static class CalibrationProbe
         var file = GgufFile.Open(modelPath);
         var config = ModelConfig.FromGguf(file);
         var layout = ExpertTensors.Layout(file, config);
-        var (denseSeconds, expertSeconds, tokens) = MeasureForward(file, layout, config, o);
+        var (denseSeconds, expertSeconds, tokens, wakeSeconds) = MeasureForward(file, layout, config, o);
         // The engine reads in bursts: a layer's misses at once after its router, then none while the layer's experts and
         // the next attention compute. The device reads are probed the same way: bursts of one layer's reads with all of
         // its routed experts missing, separated by the layer's compute time just probed.
@@ -96,7 +99,7 @@ public static class CalibrationProbe
         return disk with
         {
             ExpertGbPerS = layout.MaxExpertBytes / expertSeconds / 1e9, DenseGbPerS = DenseBytes(file) / denseSeconds / 1e9, PerTokenOverheadMs = 0,
-            SamplerMs = sampler * 1e3, ForwardTokens = tokens, TakenUtc = taken, Seconds = sw.Elapsed.TotalSeconds,
+            SamplerMs = sampler * 1e3, ForwardTokens = tokens, TakenUtc = taken, Seconds = sw.Elapsed.TotalSeconds, ReaderWakeUs = Math.Round(wakeSeconds * 1e6, 1),
         };
     }
 
@@ -254,6 +257,7 @@ public static class CalibrationProbe
             });
         }
 
+        p.Storage.ReaderWakeUs = Math.Round(probes.Average(f => f.ReaderWakeUs), 1);
         p.Storage.DefaultBlockKib = (int)Math.Round(first.Max(r => r.BlockKib));
         p.Storage.DefaultQueueDepth = first.Max(r => r.QueueDepth);
         p.Compute.ExpertGbPerS = Math.Round(probes.Average(f => f.ExpertGbPerS), 2);
@@ -265,6 +269,7 @@ public static class CalibrationProbe
             Figure = "storage.reads",
             Source = origin + ": random O_DIRECT reads of the model's own expert slices through ExpertStore.ReadSlice, depth = reader threads with one read each in flight; latency = mean per read, bandwidth = depth × size / latency; with a storage cache, its share of the whole-file reads taken out (StorageCacheFit.DeviceSeconds)",
         });
+        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "storage.reader_wake_us", Source = origin + ": a thread asleep on a SemaphoreSlim (as the engine's readers) released every 1-3 ms during the decode steps below; mean release-to-running time" });
         p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.expert_gb_per_s", Source = origin + ": the engine's decode step (MoeModel.Forward, experts from 64 of the file's own in RAM) from a fresh sequence; (step − attention − output head) per routed expert, expert bytes per second (norms and routers included)" });
         p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.dense_gb_per_s", Source = origin + ": the same steps' attention layers and output head (the model's own timers), the file's dense bytes per second" });
         p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.per_token_overhead_ms", Source = origin + ": 0, all in the two figures above; the sampler is outside the engine's decode time (its forward passes)" });
@@ -380,7 +385,7 @@ public static class CalibrationProbe
     /// experts is the time per expert. No reads are in flight, as in the engine between a layer's last expert and the
     /// next layer's router.
     /// </summary>
-    private static (double DenseSeconds, double ExpertSeconds, int Tokens) MeasureForward(GgufFile file, ExpertLayout layout, ModelConfig config, Options o)
+    private static (double DenseSeconds, double ExpertSeconds, int Tokens, double WakeSeconds) MeasureForward(GgufFile file, ExpertLayout layout, ModelConfig config, Options o)
     {
         ProbeExpertSource? source = null;
         using var model = MoeModel.Load(file, new ModelOptions { Threads = o.Threads, MaxContext = 1024, ExpertSource = l => source = new ProbeExpertSource(l) });
@@ -414,6 +419,9 @@ public static class CalibrationProbe
             model.Reset();
             double dense = 0, wall = 0;
             int n = 0;
+            // While the steps run, a reader-like thread sleeps on a semaphore and is released every 1-3 ms: the time from
+            // the release to it running is the wake-up the engine's readers pay for a demand while the compute holds the CPUs.
+            using var wake = new ReaderWakeProbe();
             var sw = Stopwatch.StartNew();
             while ((n < 8 || sw.Elapsed.TotalSeconds < 2 * o.SecondsPerPoint) && n < model.MaxContext)
             {
@@ -423,8 +431,9 @@ public static class CalibrationProbe
                 n++;
             }
 
+            double wakeSeconds = wake.Stop();
             int experts = layout.Layers * config.ExpertsUsed;
-            return (dense / n, Math.Max(1e-9, wall - dense) / n / experts, n);
+            return (dense / n, Math.Max(1e-9, wall - dense) / n / experts, n, wakeSeconds);
         }
         finally
         {
@@ -456,5 +465,64 @@ public static class CalibrationProbe
         }
 
         return sw.Elapsed.TotalSeconds / done;
+    }
+
+    /// <summary>Times how long a thread asleep on a <see cref="SemaphoreSlim"/> takes to run after a release, repeatedly, until stopped.</summary>
+    private sealed class ReaderWakeProbe : IDisposable
+    {
+        private readonly SemaphoreSlim _work = new(0);
+        private readonly Thread _reader, _signaller;
+        private long _releasedAt, _sum, _count;
+        private volatile bool _stop;
+
+        public ReaderWakeProbe()
+        {
+            _reader = new Thread(() =>
+            {
+                while (true)
+                {
+                    _work.Wait();
+                    if (_stop) return;
+                    Interlocked.Add(ref _sum, Stopwatch.GetTimestamp() - Volatile.Read(ref _releasedAt));
+                    Interlocked.Increment(ref _count);
+                }
+            }) { IsBackground = true };
+            _signaller = new Thread(() =>
+            {
+                var rng = new Random(23);
+                while (!_stop)
+                {
+                    Thread.Sleep(1 + rng.Next(3));
+                    Volatile.Write(ref _releasedAt, Stopwatch.GetTimestamp());
+                    _work.Release();
+                    // the next release only after this one was taken, so each sample starts from a sleeping reader
+                    long seen = Interlocked.Read(ref _count);
+                    while (!_stop && Interlocked.Read(ref _count) == seen) Thread.Sleep(0);
+                }
+            }) { IsBackground = true };
+            _reader.Start();
+            _signaller.Start();
+        }
+
+        /// <summary>Stops the threads; the mean wake-up in seconds (0 if none was timed).</summary>
+        public double Stop()
+        {
+            if (!_stop)
+            {
+                _stop = true;
+                _signaller.Join();
+                _work.Release();
+                _reader.Join();
+            }
+
+            long n = Interlocked.Read(ref _count);
+            return n == 0 ? 0 : (double)Interlocked.Read(ref _sum) / n / Stopwatch.Frequency;
+        }
+
+        public void Dispose()
+        {
+            Stop();
+            _work.Dispose();
+        }
     }
 }

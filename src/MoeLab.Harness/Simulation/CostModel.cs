@@ -39,6 +39,9 @@ public sealed record CostModel
 
     public required int QueueDepth { get; init; }
 
+    /// <summary>Added before a read queued while its reader was idle (DeviceProfile.StorageSpec.ReaderWakeUs).</summary>
+    public double ReaderWakeSeconds { get; init; }
+
     /// <summary>RAM the device leaves the model (weights + page cache).</summary>
     public long RamBytes { get; init; }
 
@@ -51,7 +54,7 @@ public sealed record CostModel
 
     public int ReadsFor(long bytes) => (int)Math.Max(1, (bytes + BlockBytes - 1) / BlockBytes);
 
-    public DiskQueue NewDiskQueue() => new(Storage, QueueDepth, CachedStorage);
+    public DiskQueue NewDiskQueue() => new(Storage, QueueDepth, CachedStorage, ReaderWakeSeconds);
 
     public double ReadSeconds(long bytes) => Storage.ReadSeconds(bytes, BlockBytes, QueueDepth);
 
@@ -68,6 +71,7 @@ public sealed record CostModel
         PerTokenOverheadSeconds = profile.Compute.PerTokenOverheadMs * 1e-3,
         BlockBytes = blockBytes ?? profile.Storage.DefaultBlockKib * 1024L,
         QueueDepth = queueDepth ?? profile.Storage.DefaultQueueDepth,
+        ReaderWakeSeconds = profile.Storage.ReaderWakeUs * 1e-6,
         RamBytes = profile.Memory.AvailableToModelBytes,
     };
 }

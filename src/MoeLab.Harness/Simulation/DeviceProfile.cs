@@ -54,6 +54,12 @@ public sealed class DeviceProfile
         /// bare-metal SSDs and phones have none. <see cref="Reads"/> are then the device's rate for ranges not in it.
         /// </summary>
         public StorageCacheSpec? Cache { get; set; }
+
+        /// <summary>
+        /// Microseconds an idle reader thread takes to start a read after the demand, while the compute holds the CPUs
+        /// (the engine's router thread goes on computing the layer's hits); 0 for devices whose figures are published.
+        /// </summary>
+        public double ReaderWakeUs { get; set; }
     }
 
     public sealed class StorageCacheSpec

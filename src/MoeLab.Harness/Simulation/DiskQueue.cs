@@ -13,14 +13,17 @@ public sealed class DiskQueue
     private readonly StorageModel _storage;
     private readonly StorageModel? _cached;
     private readonly double[] _free; // when each server finishes its current read
+    private readonly double _wake;
     private double _busyUntil;
 
-    public DiskQueue(StorageModel storage, int depth, StorageModel? cached = null)
+    /// <param name="wakeSeconds">A server idle when a read is queued starts it this much later (a reader thread's wake-up).</param>
+    public DiskQueue(StorageModel storage, int depth, StorageModel? cached = null, double wakeSeconds = 0)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(depth, 1);
         _storage = storage;
         _cached = cached;
         _free = new double[depth];
+        _wake = Math.Max(0, wakeSeconds);
     }
 
     public int Depth => _free.Length;
@@ -41,7 +44,9 @@ public sealed class DiskQueue
             if (_free[i] < _free[server]) server = i;
         }
 
-        double start = Math.Max(queuedAt, _free[server]);
+        // A server already idle when the read is queued is a reader asleep: it starts after its wake-up. One still busy
+        // takes the read from the queue as it finishes, without sleeping.
+        double start = _free[server] <= queuedAt ? queuedAt + _wake : _free[server];
         int inFlight = 0;
         for (int i = 0; i < _free.Length; i++)
         {

@@ -102,6 +102,7 @@ public sealed class CalibrationCheckTests : IDisposable
             Assert.True(f.ExpertGbPerS > 0 && f.DenseGbPerS > 0 && f.SamplerMs > 0);
             Assert.True(f.ForwardTokens >= 8); // the engine's decode step, timed over a growing KV cache
             Assert.Equal(0, f.PerTokenOverheadMs); // the sampler is outside the engine's decode time
+            Assert.True(f.ReaderWakeUs > 0); // timed while the decode steps ran
         }
 
         // The prediction used the probes' average, with the stored profile's memory; the stored one's is shown beside it.
@@ -150,6 +151,7 @@ public sealed class CalibrationCheckTests : IDisposable
         Assert.All(stored.Storage.Reads, p => Assert.True(p.ReadMbPerS > 0 && p.LatencyUs > 0));
         Assert.Equal(4, stored.Storage.DefaultQueueDepth);
         Assert.True(stored.Compute.ExpertGbPerS > 0 && stored.Compute.DenseGbPerS > 0);
+        Assert.True(stored.Storage.ReaderWakeUs > 0);
         Assert.Contains(stored.Sources, s => s.Figure == "compute.expert_gb_per_s" && s.Source.StartsWith("moelab calibrate: the engine's decode step", StringComparison.Ordinal));
 
         // `--check --probe none` predicts from exactly these figures.
@@ -164,6 +166,7 @@ public sealed class CalibrationCheckTests : IDisposable
         });
         Assert.Same(stored, r.Profile);
         Assert.Equal(stored.Compute.ExpertGbPerS * 1e9, r.Cost.ExpertBytesPerSecond, 3);
+        Assert.Equal(stored.Storage.ReaderWakeUs * 1e-6, r.Cost.ReaderWakeSeconds, 12);
         Assert.Equal(stored.Storage.Reads.Single(p => p.QueueDepth == 4).LatencyUs * 1e-6, r.Cost.Storage.At(r.Cost.BlockBytes, 4).LatencySeconds, 9);
         Assert.True(r.CountsMatch);
     }

@@ -182,6 +182,22 @@ public sealed class SimulatorTests
     }
 
     [Fact]
+    public void AnIdleReaderWakesBeforeItsReadAndABusyOneDoesNot()
+    {
+        const long MiB = 1 << 20;
+        var storage = new StorageModel([
+            new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 1, ReadMbPerS = MiB / 1e3, LatencyUs = 1000 },
+            new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 4, ReadMbPerS = 4 * MiB / 2e3, LatencyUs = 2000 },
+        ]);
+        var disk = new DiskQueue(storage, 4, wakeSeconds: 0.0005);
+        var ends = new double[8];
+        for (int i = 0; i < 8; i++) ends[i] = disk.Read(0, MiB, 7 - i);
+        Assert.All(ends[..4], e => Assert.Equal(0.0025, e, 9)); // four readers asleep: each wakes, then 2 ms
+        Assert.All(ends[4..], e => Assert.Equal(0.0045, e, 9)); // taken as the first ones finish: no sleep between
+        Assert.Equal(0.0115, disk.Read(0.010, MiB, 0), 9); // queued after the readers went idle: wakes again
+    }
+
+    [Fact]
     public void ReadsAreLatencyBoundWhenSmall()
     {
         var storage = new StorageModel([new DeviceProfile.ReadPoint { BlockKib = 4, QueueDepth = 1, ReadMbPerS = 40, LatencyUs = 100 }]);
