@@ -97,12 +97,12 @@ public static class StreamAb
             }
 
             Console.WriteLine(Inv($"{Path.GetFileName(path)}, budget {ByteSize.Format(budget)}, {io.Name()}, depth {depth}, {threads} threads, tg{tokens} × {rounds} rounds (medians):"));
-            Console.WriteLine("| engine | t/s | token ms | compute ms | stall ms | reads in flight ms | repack ms (readers) | process CPU ms | hit rate |");
+            Console.WriteLine("| engine | t/s | token ms | compute ms | stall ms | reads in flight ms | repack ms (readers) | process CPU ms (of it kernel) | hit rate |");
             Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
             for (int i = 0; i < n; i++)
             {
                 var fs = figures[i];
-                Console.WriteLine(Inv($"| {Variants[i].Name} | {1e3 / Median(fs, f => f.TokenMs):F2} | {Median(fs, f => f.TokenMs):F1} | {Median(fs, f => f.TokenMs - f.StallMs):F1} | {Median(fs, f => f.StallMs):F1} | {Median(fs, f => f.IoBusyMs):F1} | {Median(fs, f => f.RepackMs):F2} | {Median(fs, f => f.CpuMs):F1} | {Median(fs, f => f.HitRate):P1} |"));
+                Console.WriteLine(Inv($"| {Variants[i].Name} | {1e3 / Median(fs, f => f.TokenMs):F2} | {Median(fs, f => f.TokenMs):F1} | {Median(fs, f => f.TokenMs - f.StallMs):F1} | {Median(fs, f => f.StallMs):F1} | {Median(fs, f => f.IoBusyMs):F1} | {Median(fs, f => f.RepackMs):F2} | {Median(fs, f => f.CpuMs):F1} ({Median(fs, f => f.SysMs):F1}) | {Median(fs, f => f.HitRate):P1} |"));
             }
 
             for (int i = 1; i < n; i++)
@@ -133,7 +133,7 @@ public static class StreamAb
 
     private static int Streamed => Variants.Length - 1;
 
-    private readonly record struct Figures(double TokenMs, double StallMs, double IoBusyMs, double RepackMs, double HitRate, double CpuMs);
+    private readonly record struct Figures(double TokenMs, double StallMs, double IoBusyMs, double RepackMs, double HitRate, double CpuMs, double SysMs);
 
     private static Figures Decode(MoeModel m, StreamingExpertSource? source, int tokens)
     {
@@ -141,7 +141,9 @@ public static class StreamAb
         source?.WaitIdle();
         var before = source?.Counters ?? default;
         int token = 1;
-        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var self = Process.GetCurrentProcess();
+        var cpu = self.TotalProcessorTime;
+        var sys = self.PrivilegedProcessorTime;
         long start = Stopwatch.GetTimestamp();
         for (int t = 0; t < tokens; t++)
         {
@@ -152,9 +154,11 @@ public static class StreamAb
         }
 
         double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds / tokens;
-        double cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMilliseconds / tokens;
+        self.Refresh();
+        double cpuMs = (self.TotalProcessorTime - cpu).TotalMilliseconds / tokens;
+        double sysMs = (self.PrivilegedProcessorTime - sys).TotalMilliseconds / tokens;
         var c = (source?.Counters ?? default) - before;
-        return new Figures(ms, c.StallSeconds * 1e3 / tokens, c.IoBusySeconds * 1e3 / tokens, c.RepackSeconds * 1e3 / tokens, source is null ? 1 : c.HitRate, cpuMs);
+        return new Figures(ms, c.StallSeconds * 1e3 / tokens, c.IoBusySeconds * 1e3 / tokens, c.RepackSeconds * 1e3 / tokens, source is null ? 1 : c.HitRate, cpuMs, sysMs);
     }
 
     private static double Median(List<Figures> v, Func<Figures, double> f)
