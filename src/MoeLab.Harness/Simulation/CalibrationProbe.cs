@@ -470,7 +470,7 @@ public static class CalibrationProbe
     /// <summary>Times how long a thread asleep on a <see cref="SemaphoreSlim"/> takes to run after a release, repeatedly, until stopped.</summary>
     private sealed class ReaderWakeProbe : IDisposable
     {
-        private readonly SemaphoreSlim _work = new(0);
+        private readonly SemaphoreSlim _work = new(0), _taken = new(0);
         private readonly Thread _reader, _signaller;
         private long _releasedAt, _sum, _count;
         private volatile bool _stop;
@@ -485,6 +485,7 @@ public static class CalibrationProbe
                     if (_stop) return;
                     Interlocked.Add(ref _sum, Stopwatch.GetTimestamp() - Volatile.Read(ref _releasedAt));
                     Interlocked.Increment(ref _count);
+                    _taken.Release();
                 }
             }) { IsBackground = true };
             _signaller = new Thread(() =>
@@ -495,9 +496,9 @@ public static class CalibrationProbe
                     Thread.Sleep(1 + rng.Next(3));
                     Volatile.Write(ref _releasedAt, Stopwatch.GetTimestamp());
                     _work.Release();
-                    // the next release only after this one was taken, so each sample starts from a sleeping reader
-                    long seen = Interlocked.Read(ref _count);
-                    while (!_stop && Interlocked.Read(ref _count) == seen) Thread.Sleep(0);
+                    // the next release only after this one was taken, so each sample starts from a sleeping reader (a
+                    // blocking wait: spinning here would take the CPU the reader needs)
+                    _taken.Wait();
                 }
             }) { IsBackground = true };
             _reader.Start();
@@ -510,6 +511,7 @@ public static class CalibrationProbe
             if (!_stop)
             {
                 _stop = true;
+                _taken.Release();
                 _signaller.Join();
                 _work.Release();
                 _reader.Join();
@@ -523,6 +525,7 @@ public static class CalibrationProbe
         {
             Stop();
             _work.Dispose();
+            _taken.Dispose();
         }
     }
 }
