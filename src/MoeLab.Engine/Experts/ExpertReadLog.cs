@@ -42,6 +42,17 @@ public sealed class ExpertReadLog
         }
     }
 
+    /// <summary>The longest read's length (0 if none).</summary>
+    public long LargestRead
+    {
+        get
+        {
+            long max = 0;
+            foreach (var r in Reads) max = Math.Max(max, r.Length);
+            return max;
+        }
+    }
+
     /// <summary>Mean issue-to-completion time of the reads whose completion was recorded, in seconds (0 if none).</summary>
     public double MeanLatencySeconds
     {

@@ -209,7 +209,7 @@ public sealed class CalibrateCommand : ICliCommand
         try
         {
             var r = MoeLab.Harness.Peers.Fio.RandomRead(model, block, depth, seconds: 3, rampSeconds: 0);
-            string note = string.Create(CultureInfo.InvariantCulture, $"fio randread {block / 1024} KiB libaio iodepth={depth} direct=1 over {Path.GetFileName(model)}, sustained: {r.MegabytesPerSecond:F1} MB/s, mean completion latency {r.MeanLatencyMicroseconds:F1} µs");
+            string note = string.Create(CultureInfo.InvariantCulture, $"fio randread {block / 1024} KiB libaio iodepth={depth} direct=1 over {Path.GetFileName(model)}, sustained, buffers in {(r.HugePageBuffers ? "huge" : "4 KiB")} pages: {r.MegabytesPerSecond:F1} MB/s, mean completion latency {r.MeanLatencyMicroseconds:F1} µs");
             Console.WriteLine("  cross-check: " + note);
             profile.Sources.Add(new DeviceProfile.SourceNote { Figure = "storage.reads (cross-check, not used by the model)", Source = note });
         }

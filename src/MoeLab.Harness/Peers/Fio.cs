@@ -8,7 +8,8 @@ namespace MoeLab.Harness.Peers;
 /// <summary>What the disk itself can do: fio random reads, O_DIRECT through libaio, at one block size and depth.</summary>
 public static class Fio
 {
-    public readonly record struct Result(double MegabytesPerSecond, double MeanLatencyMicroseconds);
+    /// <param name="HugePageBuffers">fio read into huge pages (iomem=shmhuge), as the engine's streaming slab does.</param>
+    public readonly record struct Result(double MegabytesPerSecond, double MeanLatencyMicroseconds, bool HugePageBuffers);
 
     /// <summary>
     /// Runs <c>fio --rw=randread --direct=1 --ioengine=libaio</c> over <paramref name="path"/> for
@@ -18,34 +19,67 @@ public static class Fio
     /// </summary>
     public static Result RandomRead(string path, long blockSize, int depth, double seconds, long? layOutBytes = null, double rampSeconds = 1)
     {
+        bool huge = HugePagesFor(blockSize * depth);
         var read = RunJson(
         [
             "--name=moelab", $"--filename={path}", layOutBytes is { } size ? Inv($"--size={size}") : "--readonly", "--rw=randread",
             Inv($"--bs={blockSize}"), Inv($"--iodepth={depth}"), "--direct=1", "--ioengine=libaio", Inv($"--runtime={seconds}"),
-            Inv($"--ramp_time={rampSeconds}"), "--time_based", "--output-format=json",
+            Inv($"--ramp_time={rampSeconds}"), "--time_based", "--output-format=json", BufferMemory(huge),
         ]);
-        return new Result(read.MegabytesPerSecond, read.MeanLatencyMicroseconds);
+        return new Result(read.MegabytesPerSecond, read.MeanLatencyMicroseconds, huge);
     }
+
+    /// <summary>
+    /// Whether fio can put <paramref name="bufferBytes"/> of I/O buffers in huge pages: the free hugetlb pages
+    /// (vm.nr_hugepages, which only root sets) cover them with a page to spare. The engine reads into transparent huge
+    /// pages; an O_DIRECT read into 4 KiB pages pins every page, and on the dev VM fio itself ran 2–3× slower that way
+    /// (1.6–2.0 against 3.6–5.5 GB/s, 868 KiB reads at depth 8), so without huge pages "engine / fio" flatters the engine.
+    /// </summary>
+    public static bool HugePagesFor(long bufferBytes)
+    {
+        try
+        {
+            long free = 0, pageKib = 0;
+            foreach (string line in File.ReadLines("/proc/meminfo"))
+            {
+                if (line.StartsWith("HugePages_Free:", StringComparison.Ordinal)) free = long.Parse(line.Split(':')[1].Trim(), CultureInfo.InvariantCulture);
+                else if (line.StartsWith("Hugepagesize:", StringComparison.Ordinal)) pageKib = long.Parse(line.Split(':')[1].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+            }
+
+            return pageKib > 0 && free * pageKib * 1024 >= bufferBytes + (pageKib * 1024);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>How many 2 MiB huge pages fio needs for <paramref name="bufferBytes"/> of buffers (for the hint printed without them).</summary>
+    public static long HugePagesNeeded(long bufferBytes) => (bufferBytes + (2L << 20) - 1) / (2L << 20) + 1;
+
+    private static string BufferMemory(bool huge) => huge ? "--iomem=shmhuge" : "--iomem=malloc";
 
     /// <summary>
     /// What fio did replaying an iolog: its rate over the whole replay, the mean latency of a read from submission to
     /// completion (fio's lat, submission included), and how many reads and bytes it completed.
     /// </summary>
-    public readonly record struct ReplayResult(double MegabytesPerSecond, double MeanLatencyMicroseconds, long Reads, long Bytes);
+    public readonly record struct ReplayResult(double MegabytesPerSecond, double MeanLatencyMicroseconds, long Reads, long Bytes, bool HugePageBuffers);
 
     /// <summary>
     /// Replays <paramref name="iolog"/> (<see cref="WriteIolog"/>) with <c>fio --read_iolog --direct=1
     /// --ioengine=libaio</c> at <paramref name="depth"/>: the same reads in the same order; a version 2 log is issued as
     /// fast as the depth allows, a version 3 (timed) log at its timestamps.
     /// </summary>
-    public static ReplayResult Replay(string iolog, int depth)
+    /// <param name="largestRead">The log's longest read: fio sizes its buffers as depth × the largest block.</param>
+    public static ReplayResult Replay(string iolog, int depth, long largestRead = 0)
     {
+        bool huge = largestRead > 0 && HugePagesFor(largestRead * depth);
         var read = RunJson(
         [
             "--name=moelab-replay", $"--read_iolog={iolog}", "--readonly", Inv($"--iodepth={depth}"), "--direct=1", "--ioengine=libaio",
-            "--output-format=json",
+            "--output-format=json", BufferMemory(huge),
         ]);
-        return new ReplayResult(read.MegabytesPerSecond, read.MeanTotalLatencyMicroseconds, read.Reads, read.Bytes);
+        return new ReplayResult(read.MegabytesPerSecond, read.MeanTotalLatencyMicroseconds, read.Reads, read.Bytes, huge);
     }
 
     /// <summary>

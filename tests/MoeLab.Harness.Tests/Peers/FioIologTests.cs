@@ -54,6 +54,15 @@ public class FioIologTests
         Assert.Contains(path, e.Message);
     }
 
+    [Fact]
+    public void HugePagesNeededCoverTheBuffersWithOneToSpare()
+    {
+        Assert.Equal(2, Fio.HugePagesNeeded(1));
+        Assert.Equal(2, Fio.HugePagesNeeded(2L << 20));
+        Assert.Equal(5, Fio.HugePagesNeeded(8 * 888832L)); // 6.8 MiB: 4 pages, one to spare
+        Assert.False(Fio.HugePagesFor(long.MaxValue / 2));
+    }
+
     [FioFact]
     public void FioReplaysTheLogReadForRead()
     {
@@ -77,6 +86,7 @@ public class FioIologTests
         }
 
         Assert.Equal(41, r.Reads);
+        Assert.False(r.HugePageBuffers); // not told the largest read: fio's buffers stay in ordinary pages
         Assert.True(r.MegabytesPerSecond > 0);
 
         // The timed form replays too (fio 3.31+ reads version 3).
