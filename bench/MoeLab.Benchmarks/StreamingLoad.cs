@@ -89,7 +89,7 @@ internal sealed unsafe class RandomSliceLoad : ISliceReadQueue, IDisposable
         _buffers = new byte*[depth];
         for (int i = 0; i < depth; i++)
         {
-            _buffers[i] = (byte*)NativeMemory.AlignedAlloc((nuint)store.BufferBytes, (nuint)ExpertStore.BufferAlignment);
+            _buffers[i] = MoeLab.Engine.Kernels.WeightMemory.Allocate(store.BufferBytes); // huge pages, as the engine's slab
             _free.Push(i);
         }
     }
@@ -160,6 +160,6 @@ internal sealed unsafe class RandomSliceLoad : ISliceReadQueue, IDisposable
 
     public void Dispose()
     {
-        foreach (var b in _buffers) NativeMemory.AlignedFree(b);
+        foreach (var b in _buffers) MoeLab.Engine.Kernels.WeightMemory.Free(b);
     }
 }
