@@ -118,6 +118,7 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
             _finalQ = new QuantizedVector(c.Hidden);
             _ownsSource = options.ExpertSource is null;
             _source = options.ExpertSource?.Invoke(Experts) ?? new ResidentExpertSource(Experts, options.InterleaveWeights, options.HugePages);
+            if (!_source.AlwaysReady) _pool.SpinIterations = ComputePool.StreamingSpinIterations; // leave the CPUs to the readers in stalls
             _runtime = new MoeRuntime(_source, options.Routing, this, options.Observer);
             _batchedPrompt = options.BatchedPrompt;
         }

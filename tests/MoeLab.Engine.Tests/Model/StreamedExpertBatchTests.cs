@@ -35,6 +35,7 @@ public sealed class StreamedExpertBatchTests : IDisposable
         using (var m = MoeModel.Load(path, new ModelOptions { Threads = 2, MaxContext = 32, InterleaveWeights = interleave }))
         {
             resident = Tokens.Select(t => m.Forward(t).ToArray()).ToArray();
+            Assert.Equal(MoeLab.Engine.Kernels.ComputePool.DefaultSpinIterations, m.Pool.SpinIterations);
         }
 
         StreamingExpertSource? source = null;
@@ -55,6 +56,8 @@ public sealed class StreamedExpertBatchTests : IDisposable
                     return spy = new BatchSpy(source, batched);
                 },
             });
+            // a source that can stall: pool workers spin briefly, leaving the CPUs to the readers
+            Assert.Equal(MoeLab.Engine.Kernels.ComputePool.StreamingSpinIterations, streamed.Pool.SpinIterations);
             for (int t = 0; t < Tokens.Length; t++)
             {
                 Assert.Equal(resident[t], streamed.Forward(Tokens[t]).ToArray());
