@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using MoeLab.Engine.Experts;
 using MoeLab.Engine.Gguf;
 
@@ -89,7 +88,7 @@ internal sealed unsafe class RandomSliceLoad : ISliceReadQueue, IDisposable
         _buffers = new byte*[depth];
         for (int i = 0; i < depth; i++)
         {
-            _buffers[i] = MoeLab.Engine.Kernels.WeightMemory.Allocate(store.BufferBytes); // huge pages, as the engine's slab
+            _buffers[i] = MoeLab.Engine.Kernels.WeightMemory.Allocate(store.BufferBytes, hugePages: true, alignment: ExpertStore.BufferAlignment); // huge pages, as the engine's slab
             _free.Push(i);
         }
     }

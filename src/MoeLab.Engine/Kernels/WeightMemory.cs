@@ -16,14 +16,14 @@ public static unsafe partial class WeightMemory
     private const int MadvHugePage = 14; // Linux <asm-generic/mman-common.h>, the same on x86-64 and arm64
     private const int MadvNoHugePage = 15;
 
-    /// <summary>Allocates <paramref name="bytes"/> (uninitialized, 64-byte aligned; huge pages as described above when
-    /// <paramref name="hugePages"/>).</summary>
-    public static byte* Allocate(long bytes, bool hugePages = true)
+    /// <summary>Allocates <paramref name="bytes"/> (uninitialized, aligned to <paramref name="alignment"/>, at least 64
+    /// bytes, e.g. 4096 for O_DIRECT reads; huge pages as described above when <paramref name="hugePages"/>).</summary>
+    public static byte* Allocate(long bytes, bool hugePages = true, int alignment = 64)
     {
         bytes = Math.Max(bytes, 1);
-        if (!hugePages || bytes < HugePageBytes || !OperatingSystem.IsLinux())
+        if (!hugePages || bytes < HugePageBytes || !OperatingSystem.IsLinux() || alignment > HugePageBytes)
         {
-            return (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
+            return (byte*)NativeMemory.AlignedAlloc((nuint)bytes, (nuint)Math.Max(alignment, 64));
         }
 
         // whole huge pages: the advice covers the tail too, and no other allocation shares the block's last page

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using MoeLab.Engine.Experts;
+using MoeLab.Engine.Kernels;
 
 namespace MoeLab.Harness.Peers;
 
@@ -55,7 +56,7 @@ public static class Fio
     }
 
     /// <summary>How many 2 MiB huge pages fio needs for <paramref name="bufferBytes"/> of buffers (for the hint printed without them).</summary>
-    public static long HugePagesNeeded(long bufferBytes) => (bufferBytes + (2L << 20) - 1) / (2L << 20) + 1;
+    public static long HugePagesNeeded(long bufferBytes) => (bufferBytes + WeightMemory.HugePageBytes - 1) / WeightMemory.HugePageBytes + 1;
 
     private static string BufferMemory(bool huge) => huge ? "--iomem=shmhuge" : "--iomem=malloc";
 

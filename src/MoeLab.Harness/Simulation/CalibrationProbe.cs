@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using MoeLab.Engine.Experts;
 using MoeLab.Engine.Gguf;
 using MoeLab.Engine.Io;
@@ -187,9 +186,7 @@ public static class CalibrationProbe
     /// 2 MiB-aligned. With 4 KiB pages every O_DIRECT read of a 2.6 MB expert pins ~650 pages, and reads in flight took
     /// ~3x longer on the dev VM, so a probe reading into plain memory would time a slower disk than the engine's.
     /// </summary>
-    private static unsafe byte* ReadBuffer(ExpertStore store) => store.BufferBytes >= WeightMemory.HugePageBytes
-        ? WeightMemory.Allocate(store.BufferBytes, hugePages: true) // whole huge pages, 2 MiB-aligned
-        : (byte*)NativeMemory.AlignedAlloc((nuint)store.BufferBytes, (nuint)ExpertStore.BufferAlignment);
+    private static unsafe byte* ReadBuffer(ExpertStore store) => WeightMemory.Allocate(store.BufferBytes, hugePages: true, alignment: ExpertStore.BufferAlignment);
 
     /// <summary>Reads each expert of the set once (so a cache below the device holds it, if there is one).</summary>
     private static unsafe void Warm(ExpertStore store, ReadOnlySpan<(int Layer, int Expert)> set)

@@ -13,12 +13,12 @@ public unsafe class WeightMemoryTests
     [InlineData((3 * WeightMemory.HugePageBytes) + 4097)]
     public void BlocksAreAlignedAndWritableToTheLastByte(long bytes)
     {
-        foreach (bool huge in new[] { true, false })
+        foreach (var (huge, alignment) in new[] { (true, 64), (false, 64), (true, 4096), (false, 4096) })
         {
-            byte* p = WeightMemory.Allocate(bytes, huge);
+            byte* p = WeightMemory.Allocate(bytes, huge, alignment);
             try
             {
-                Assert.Equal(0, (long)p % 64);
+                Assert.Equal(0, (long)p % alignment); // 4096: O_DIRECT read buffers
                 if (huge && bytes >= WeightMemory.HugePageBytes && OperatingSystem.IsLinux())
                 {
                     Assert.Equal(0, (long)p % WeightMemory.HugePageBytes);
