@@ -36,29 +36,12 @@ public sealed class StreamingExpertSourceTests
         source.EventSink = sink;
         Assert.True(source.SlabBytes * 4 < file.Layout.TotalBytes, "the budget should be far below the experts' size");
 
-        var rng = new Random(depth);
-        for (int t = 0; t < 40; t++)
+        RandomTokens(source, 40, new Random(depth), (l, e, w) =>
         {
-            source.BeginToken(t);
-            for (int l = 0; l < Layers; l++)
-            {
-                int[] chosen = Route(rng);
-                source.Request(new RoutingObservation { Token = t, Layer = l, Experts = chosen, Weights = new float[] { 0.4f, 0.3f, 0.2f, 0.1f } });
-                foreach (int e in chosen)
-                {
-                    var w = source.Acquire(l, e);
-                    var r = resident.Acquire(l, e);
-                    file.AssertMatches(l, e, w);
-                    Assert.True(r.Gate.All.SequenceEqual(w.Gate.All) && r.Up.All.SequenceEqual(w.Up.All) && r.Down.All.SequenceEqual(w.Down.All));
-                    source.Release(l, e);
-                }
-
-                var acc = source.Accounting();
-                Assert.True(acc.SlabBytes <= acc.BudgetBytes && acc.Occupied <= acc.Buffers && acc.Cached <= acc.Buffers - TopK);
-                Assert.Equal(0, acc.Pinned);
-                Assert.Equal(t, sink.LastToken);
-            }
-        }
+            var r = resident.Acquire(l, e);
+            file.AssertMatches(l, e, w);
+            Assert.True(r.Gate.All.SequenceEqual(w.Gate.All) && r.Up.All.SequenceEqual(w.Up.All) && r.Down.All.SequenceEqual(w.Down.All));
+        }, afterLayer: t => Assert.Equal(t, sink.LastToken));
 
         var c = source.Counters;
         Assert.Equal(40 * Layers * TopK, c.Requests);
@@ -89,27 +72,11 @@ public sealed class StreamingExpertSourceTests
         Assert.Equal(TopK + 12, source.BufferCount); // repacking in place takes no RAM beyond the buffers
         var expected = interleave && KernelIsaInfo.Best >= KernelIsa.Avx2 ? WeightLayout.Interleaved8 : WeightLayout.Rows;
 
-        var rng = new Random(7);
-        for (int t = 0; t < 30; t++)
+        RandomTokens(source, 30, new Random(7), (l, e, w) =>
         {
-            source.BeginToken(t);
-            for (int l = 0; l < Layers; l++)
-            {
-                int[] chosen = Route(rng);
-                source.Request(new RoutingObservation { Token = t, Layer = l, Experts = chosen, Weights = new float[] { 0.4f, 0.3f, 0.2f, 0.1f } });
-                foreach (int e in chosen)
-                {
-                    var w = source.Acquire(l, e);
-                    Assert.Equal([expected, expected, expected], new[] { w.Gate.Layout, w.Up.Layout, w.Down.Layout });
-                    file.AssertMatches(l, e, w); // the file's rows, whichever expert the buffer held before
-                    source.Release(l, e);
-                }
-
-                var acc = source.Accounting();
-                Assert.True(acc.SlabBytes <= acc.BudgetBytes && acc.Occupied <= acc.Buffers && acc.Cached <= acc.Buffers - TopK);
-                Assert.Equal(0, acc.Pinned);
-            }
-        }
+            Assert.Equal([expected, expected, expected], new[] { w.Gate.Layout, w.Up.Layout, w.Down.Layout });
+            file.AssertMatches(l, e, w); // the file's rows, whichever expert the buffer held before
+        });
 
         source.WaitIdle();
         var c = source.Counters;
@@ -405,6 +372,35 @@ public sealed class StreamingExpertSourceTests
     }
 
     /// <summary>Skewed routing (a few hot experts per layer, as real routers show), so small caches see hits.</summary>
+    /// <summary>
+    /// Decodes <paramref name="tokens"/> tokens of random top-k routing: each layer's experts requested, acquired,
+    /// checked by <paramref name="check"/> (layer, expert, weights) and released; after each layer the budget's
+    /// accounting must hold (slab within budget, the working buffers free of cache, nothing left pinned), then
+    /// <paramref name="afterLayer"/> (token) runs.
+    /// </summary>
+    private static void RandomTokens(StreamingExpertSource source, int tokens, Random rng, Action<int, int, ExpertWeights> check, Action<int>? afterLayer = null)
+    {
+        for (int t = 0; t < tokens; t++)
+        {
+            source.BeginToken(t);
+            for (int l = 0; l < Layers; l++)
+            {
+                int[] chosen = Route(rng);
+                source.Request(new RoutingObservation { Token = t, Layer = l, Experts = chosen, Weights = new float[] { 0.4f, 0.3f, 0.2f, 0.1f } });
+                foreach (int e in chosen)
+                {
+                    check(l, e, source.Acquire(l, e));
+                    source.Release(l, e);
+                }
+
+                var acc = source.Accounting();
+                Assert.True(acc.SlabBytes <= acc.BudgetBytes && acc.Occupied <= acc.Buffers && acc.Cached <= acc.Buffers - TopK);
+                Assert.Equal(0, acc.Pinned);
+                afterLayer?.Invoke(t);
+            }
+        }
+    }
+
     private static int[] Route(Random rng)
     {
         var chosen = new int[TopK];

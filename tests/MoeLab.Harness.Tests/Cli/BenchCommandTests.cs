@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using MoeLab.Engine.Gguf;
 using MoeLab.Engine.Model;
-using MoeLab.Harness.Cli;
 
 namespace MoeLab.Harness.Tests.Cli;
 
@@ -23,7 +22,7 @@ public sealed class BenchCommandTests : IDisposable
         string model = Path.Combine(_dir, "tiny.gguf"), iolog = Path.Combine(_dir, "reads.iolog");
         ModelSynthesizer.Write(new SynthOptions(ModelPreset.Find("tiny-qwen3moe")!, null, GgmlType.Q8_0, Seed: 3), model);
 
-        var (code, output, error) = Run(["bench", "--model", model, "--budget", "200KiB", "-n", "6", "-r", "2", "-p", "0", "--warmup", "0", "--threads", "1", "--fio-replay", iolog, "--json"]);
+        var (code, output, error) = ConsoleCapture.Run(["bench", "--model", model, "--budget", "200KiB", "-n", "6", "-r", "2", "-p", "0", "--warmup", "0", "--threads", "1", "--fio-replay", iolog, "--json"]);
         Assert.True(code == 0, error);
         var runs = JsonNode.Parse(output.Trim().Split('\n')[^1])!["fio_replay_per_run"]!.AsArray();
         Assert.Equal(2, runs.Count);
@@ -37,23 +36,6 @@ public sealed class BenchCommandTests : IDisposable
             double engine = (double)runs[r]!["engine_mb_per_s_while_reading"]!, fio = (double)runs[r]!["fio_mb_per_s"]!;
             Assert.True(engine > 0 && fio > 0);
             Assert.Equal(engine / fio, (double)runs[r]!["ratio"]!, 9);
-        }
-    }
-
-    private static (int Code, string Output, string Error) Run(string[] args)
-    {
-        var (stdout, stderr) = (Console.Out, Console.Error);
-        var (output, error) = (new StringWriter(), new StringWriter());
-        Console.SetOut(output);
-        Console.SetError(error);
-        try
-        {
-            return (CommandLine.Run(args), output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(stdout);
-            Console.SetError(stderr);
         }
     }
 }

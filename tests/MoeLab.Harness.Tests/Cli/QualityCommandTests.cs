@@ -24,33 +24,16 @@ public sealed class QualityCommandTests : IDisposable
         Assert.Equal(0, CommandLine.Run(["trace", "record", "--model", model, "--prompt", "hello experts", "-n", "8", "--out", trace, "--no-csv", "--threads", "1"]));
 
         string[] quality = ["quality", "--model", model, "--tokens", "24", "--budget", "200KiB", "--cache", "static-hot", "--threads", "1", "--json"];
-        var (code, _, error) = Run(quality);
+        var (code, _, error) = ConsoleCapture.Run(quality);
         Assert.Equal(1, code); // static-hot without a profile trace is refused, not run as something else
         Assert.Contains("profile", error);
 
-        (code, string output, _) = Run([.. quality, "--profile-trace", trace]);
+        (code, string output, _) = ConsoleCapture.Run([.. quality, "--profile-trace", trace]);
         Assert.Equal(0, code);
         var json = JsonNode.Parse(output.ToString().Trim().Split('\n')[^1])!;
         int positions = (int)json["positions"]!;
         Assert.True(positions > 10);
         Assert.Equal(0.0, (double)json["max_kl"]!);
         Assert.Equal(positions, (int)json["identical_logit_positions"]!);
-    }
-
-    private static (int Code, string Output, string Error) Run(string[] args)
-    {
-        var (stdout, stderr) = (Console.Out, Console.Error);
-        var (output, error) = (new StringWriter(), new StringWriter());
-        Console.SetOut(output);
-        Console.SetError(error);
-        try
-        {
-            return (CommandLine.Run(args), output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(stdout);
-            Console.SetError(stderr);
-        }
     }
 }

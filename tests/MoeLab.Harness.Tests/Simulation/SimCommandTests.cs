@@ -48,21 +48,10 @@ public sealed class SimCommandTests
         {
             var trace = SyntheticTrace.Generate(new SyntheticTraceOptions { Layers = 4, Experts = 16, ExpertsPerToken = 2, Tokens = 50 });
             MoelabTraceFormat.Write(trace, path);
-            var output = new StringWriter();
-            var old = Console.Out;
-            Console.SetOut(output);
-            int code;
-            try
-            {
-                code = CommandLine.Run(["sim", "--trace", path, "--cache", "lru", "--capacity", "8,64", "--json"]);
-            }
-            finally
-            {
-                Console.SetOut(old);
-            }
+            var (code, output, _) = ConsoleCapture.Run("sim", "--trace", path, "--cache", "lru", "--capacity", "8,64", "--json");
 
             Assert.Equal(0, code);
-            using var doc = System.Text.Json.JsonDocument.Parse(output.ToString());
+            using var doc = System.Text.Json.JsonDocument.Parse(output);
             var results = doc.RootElement.GetProperty("results");
             Assert.Equal(2, results.GetArrayLength());
             Assert.Equal(64, results[1].GetProperty("misses").GetInt64()); // 4 × 16 keys, all fit: compulsory misses only

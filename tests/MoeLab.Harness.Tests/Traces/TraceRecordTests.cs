@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using MoeLab.Engine.Gguf;
 using MoeLab.Engine.Model;
 using MoeLab.Engine.Telemetry;
-using MoeLab.Harness.Cli;
 using MoeLab.Harness.Traces;
 
 namespace MoeLab.Harness.Tests.Traces;
@@ -24,20 +23,7 @@ public sealed class TraceRecordTests : IDisposable
 
     private static void Cli(params string[] args)
     {
-        var (old, oldError, error) = (Console.Out, Console.Error, new StringWriter());
-        Console.SetOut(TextWriter.Null);
-        Console.SetError(error);
-        int code;
-        try
-        {
-            code = CommandLine.Run(args);
-        }
-        finally
-        {
-            Console.SetOut(old);
-            Console.SetError(oldError);
-        }
-
+        var (code, _, error) = ConsoleCapture.Run(args);
         Assert.True(code == 0, $"moelab {string.Join(' ', args)} exited {code}: {error}");
     }
 
