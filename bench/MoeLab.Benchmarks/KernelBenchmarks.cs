@@ -39,11 +39,7 @@ public unsafe class KernelBenchmarks
     {
         var (rows, cols) = KernelBenchmarkConfig.ParseShape(Shape);
         _data = KernelBenchmarkConfig.RandomMatrix(Format, rows, cols, 1, out _w);
-        _x = new QuantizedVector(cols);
-        var rng = new Random(2);
-        var xs = new float[cols];
-        for (int i = 0; i < cols; i++) xs[i] = (float)(rng.NextDouble() * 2 - 1);
-        _x.Set(xs);
+        _x = KernelBenchmarkConfig.Input(cols, seed: 2);
         _y = new float[rows];
         _pool = new ComputePool(Threads);
     }
@@ -95,10 +91,7 @@ public unsafe class KernelStreamingBenchmarks
         _data = KernelBenchmarkConfig.RandomMatrix(Format, rows * count, cols, 3, out _);
         _experts = new WeightMatrix[count];
         for (int i = 0; i < count; i++) _experts[i] = new WeightMatrix(Format, rows, cols, _data + i * one);
-        _x = new QuantizedVector(cols);
-        var xs = new float[cols];
-        for (int i = 0; i < cols; i++) xs[i] = (i % 7) * 0.1f - 0.3f;
-        _x.Set(xs);
+        _x = KernelBenchmarkConfig.Input(cols, seed: 4);
         _y = new float[rows];
         _pool = new ComputePool(Threads);
     }
@@ -155,10 +148,7 @@ public unsafe class HeadMatVecBenchmarks
         Buffer.MemoryCopy(random, _data, w.TotalBytes, w.TotalBytes);
         NativeMemory.AlignedFree(random);
         _w = RowInterleave.InterleaveIfWorthwhile(new WeightMatrix(Format, rows, cols, _data));
-        _x = new QuantizedVector(cols);
-        var xs = new float[cols];
-        for (int i = 0; i < cols; i++) xs[i] = (i % 11) * 0.1f - 0.5f;
-        _x.Set(xs);
+        _x = KernelBenchmarkConfig.Input(cols, seed: 6);
         _y = new float[rows];
         _pool = new ComputePool(Threads);
     }
@@ -182,6 +172,17 @@ public sealed class KernelBenchmarkConfig : ManualConfig
     {
         var parts = shape.Split('x');
         return (int.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>A quantized input vector of uniform random values in [-1, 1) (the kernels' time does not depend on them).</summary>
+    public static QuantizedVector Input(int cols, int seed)
+    {
+        var rng = new Random(seed);
+        var xs = new float[cols];
+        for (int i = 0; i < cols; i++) xs[i] = (float)(rng.NextDouble() * 2 - 1);
+        var x = new QuantizedVector(cols);
+        x.Set(xs);
+        return x;
     }
 
     /// <summary>A matrix of Gaussian-ish random weights quantized to <paramref name="type"/>, in 64-byte aligned native memory.</summary>
