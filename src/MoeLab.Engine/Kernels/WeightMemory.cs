@@ -7,7 +7,9 @@ namespace MoeLab.Engine.Kernels;
 /// one huge page is 2 MiB-aligned and advised MADV_HUGEPAGE before it is first touched, so transparent huge pages back
 /// it even where THP is in <c>madvise</c> mode: a 175 MB output head then costs ~90 TLB entries instead of ~43,000
 /// 4 KiB pages per token. Elsewhere, or when the advice fails, it is plain 64-byte-aligned memory. Blocks come from
-/// <see cref="NativeMemory.AlignedAlloc"/> either way, so <see cref="Free"/> is the same call.
+/// <see cref="Free"/> either way. A huge-page block is its own mapping with a PROT_NONE guard page on each side, so
+/// the kernel never merges it with a neighbour (or with the malloc heap, where glibc serves blocks under its dynamic
+/// mmap threshold): its advice, residency and /proc/self/smaps figures are its own.
 /// </summary>
 public static unsafe partial class WeightMemory
 {
@@ -15,6 +17,10 @@ public static unsafe partial class WeightMemory
 
     private const int MadvHugePage = 14; // Linux <asm-generic/mman-common.h>, the same on x86-64 and arm64
     private const int MadvNoHugePage = 15;
+    private const int GuardBytes = 4096;
+
+    /// <summary>Blocks from <see cref="Map"/>: address → (mapping start, mapping length), for <see cref="Free"/>.</summary>
+    private static readonly Dictionary<nint, (nint Start, nint Length)> Mapped = [];
 
     /// <summary>Allocates <paramref name="bytes"/> (uninitialized, aligned to <paramref name="alignment"/>, at least 64
     /// bytes, e.g. 4096 for O_DIRECT reads; huge pages as described above when <paramref name="hugePages"/>).</summary>
@@ -28,7 +34,7 @@ public static unsafe partial class WeightMemory
 
         // whole huge pages: the advice covers the tail too, and no other allocation shares the block's last page
         long rounded = (bytes + HugePageBytes - 1) & -(long)HugePageBytes;
-        var p = (byte*)NativeMemory.AlignedAlloc((nuint)rounded, HugePageBytes);
+        byte* p = Map(rounded);
         // failure (THP compiled out, 'never') only loses the speed-up
         _ = madvise(p, (nuint)rounded, MadvHugePage);
         return p;
@@ -48,7 +54,7 @@ public static unsafe partial class WeightMemory
             return (byte*)NativeMemory.AlignedAlloc((nuint)bytes, (nuint)alignment);
         }
 
-        var p = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, HugePageBytes);
+        byte* p = Map(bytes);
         long whole = bytes & -(long)HugePageBytes;
         _ = madvise(p, (nuint)whole, MadvHugePage);
         // the tail's huge page would reach past the block (THP 'always' would otherwise fault one in)
@@ -56,12 +62,62 @@ public static unsafe partial class WeightMemory
         return p;
     }
 
-    public static void Free(void* block) => NativeMemory.AlignedFree(block);
+    public static void Free(void* block)
+    {
+        (nint Start, nint Length) mapping;
+        lock (Mapped)
+        {
+            if (!Mapped.Remove((nint)block, out mapping))
+            {
+                mapping = default;
+            }
+        }
+
+        if (mapping.Length == 0)
+        {
+            NativeMemory.AlignedFree(block);
+        }
+        else if (munmap((void*)mapping.Start, (nuint)mapping.Length) != 0)
+        {
+            throw new InvalidOperationException($"munmap of a {mapping.Length}-byte weight block failed (errno {Marshal.GetLastSystemError()})");
+        }
+    }
+
+    /// <summary>
+    /// A 2 MiB-aligned read-write block of <paramref name="bytes"/> (rounded up to 4 KiB pages) inside an anonymous
+    /// PROT_NONE reservation: the guard pages around it cost no RAM and keep its mapping apart from every other.
+    /// </summary>
+    private static byte* Map(long bytes)
+    {
+        long length = (bytes + GuardBytes - 1) & -(long)GuardBytes;
+        long reserved = length + HugePageBytes + (2L * GuardBytes);
+        void* start = mmap(null, (nuint)reserved, ProtNone, MapPrivate | MapAnonymous, -1, 0);
+        if (start == (void*)-1)
+        {
+            throw new OutOfMemoryException($"mmap could not reserve {reserved} bytes for a weight block (errno {Marshal.GetLastSystemError()})");
+        }
+
+        var p = (byte*)(((long)start + GuardBytes + HugePageBytes - 1) & -(long)HugePageBytes);
+        if (mprotect(p, (nuint)length, ProtRead | ProtWrite) != 0)
+        {
+            int errno = Marshal.GetLastSystemError();
+            _ = munmap(start, (nuint)reserved);
+            throw new OutOfMemoryException($"mprotect could not commit {length} bytes for a weight block (errno {errno})");
+        }
+
+        lock (Mapped)
+        {
+            Mapped.Add((nint)p, ((nint)start, (nint)reserved));
+        }
+
+        return p;
+    }
 
     /// <summary>
     /// Bytes of [<paramref name="block"/>, +<paramref name="bytes"/>) the kernel backs with transparent huge pages now,
-    /// from /proc/self/smaps (the AnonHugePages of the mappings it overlaps, so a mapping shared with other blocks
-    /// counts whole); -1 where that cannot be read. For reports: the advice can fail silently.
+    /// from /proc/self/smaps (the AnonHugePages of the mappings it overlaps: exact for a huge-page block, which is its
+    /// own mapping; a plain block's mapping may be shared and counts whole); -1 where that cannot be read. For reports:
+    /// the advice can fail silently.
     /// </summary>
     public static long HugePageBytesIn(void* block, long bytes)
     {
@@ -88,6 +144,18 @@ public static unsafe partial class WeightMemory
         return total;
     }
 
+    // Linux <asm-generic/mman*.h>: the same on x86-64 and arm64
+    private const int ProtNone = 0, ProtRead = 1, ProtWrite = 2, MapPrivate = 0x02, MapAnonymous = 0x20;
+
     [LibraryImport("libc", EntryPoint = "madvise")]
     private static partial int madvise(void* address, nuint length, int advice);
+
+    [LibraryImport("libc", EntryPoint = "mmap", SetLastError = true)]
+    private static partial void* mmap(void* address, nuint length, int protection, int flags, int fd, nint offset);
+
+    [LibraryImport("libc", EntryPoint = "mprotect", SetLastError = true)]
+    private static partial int mprotect(void* address, nuint length, int protection);
+
+    [LibraryImport("libc", EntryPoint = "munmap", SetLastError = true)]
+    private static partial int munmap(void* address, nuint length);
 }
