@@ -2,9 +2,10 @@ namespace MoeLab.Engine.Experts;
 
 /// <summary>
 /// One read a streaming source handed to its readers: which file (an index into <see cref="ExpertReadLog.Files"/>), the
-/// offset and the bytes requested, when it was issued and when it completed (Stopwatch timestamps; 0: not seen).
+/// offset and the bytes requested, when it was issued and when it completed (Stopwatch timestamps; 0: not seen), when
+/// its expert was queued for reading (0: not recorded) and whether it was issued as a prefetch.
 /// </summary>
-public readonly record struct DeviceRead(int File, long Offset, long Length, long IssuedAt = 0, long CompletedAt = 0);
+public readonly record struct DeviceRead(int File, long Offset, long Length, long IssuedAt = 0, long CompletedAt = 0, long QueuedAt = 0, bool Prefetch = false);
 
 /// <summary>
 /// The reads a streaming source issued, in the order its readers took them: file, offset and requested length (in
@@ -71,7 +72,7 @@ public sealed class ExpertReadLog
     }
 
     /// <summary>Appends a read; returns its index (for <see cref="Complete"/>).</summary>
-    public int Record(string path, long offset, long length, long issuedAt = 0)
+    public int Record(string path, long offset, long length, long issuedAt = 0, long queuedAt = 0, bool prefetch = false)
     {
         // A store reads one or two files: a reference compare finds the index without hashing the path.
         int file = -1;
@@ -91,7 +92,7 @@ public sealed class ExpertReadLog
         }
 
         if (_count == _reads.Length) Array.Resize(ref _reads, _reads.Length * 2);
-        _reads[_count] = new DeviceRead(file, offset, length, issuedAt);
+        _reads[_count] = new DeviceRead(file, offset, length, issuedAt, QueuedAt: queuedAt, Prefetch: prefetch);
         return _count++;
     }
 

@@ -661,6 +661,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         _pending[i] = new PendingRead(key, priority, _enqueued++, bytes);
         _pendingSlot[i] = s;
         _pendingTargetToken[i] = targetToken;
+        _slots[s].QueuedAt = Stopwatch.GetTimestamp();
     }
 
     private void RemovePendingAt(int i)
@@ -806,7 +807,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
                 if (_readLog is not null)
                 {
                     var target = _store.Target(slot.Variant, slot.Layer, slot.Expert, slice, buffer);
-                    logEntry = _readLog.Record(target.File.Path, target.Start, target.Length, Stopwatch.GetTimestamp()) + 1;
+                    logEntry = _readLog.Record(target.File.Path, target.Start, target.Length, Stopwatch.GetTimestamp(), slot.QueuedAt, prefetch) + 1;
                 }
 
                 if (prefetch) PeakPrefetchReadsInFlight = Math.Max(PeakPrefetchReadsInFlight, ++_prefetchSlicesInFlight);
@@ -955,6 +956,7 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         public int SlicesInFlight;
         public long Transferred;
         public long IssuedAt;
+        public long QueuedAt;      // when its read was queued (ReadDepthProfile: reads waiting for a reader)
         public long DemandAt;      // when a router asked for it while its read had not started (0: never)
         public bool IdleAtDemand;  // no read was queued or in flight then
         public long ReadTicks;

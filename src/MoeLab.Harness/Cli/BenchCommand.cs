@@ -83,6 +83,13 @@ public sealed class BenchCommand : ICliCommand
         }
 
         var ours = Measure(o, o.FioReplay is { } replayPath ? (log, depth, r) => ReplayRun(replayPath, log, depth, r) : null);
+        if (o.FioReplay is { } lastLog && ours.ReadLog is { } last && ours.Replays.Count > 0)
+        {
+            // Beside (never instead of) the replays at the queue depth: the last run's reads at the engine's own mean depth.
+            int depth = Math.Clamp((int)Math.Round(ours.Replays[^1].Depth.MeanDepth), 1, ours.Streaming!.QueueDepth);
+            ours.DepthReplay = (depth, Fio.Replay(Path.GetFullPath(ReplayPath(lastLog, ours.Replays.Count - 1)), depth, last.LargestRead));
+        }
+
         if (json)
         {
             Console.WriteLine(ours.ToJson().ToJsonString());
@@ -160,6 +167,7 @@ public sealed class BenchCommand : ICliCommand
 
                 var ratios = ours.Replays.Select(p => p.Ratio).ToArray();
                 Console.WriteLine(Inv($"  achieved while reading / fio replay, paired per run: median {ratios.Median():F3}, range {ratios.Min():F3}–{ratios.Max():F3}"));
+                PrintReadDepth(ours, s.QueueDepth);
 
                 // The last run's reads at the engine's own issue times (bursts and compute gaps kept): per-read latency, like for like.
                 string timedLog = Path.ChangeExtension(iolog, null) + ".timed" + Path.GetExtension(iolog);
@@ -184,6 +192,27 @@ public sealed class BenchCommand : ICliCommand
         }
 
         return 0;
+    }
+
+    /// <summary>
+    /// Why "achieved while reading" falls short of fio's replay, from the runs' read logs: by Little's law a rate is mean
+    /// reads in flight × read size / latency, so the gap is fewer reads in flight (the queue not kept full) times
+    /// slower reads (each read's latency against fio's). Then the last run's reads replayed at the engine's own mean
+    /// depth: fio's latency there is what a read costs at that depth, so engine / fio latency is the per-read overhead.
+    /// </summary>
+    private static void PrintReadDepth(Measurement ours, int queueDepth)
+    {
+        var all = ours.Replays.Select(p => p.Depth).Aggregate((a, b) => a + b);
+        double fioDepth = ours.Replays.Select(p => p.FioDepth).ToArray().Median();
+        double fioLatency = ours.Replays.Select(p => p.Fio.MeanLatencyMicroseconds).ToArray().Median();
+        double engineLatency = all.MeanLatencySeconds * 1e6;
+        Console.WriteLine(Inv($"  reads in flight while reading (read logs of the {ours.Replays.Count} runs, {all.Reads} reads, busy {all.BusySeconds * 1e3:F0} ms): mean {all.MeanDepth:F2} of {queueDepth}; by depth 1..{queueDepth}: {string.Join(" ", all.SecondsAtDepth.Skip(1).Select(x => Inv($"{x / all.BusySeconds:P0}")))} of busy time"));
+        Console.WriteLine(Inv($"  below depth {queueDepth} {all.BelowFraction:P0} of busy time; missing depth {queueDepth - all.MeanDepth:F2} = {all.MissingDepth(ReadDepthProfile.WaitingDemand):F2} while a demand read waited for a reader + {all.MissingDepth(ReadDepthProfile.WaitingPrefetch):F2} while only prefetches waited + {all.MissingDepth(ReadDepthProfile.Empty):F2} with nothing queued"));
+        Console.WriteLine(Inv($"  read latency (issue to completion): engine {engineLatency:F0} µs, fio replay {fioLatency:F0} µs at a mean depth of {fioDepth:F2} (medians over runs) → log rate / fio = depth {all.MeanDepth / fioDepth:F3} × latency {fioLatency / engineLatency:F3} = {all.MeanDepth / fioDepth * (fioLatency / engineLatency):F3}"));
+        if (ours.DepthReplay is not { } dr) return;
+        var (depth, f) = dr;
+        double lastLatency = ours.Replays[^1].Depth.MeanLatencySeconds * 1e6;
+        Console.WriteLine(Inv($"  beside it, fio replay of the last run at iodepth={depth} (that run's mean depth, rounded): {f.MegabytesPerSecond:F0} MB/s, mean latency {f.MeanLatencyMicroseconds:F0} µs; the engine's {lastLatency:F0} µs in that run → engine / fio latency at its own depth = {lastLatency / f.MeanLatencyMicroseconds:F3}"));
     }
 
     /// <summary>Runs this same bench in a child process inside a fresh memory cgroup, then llama.cpp's mmap streaming under the same limit.</summary>
@@ -338,8 +367,9 @@ public sealed class BenchCommand : ICliCommand
                 session.Streaming!.WaitIdle();
                 session.Streaming.ReadLog = null;
                 var d = session.Streaming.Counters - before;
+                var depth = ReadDepthProfile.Of(readLog.Reads, session.Streaming.QueueDepth);
                 var f = replay(readLog, session.Streaming.QueueDepth, r);
-                pairs.Add(new ReplayPair(d.IoBusySeconds > 0 ? d.BytesTransferred / d.IoBusySeconds / 1e6 : 0, f, readLog.Count, readLog.Bytes));
+                pairs.Add(new ReplayPair(d.IoBusySeconds > 0 ? d.BytesTransferred / d.IoBusySeconds / 1e6 : 0, f, readLog.Count, readLog.Bytes, depth));
             }
         }
 
@@ -533,9 +563,13 @@ public sealed class BenchCommand : ICliCommand
     }
 
     /// <summary>One timed repetition against fio's replay of its own reads: MB/s while the engine had reads in flight, fio's MB/s.</summary>
-    private readonly record struct ReplayPair(double EngineMBps, Fio.ReplayResult Fio, int Reads, long Bytes)
+    /// <param name="Depth">The run's reads in flight over time, from its read log (taken before the replay reuses the log).</param>
+    private readonly record struct ReplayPair(double EngineMBps, Fio.ReplayResult Fio, int Reads, long Bytes, ReadDepthProfile Depth)
     {
         public double Ratio => Fio.MegabytesPerSecond > 0 ? EngineMBps / Fio.MegabytesPerSecond : 0;
+
+        /// <summary>fio's mean reads in flight by Little's law: rate × latency / read size (its iodepth is a ceiling, not what it kept).</summary>
+        public double FioDepth => Fio.Reads > 0 ? Fio.MegabytesPerSecond * 1e6 * Fio.MeanLatencyMicroseconds * 1e-6 / ((double)Fio.Bytes / Fio.Reads) : 0;
     }
 
     private sealed record Measurement(string ExpertsLabel, List<double> Speeds, int TokensMeasured, StreamingFigures? Streaming)
@@ -557,6 +591,9 @@ public sealed class BenchCommand : ICliCommand
 
         /// <summary>Each timed repetition set against fio replaying its reads right after it, with --fio-replay.</summary>
         public List<ReplayPair> Replays { get; init; } = [];
+
+        /// <summary>The last run's reads replayed at the engine's own mean depth (rounded), beside the depth-8 replays.</summary>
+        public (int Depth, Fio.ReplayResult Fio)? DepthReplay { get; set; }
 
         public JsonObject ToJson()
         {
@@ -599,7 +636,35 @@ public sealed class BenchCommand : ICliCommand
                     ["fio_mean_latency_us"] = p.Fio.MeanLatencyMicroseconds,
                     ["fio_huge_page_buffers"] = p.Fio.HugePageBuffers,
                     ["ratio"] = p.Ratio,
+                    ["engine_mean_depth"] = p.Depth.MeanDepth,
+                    ["engine_mean_latency_us"] = p.Depth.MeanLatencySeconds * 1e6,
+                    ["engine_busy_below_depth_fraction"] = p.Depth.BelowFraction,
+                    ["fio_mean_depth"] = p.FioDepth,
                 })]);
+                var all = Replays.Select(p => p.Depth).Aggregate((a, b) => a + b);
+                j["read_depth"] = new JsonObject
+                {
+                    ["queue_depth"] = all.QueueDepth,
+                    ["mean_depth"] = all.MeanDepth,
+                    ["mean_latency_us"] = all.MeanLatencySeconds * 1e6,
+                    ["busy_s"] = all.BusySeconds,
+                    ["busy_below_depth_fraction"] = all.BelowFraction,
+                    ["busy_s_at_depth"] = new JsonArray([.. all.SecondsAtDepth.Skip(1).Select(x => (JsonNode?)JsonValue.Create(x))]),
+                    ["missing_depth_demand_waiting"] = all.MissingDepth(ReadDepthProfile.WaitingDemand),
+                    ["missing_depth_prefetch_waiting"] = all.MissingDepth(ReadDepthProfile.WaitingPrefetch),
+                    ["missing_depth_queue_empty"] = all.MissingDepth(ReadDepthProfile.Empty),
+                    ["fio_mean_depth_median"] = Replays.Select(p => p.FioDepth).ToArray().Median(),
+                    ["fio_mean_latency_us_median"] = Replays.Select(p => p.Fio.MeanLatencyMicroseconds).ToArray().Median(),
+                };
+                if (DepthReplay is { } dr)
+                {
+                    j["read_depth"]!["fio_at_engine_depth"] = new JsonObject
+                    {
+                        ["iodepth"] = dr.Depth,
+                        ["mb_per_s"] = dr.Fio.MegabytesPerSecond,
+                        ["mean_latency_us"] = dr.Fio.MeanLatencyMicroseconds,
+                    };
+                }
             }
 
             return j;

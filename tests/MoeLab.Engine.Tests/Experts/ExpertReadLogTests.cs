@@ -116,7 +116,13 @@ public sealed class ExpertReadLogTests
         Assert.Equal([file.Path], log.Files);
         var recorded = log.Reads.ToArray().Select(x => (x.Offset, x.Length)).ToList();
 
-        Assert.All(log.Reads.ToArray(), x => Assert.True(x.IssuedAt > 0 && x.CompletedAt >= x.IssuedAt));
+        Assert.All(log.Reads.ToArray(), x => Assert.True(x.QueuedAt > 0 && x.IssuedAt >= x.QueuedAt && x.CompletedAt >= x.IssuedAt && !x.Prefetch));
+
+        // Every recorded read is in the depth profile, never more than the queue depth in flight.
+        var depth = ReadDepthProfile.Of(log.Reads, source.QueueDepth);
+        Assert.Equal(log.Count, depth.Reads);
+        Assert.InRange(depth.MeanDepth, 1, source.QueueDepth);
+        Assert.Equal(0, depth.BelowSeconds[ReadDepthProfile.WaitingPrefetch]);
 
         // Demand-first FIFO without prefetch issues the misses in demand order, each expert's reads in file order.
         Assert.Equal(expected, recorded);
