@@ -13,11 +13,13 @@ public sealed class CalibrateCommand : ICliCommand
 
     public string Usage =>
         "usage: moelab calibrate [--out experiments/devices/host.yaml] [--model F.gguf|synth:PRESET:layers=N,quant=Q] [--io-scheduler fifo]\n" +
-        "                        [--threads N] [--read-chunk 256KiB] [--probe-seconds 1] [--fio]\n" +
+        "                        [--threads N] [--read-chunk 256KiB] [--probe-seconds 1] [--block-sizes 128,256,...,8192|none] [--fio]\n" +
         "Measures with the probe --check takes around its run, so a stored profile and the probes differ only in when they\n" +
         "were taken: the model's own expert slices read O_DIRECT at depths 1, 2, … up to the I/O scheduler's in bursts of one\n" +
         "layer's reads separated by its compute time, a region sweep for a storage cache below the device, the engine's decode\n" +
-        "step for compute. --model defaults to " + DefaultModel + " (written once into models/; it must be on\n" +
+        "step for compute; then a block-size sweep (--block-sizes, KiB; default 128 … 8192 in powers of two) of O_DIRECT reads of\n" +
+        "the file's expert region in the same bursts at every depth, so `moelab sim` can charge models whose slices are another\n" +
+        "size (it interpolates latency linearly in size between measured points and clamps outside them). --model defaults to " + DefaultModel + " (written once into models/; it must be on\n" +
         "the disk to measure). --fio also runs fio randread (libaio, direct=1) over the model file at its slice size × the\n" +
         "depth and records it as a cross-check.\n" +
         "       moelab calibrate --check --model F.gguf|synth:PRESET:layers=N,quant=Q --budget 25%|512MiB [--profile host]\n" +
@@ -48,6 +50,7 @@ public sealed class CalibrateCommand : ICliCommand
             ReadChunkBytes = args.Option("read-chunk") is { } chunk ? GenerateCommand.ParseBytes(chunk) : 0,
         };
         double seconds = args.Double("probe-seconds", 1.0);
+        var sweep = BlockSizes(args.Option("block-sizes"));
         bool fio = args.Flag("fio");
         args.EnsureAllUsed();
         args.EnsureNoPositional();
@@ -57,9 +60,9 @@ public sealed class CalibrateCommand : ICliCommand
         int depth = CalibrationCheck.QueueDepthOf(settings);
         var profile = Calibration.Run(new Calibration.Options
         {
-            ModelPath = model, QueueDepth = depth, Threads = settings.Threads, SecondsPerPoint = seconds, ReadChunkBytes = settings.ReadChunkBytes, Log = Console.WriteLine,
+            ModelPath = model, QueueDepth = depth, Threads = settings.Threads, SecondsPerPoint = seconds, ReadChunkBytes = settings.ReadChunkBytes, SweepBlockKib = sweep, Log = Console.WriteLine,
         });
-        if (fio) CrossCheckWithFio(profile, model, depth);
+        if (fio) CrossCheckWithFio(profile, model, depth, CalibrationProbe.ReadBlockBytes(model, settings.ReadChunkBytes));
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
         File.WriteAllText(outPath, "# Written by `moelab calibrate`; rerun it to refresh. Figures are measurements of this machine.\n" + profile.ToYaml());
         Console.WriteLine($"wrote {outPath}");
@@ -202,10 +205,28 @@ public sealed class CalibrateCommand : ICliCommand
         return GenerateCommand.ParseBytes(text);
     }
 
-    private static void CrossCheckWithFio(DeviceProfile profile, string model, int depth)
+    /// <summary>--block-sizes: KiB sizes as a comma list, "none" for the slice size alone, or the default sweep.</summary>
+    private static IReadOnlyList<int> BlockSizes(string? text)
+    {
+        if (text is null) return Calibration.DefaultSweepBlockKib;
+        if (text == "none") return [];
+        var sizes = new List<int>();
+        foreach (string part in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out int kib) || kib <= 0 || kib % 4 != 0)
+            {
+                throw new CliUsageException($"--block-sizes: '{part}' is not a size in KiB that is a positive multiple of 4 (O_DIRECT reads are 4 KiB-aligned)");
+            }
+
+            sizes.Add(kib);
+        }
+
+        return sizes;
+    }
+
+    private static void CrossCheckWithFio(DeviceProfile profile, string model, int depth, long block)
     {
         // At the size the profile's reads were probed at (the model's slices), read-only over the model file itself.
-        long block = (long)Math.Round(profile.Storage.Reads.Max(r => r.BlockKib) * 1024);
         try
         {
             var r = MoeLab.Harness.Peers.Fio.RandomRead(model, block, depth, seconds: 3, rampSeconds: 0);

@@ -81,6 +81,7 @@ public sealed class SimCommand : ICliCommand
             throw new CliUsageException(se.Message);
         }
 
+        if (setup.Cost?.ReadSizeNote() is { } note) Console.Error.WriteLine("note: " + note);
         Console.Write(json ? SimulationReport.Json(setup, results) + "\n" : SimulationReport.Table(results));
         return 0;
     }

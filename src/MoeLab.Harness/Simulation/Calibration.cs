@@ -26,8 +26,14 @@ public static class Calibration
 
         public long ReadChunkBytes { get; init; }
 
+        /// <summary>Read sizes (KiB) measured besides the model's slice size, for models whose slices are another size.</summary>
+        public IReadOnlyList<int> SweepBlockKib { get; init; } = DefaultSweepBlockKib;
+
         public Action<string>? Log { get; init; }
     }
+
+    /// <summary>128 KiB to 8 MiB in powers of two: a Q4 slice of the preset models falls in it (Qwen3-30B-A3B 864 KiB, Qwen3.5-397B 2.3 MiB, Mixtral 8x7B 31.5 MiB above it).</summary>
+    public static readonly IReadOnlyList<int> DefaultSweepBlockKib = [128, 256, 512, 1024, 2048, 4096, 8192];
 
     public static DeviceProfile Run(Options o)
     {
@@ -42,7 +48,7 @@ public static class Calibration
         log(string.Create(inv, $"probing {Path.GetFileName(o.ModelPath)} (O_DIRECT reads of its expert slices at depths up to {o.QueueDepth}, its decode step, {o.SecondsPerPoint} s per point)"));
         var figures = CalibrationProbe.Measure(o.ModelPath, new CalibrationProbe.Options
         {
-            QueueDepth = o.QueueDepth, Threads = o.Threads, SecondsPerPoint = o.SecondsPerPoint, ReadChunkBytes = o.ReadChunkBytes,
+            QueueDepth = o.QueueDepth, Threads = o.Threads, SecondsPerPoint = o.SecondsPerPoint, ReadChunkBytes = o.ReadChunkBytes, SweepBlockKib = o.SweepBlockKib,
         });
         log(CalibrationCheck.ProbeText(figures).TrimEnd('\n'));
         var profile = CalibrationProbe.Profile(basis, o.ModelPath, [figures], origin: "moelab calibrate");

@@ -511,6 +511,13 @@ public static class CalibrationCheck
             sb.Append('\n');
         }
 
+        if (f.SweepReads.Count > 0)
+        {
+            sb.Append("  block-size sweep (raw O_DIRECT ranges, same bursts): ");
+            sb.Append(string.Join(", ", f.SweepReads.Concat(f.SweepAtSlice).OrderBy(q => q.QueueDepth).ThenBy(q => q.BlockKib).Select(q => string.Create(inv, $"{q.BlockKib:F0} KiB × {q.QueueDepth}: {q.LatencyUs:F0} µs{(f.SweepAtSlice.Contains(q) ? " (slice size, not stored)" : "")}"))));
+            sb.Append('\n');
+        }
+
         return sb.ToString();
     }
 }

@@ -35,6 +35,13 @@ public static class CalibrationProbe
 
         /// <summary>The engine's read chunk size (EngineSettings.ReadChunkBytes; 0 = one read per slice).</summary>
         public long ReadChunkBytes { get; init; }
+
+        /// <summary>
+        /// Read sizes (KiB) of a block-size sweep after the slice-size points (plain <c>moelab calibrate</c>; empty for the
+        /// check's probes): aligned O_DIRECT ranges of the file's expert region in the same bursts, for models whose slices
+        /// are another size.
+        /// </summary>
+        public IReadOnlyList<int> SweepBlockKib { get; init; } = [];
     }
 
     /// <summary>One probe: read points at the file's slice sizes, compute throughputs, per-token overhead, and when.</summary>
@@ -42,6 +49,12 @@ public static class CalibrationProbe
     {
         /// <summary>The device's rate: the whole-file reads with a storage cache's share taken out (as read when there is none).</summary>
         public required IReadOnlyList<DeviceProfile.ReadPoint> Reads { get; init; }
+
+        /// <summary>Points of the block-size sweep (<see cref="Options.SweepBlockKib"/>) at every depth; empty when none was taken.</summary>
+        public IReadOnlyList<DeviceProfile.ReadPoint> SweepReads { get; init; } = [];
+
+        /// <summary>The sweep's raw reads at the slice size, beside <see cref="FileReads"/> (a check of the sweep's method, not stored).</summary>
+        public IReadOnlyList<DeviceProfile.ReadPoint> SweepAtSlice { get; init; } = [];
 
         /// <summary>Random reads over the whole file's experts, as measured.</summary>
         public IReadOnlyList<DeviceProfile.ReadPoint> FileReads { get; init; } = [];
@@ -94,6 +107,25 @@ public static class CalibrationProbe
         int burst = config.ExpertsUsed * Math.Max(1, (int)((layout.MaxExpertBytes + ReadBlockBytesOf(layout, o) - 1) / ReadBlockBytesOf(layout, o)));
         double gap = (denseSeconds / layout.Layers) + (config.ExpertsUsed * expertSeconds);
         var disk = MeasureDisk(layout, o, burst, gap);
+        if (o.SweepBlockKib.Count > 0)
+        {
+            var (sweep, atSlice) = MeasureBlockSweep(layout, o, (long)burst * ReadBlockBytesOf(layout, o), gap);
+            if (disk.StorageCacheBytes > 0)
+            {
+                // Whole-file reads that a storage cache partly serves; only the slice size has the cached rate to take its
+                // share out, so every size at a depth is scaled as the slice size was (the cache holds the same share of
+                // ranges whatever their size).
+                sweep = sweep.Select(q =>
+                {
+                    int i = disk.FileReads.ToList().FindIndex(w => w.QueueDepth == q.QueueDepth);
+                    double f = disk.Reads[i].LatencyUs / disk.FileReads[i].LatencyUs;
+                    return new DeviceProfile.ReadPoint { BlockKib = q.BlockKib, QueueDepth = q.QueueDepth, LatencyUs = Math.Round(q.LatencyUs * f, 1), ReadMbPerS = Math.Round(q.ReadMbPerS / f, 1) };
+                }).ToList();
+            }
+
+            disk = disk with { SweepReads = sweep, SweepAtSlice = atSlice };
+        }
+
         double sampler = MeasureSampler(config.Vocab, o.Sampling, o.SecondsPerPoint / 3);
         return disk with
         {
@@ -218,10 +250,12 @@ public static class CalibrationProbe
         };
         p.Storage.Device = Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? "";
         var first = probes[0].Reads;
-        foreach (var point in first)
+        // The sweep's sizes beside the slice size (plain calibrate; the check's probes take none), ordered by depth, then size.
+        var points = first.Concat(probes[0].SweepReads).OrderBy(q => q.QueueDepth).ThenBy(q => q.BlockKib).ToList();
+        foreach (var point in points)
         {
             // A read size a short probe happened not to draw at some depth is averaged over the probes that have it.
-            var same = probes.Select(f => f.Reads.FirstOrDefault(q => q.BlockKib == point.BlockKib && q.QueueDepth == point.QueueDepth)).OfType<DeviceProfile.ReadPoint>().ToList();
+            var same = probes.Select(f => f.Reads.Concat(f.SweepReads).FirstOrDefault(q => q.BlockKib == point.BlockKib && q.QueueDepth == point.QueueDepth)).OfType<DeviceProfile.ReadPoint>().ToList();
             p.Storage.Reads.Add(new DeviceProfile.ReadPoint
             {
                 BlockKib = point.BlockKib,
@@ -255,7 +289,8 @@ public static class CalibrationProbe
         }
 
         p.Storage.ReaderWakeUs = Math.Round(probes.Average(f => f.ReaderWakeUs), 1);
-        p.Storage.DefaultBlockKib = (int)Math.Round(first.Max(r => r.BlockKib));
+        // Reads as the engine issues them, one per slice of whatever model is simulated: the sweep covers other sizes.
+        p.Storage.DefaultBlockKib = 0;
         p.Storage.DefaultQueueDepth = first.Max(r => r.QueueDepth);
         p.Compute.ExpertGbPerS = Math.Round(probes.Average(f => f.ExpertGbPerS), 2);
         p.Compute.DenseGbPerS = Math.Round(probes.Average(f => f.DenseGbPerS), 2);
@@ -266,6 +301,17 @@ public static class CalibrationProbe
             Figure = "storage.reads",
             Source = origin + ": random O_DIRECT reads of the model's own expert slices through ExpertStore.ReadSlice, depth = reader threads with one read each in flight; latency = mean per read, bandwidth = depth × size / latency; with a storage cache, its share of the whole-file reads taken out (StorageCacheFit.DeviceSeconds)",
         });
+        if (probes[0].SweepReads.Count > 0)
+        {
+            var sizes = probes[0].SweepReads.Select(q => q.BlockKib).Distinct().Order().Select(k => k.ToString("0.#", inv));
+            p.Sources.Add(new DeviceProfile.SourceNote
+            {
+                Figure = "storage.reads (other sizes: " + string.Join(", ", sizes) + " KiB)",
+                Source = origin + ": block-size sweep after the slice-size points: O_DIRECT reads of that size at random 4 KiB-aligned offsets of the file's expert region, in bursts of the same bytes as one layer's slice reads with the same gap, at the same depths; latency = a burst's span per read on each thread" +
+                    (probes[0].StorageCacheBytes > 0 ? "; with a storage cache, each depth scaled by the slice size's device/whole-file ratio" : ""),
+            });
+        }
+
         p.Sources.Add(new DeviceProfile.SourceNote { Figure = "storage.reader_wake_us", Source = origin + ": a thread asleep on a SemaphoreSlim (as the engine's readers) released every 1-3 ms during the decode steps below; mean release-to-running time" });
         p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.expert_gb_per_s", Source = origin + ": the engine's decode step (MoeModel.Forward, experts from 64 of the file's own in RAM) from a fresh sequence; (step − attention − output head) per routed expert, expert bytes per second (norms and routers included)" });
         p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.dense_gb_per_s", Source = origin + ": the same steps' attention layers and output head (the model's own timers), the file's dense bytes per second" });
@@ -278,6 +324,13 @@ public static class CalibrationProbe
         var d = new SortedSet<int> { Math.Max(1, depth) };
         for (int x = 1; x < depth; x *= 2) d.Add(x);
         return d;
+    }
+
+    /// <summary>The size of the reads the engine issues for this model's experts (<see cref="ReadBlockBytes"/>).</summary>
+    public static long ReadBlockBytes(string modelPath, long readChunkBytes = 0)
+    {
+        var file = GgufFile.Open(modelPath);
+        return ReadBlockBytesOf(ExpertTensors.Layout(file, ModelConfig.FromGguf(file)), new Options { ReadChunkBytes = readChunkBytes });
     }
 
     private static long ReadBlockBytesOf(ExpertLayout layout, Options o)
@@ -296,7 +349,60 @@ public static class CalibrationProbe
     /// One point at this depth: the mean latency of the store's reads (random experts of the set, random slices), charged at
     /// <see cref="ReadBlockBytes"/>; bandwidth = depth × block / latency (the engine's reads are blocking preads).
     /// </summary>
-    private static unsafe DeviceProfile.ReadPoint MeasureReads(ExpertStore store, int depth, double seconds, ReadOnlyMemory<(int Layer, int Expert)> set, int burst = 0, double gapSeconds = 0)
+    private static unsafe DeviceProfile.ReadPoint MeasureReads(ExpertStore store, int depth, double seconds, ReadOnlyMemory<(int Layer, int Expert)> set, int burst = 0, double gapSeconds = 0) =>
+        MeasureReads(store.BufferBytes, ReadBlockBytes(store), depth, seconds, (rng, buffer) =>
+        {
+            var (l, e) = set.Span[rng.Next(set.Length)];
+            store.ReadSlice(0, l, e, rng.Next(store.Reads(0, l, e)), (byte*)buffer);
+        }, burst, gapSeconds);
+
+    /// <summary>
+    /// Block-size sweep: at each size and depth, random <paramref name="o"/>.SweepBlockKib-sized O_DIRECT reads at 4 KiB-aligned
+    /// offsets of the file's expert region, in bursts of the slice probe's bytes (at least one read per thread) with its gap.
+    /// Also the slice size itself by the same method, returned apart: it checks the method against the store's reads.
+    /// </summary>
+    private static (List<DeviceProfile.ReadPoint> Sweep, List<DeviceProfile.ReadPoint> AtSlice) MeasureBlockSweep(ExpertLayout layout, Options o, long burstBytes, double gapSeconds)
+    {
+        long first = long.MaxValue, end = 0;
+        for (int l = 0; l < layout.Layers; l++)
+        {
+            for (int e = 0; e < layout.ExpertsPerLayer; e++)
+            {
+                ref readonly var x = ref layout[l, e];
+                first = Math.Min(first, Math.Min(x.Gate.Offset, Math.Min(x.Up.Offset, x.Down.Offset)));
+                end = Math.Max(end, Math.Max(x.Gate.Offset + x.Gate.Length, Math.Max(x.Up.Offset + x.Up.Length, x.Down.Offset + x.Down.Length)));
+            }
+        }
+
+        long slice = ReadBlockBytesOf(layout, o);
+        using var file = ModelFile.Open(layout.Path, IoMode.Direct);
+        first = first / ModelFile.DirectAlignment * ModelFile.DirectAlignment;
+        var sweep = new List<DeviceProfile.ReadPoint>();
+        var atSlice = new List<DeviceProfile.ReadPoint>();
+        foreach (long block in o.SweepBlockKib.Select(k => k * 1024L).Append(slice).Distinct().Order())
+        {
+            long span = (end - first - block) / ModelFile.DirectAlignment;
+            if (span <= 0) continue; // larger than the file's experts: no random ranges to read
+            foreach (int depth in Depths(o.QueueDepth))
+            {
+                int burst = (int)Math.Max(depth, (burstBytes + block - 1) / block);
+                var point = MeasureReads(block, block, depth, o.SecondsPerPoint / 2, (rng, buffer) => RawRead(file, first + (rng.NextInt64(span + 1) * ModelFile.DirectAlignment), block, buffer), burst, gapSeconds);
+                (block == slice ? atSlice : sweep).Add(point);
+            }
+        }
+
+        return (sweep, atSlice);
+
+        static unsafe void RawRead(ModelFile file, long offset, long length, nint buffer) => file.Read(offset, length, (byte*)buffer, out _);
+    }
+
+    /// <summary>
+    /// One point at this depth: the mean latency of <paramref name="readOne"/> (a blocking read into the thread's buffer of
+    /// <paramref name="bufferBytes"/>), charged at <paramref name="block"/>; bandwidth = depth × block / latency. With
+    /// <paramref name="burst"/> reads per burst, <paramref name="gapSeconds"/> apart, the latency is a burst's span per
+    /// round of reads on each thread.
+    /// </summary>
+    private static unsafe DeviceProfile.ReadPoint MeasureReads(long bufferBytes, long block, int depth, double seconds, Action<Random, nint> readOne, int burst = 0, double gapSeconds = 0)
     {
         long reads = 0;
         double latency = 0;
@@ -322,7 +428,7 @@ public static class CalibrationProbe
             int seed = (t * 7919) + depth;
             threads[t] = new Thread(() =>
             {
-                var buffer = ReadBuffer(store);
+                var buffer = WeightMemory.Allocate(bufferBytes, hugePages: true, alignment: ExpertStore.BufferAlignment);
                 var rng = new Random(seed);
                 long myReads = 0;
                 double myLatency = 0;
@@ -330,10 +436,8 @@ public static class CalibrationProbe
                 {
                     void ReadOne()
                     {
-                        var (l, e) = set.Span[rng.Next(set.Length)];
-                        int r = rng.Next(store.Reads(0, l, e));
                         long t0 = Stopwatch.GetTimestamp();
-                        store.ReadSlice(0, l, e, r, buffer);
+                        readOne(rng, (nint)buffer);
                         myLatency += Stopwatch.GetElapsedTime(t0).TotalSeconds;
                         myReads++;
                     }
@@ -367,9 +471,8 @@ public static class CalibrationProbe
         }
 
         foreach (var th in threads) th.Join();
-        long block = ReadBlockBytes(store);
         // Burst mode charges what the simulator's queue needs to reproduce a burst's span: ceil(burst / depth) reads
-        // back to back on each thread, wake-up included; sustained mode the mean time inside ReadSlice.
+        // back to back on each thread, wake-up included; sustained mode the mean time inside a read.
         double mean = burst > 0 ? (double)burstTicks / Stopwatch.Frequency / bursts / ((burst + depth - 1) / depth) : latency / reads;
         return new DeviceProfile.ReadPoint { BlockKib = block / 1024.0, QueueDepth = depth, ReadMbPerS = Math.Round(depth * block / mean / 1e6, 1), LatencyUs = Math.Round(mean * 1e6, 1) };
     }

@@ -58,6 +58,24 @@ public sealed record CostModel
 
     public double ReadSeconds(long bytes) => Storage.ReadSeconds(bytes, BlockBytes, QueueDepth);
 
+    /// <summary>One of an expert's gate, up and down reads (the engine reads each slice at once; they are the same size in a preset).</summary>
+    public static long SliceBytes(long expertBytes) => (expertBytes + 2) / 3;
+
+    /// <summary>
+    /// Whether the reads of an expert fall outside the sizes the profile measured (the edge point stands in), in words;
+    /// null when they are inside. For <c>moelab sim</c> to say so.
+    /// </summary>
+    public string? ReadSizeNote()
+    {
+        long each = ExpertBytes / ReadsPerExpert;
+        int side = Storage.Clamps(each);
+        if (side == 0) return null;
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        return side < 0
+            ? string.Create(inv, $"profile '{ProfileName}' measured reads down to {Storage.MinBlockBytes / 1024:0.#} KiB; this model's {each / 1024.0:0.#} KiB reads are charged that size's latency (clamped, not extrapolated)")
+            : string.Create(inv, $"profile '{ProfileName}' measured reads up to {Storage.MaxBlockBytes / 1024:0.#} KiB; this model's {each / 1024.0:0.#} KiB reads are charged that size's throughput (clamped, not extrapolated)");
+    }
+
     public static CostModel For(DeviceProfile profile, ModelPreset preset, GgmlType expertType, GgmlType denseType, long? blockBytes = null, int? queueDepth = null) => new()
     {
         ProfileName = profile.Name,
@@ -69,7 +87,7 @@ public sealed record CostModel
         ExpertBytesPerSecond = profile.Compute.ExpertGbPerS * 1e9,
         DenseBytesPerSecond = profile.Compute.DenseGbPerS * 1e9,
         PerTokenOverheadSeconds = profile.Compute.PerTokenOverheadMs * 1e-3,
-        BlockBytes = blockBytes ?? profile.Storage.DefaultBlockKib * 1024L,
+        BlockBytes = blockBytes ?? (profile.Storage.DefaultBlockKib > 0 ? profile.Storage.DefaultBlockKib * 1024L : SliceBytes(preset.ExpertBytes(expertType))),
         QueueDepth = queueDepth ?? profile.Storage.DefaultQueueDepth,
         ReaderWakeSeconds = profile.Storage.ReaderWakeUs * 1e-6,
         RamBytes = profile.Memory.AvailableToModelBytes,

@@ -1,4 +1,6 @@
+using System.Globalization;
 using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
 using YamlDotNet.Serialization;
 using YamlDotNet.Serialization.NamingConventions;
 
@@ -41,12 +43,15 @@ public sealed class DeviceProfile
     {
         public string Device { get; set; } = "";
 
-        /// <summary>Read size the engine issues (bytes); an expert is read as ceil(size / block) requests.</summary>
+        /// <summary>
+        /// Read size the engine issues, KiB; an expert is read as ceil(size / block) equal requests. 0: one read per gate, up
+        /// and down slice of the simulated model (ceil(expert bytes / 3)), as MoeLab's engine issues them.
+        /// </summary>
         public int DefaultBlockKib { get; set; } = 1024;
 
         public int DefaultQueueDepth { get; set; } = 8;
 
-        /// <summary>Measured or published random-read points; interpolated in log(block) and log(depth).</summary>
+        /// <summary>Measured or published random-read points; interpolated as <see cref="StorageModel"/> says.</summary>
         public List<ReadPoint> Reads { get; set; } = [];
 
         /// <summary>
@@ -125,7 +130,7 @@ public sealed class DeviceProfile
             throw new InvalidDataException($"{name}:{e.Start.Line}:{e.Start.Column}: {e.InnerException?.Message ?? e.Message}");
         }
 
-        p.Validate(name);
+        p.Validate(name, yaml);
         return p;
     }
 
@@ -159,30 +164,72 @@ public sealed class DeviceProfile
 
     public string ToYaml() => Writer.Serialize(this);
 
-    public void Validate(string name)
-    {
-        if (string.IsNullOrWhiteSpace(Name)) throw new InvalidDataException($"{name}: 'name' is required");
-        if (Memory.AvailableToModelGib <= 0) throw new InvalidDataException($"{name}: memory.available_to_model_gib must be positive");
-        if (Storage.Reads.Count == 0) throw new InvalidDataException($"{name}: storage.reads needs at least one (block_kib, queue_depth, read_mb_per_s, latency_us) point");
-        for (int i = 0; i < Storage.Reads.Count; i++)
-        {
-            var r = Storage.Reads[i];
-            if (r.BlockKib <= 0 || r.QueueDepth <= 0 || r.ReadMbPerS <= 0 || r.LatencyUs < 0)
-                throw new InvalidDataException($"{name}: storage.reads[{i}]: block_kib, queue_depth and read_mb_per_s must be positive, latency_us not negative");
-        }
+    public void Validate(string name) => Validate(name, null);
 
+    /// <param name="yaml">The profile's text, to name the line of a bad figure (null: the path alone).</param>
+    private void Validate(string name, string? yaml)
+    {
+        void Fail(string path, string what) => throw new InvalidDataException($"{name}{LineOf(yaml, path)}: {path}: {what}");
+
+        if (string.IsNullOrWhiteSpace(Name)) throw new InvalidDataException($"{name}: 'name' is required");
+        if (Memory.AvailableToModelGib <= 0) Fail("memory.available_to_model_gib", "must be positive");
+        if (Storage.Reads.Count == 0) Fail("storage.reads", "needs at least one (block_kib, queue_depth, read_mb_per_s, latency_us) point");
+        if (Storage.DefaultBlockKib < 0) Fail("storage.default_block_kib", "must be 0 (one read per gate/up/down slice) or a size in KiB");
+        if (Storage.DefaultQueueDepth < 1) Fail("storage.default_queue_depth", "must be at least 1");
+        ValidateReads(Storage.Reads, "storage.reads");
         if (Storage.Cache is { } cache)
         {
-            if (cache.Mib <= 0 || cache.Reads.Count == 0) throw new InvalidDataException($"{name}: storage.cache needs mib > 0 and at least one read point (omit it for a device without one)");
-            for (int i = 0; i < cache.Reads.Count; i++)
-            {
-                var r = cache.Reads[i];
-                if (r.BlockKib <= 0 || r.QueueDepth <= 0 || r.ReadMbPerS <= 0 || r.LatencyUs < 0)
-                    throw new InvalidDataException($"{name}: storage.cache.reads[{i}]: block_kib, queue_depth and read_mb_per_s must be positive, latency_us not negative");
-            }
+            if (cache.Mib <= 0 || cache.Reads.Count == 0) Fail("storage.cache", "needs mib > 0 and at least one read point (omit it for a device without one)");
+            ValidateReads(cache.Reads, "storage.cache.reads");
         }
 
-        if (Compute.ExpertGbPerS <= 0 || Compute.DenseGbPerS <= 0)
-            throw new InvalidDataException($"{name}: compute.expert_gb_per_s and compute.dense_gb_per_s must be positive");
+        if (Compute.ExpertGbPerS <= 0 || Compute.DenseGbPerS <= 0) Fail("compute", "expert_gb_per_s and dense_gb_per_s must be positive");
+
+        void ValidateReads(List<ReadPoint> reads, string path)
+        {
+            for (int i = 0; i < reads.Count; i++)
+            {
+                var r = reads[i];
+                if (r.BlockKib <= 0 || r.QueueDepth <= 0 || r.ReadMbPerS <= 0 || r.LatencyUs < 0)
+                {
+                    Fail($"{path}[{i}]", string.Create(CultureInfo.InvariantCulture, $"block_kib ({r.BlockKib}), queue_depth ({r.QueueDepth}) and read_mb_per_s ({r.ReadMbPerS}) must be positive, latency_us ({r.LatencyUs}) not negative"));
+                }
+
+                // Two figures for one size and depth leave the interpolation between sizes undefined.
+                int same = reads.FindIndex(q => q.BlockKib == r.BlockKib && q.QueueDepth == r.QueueDepth);
+                if (same < i) Fail($"{path}[{i}]", string.Create(CultureInfo.InvariantCulture, $"a second point at block_kib {r.BlockKib}, queue_depth {r.QueueDepth} ({path}[{same}] is the first); keep one"));
+            }
+        }
+    }
+
+    /// <summary>":line" of the node at a dotted path with [index] steps (storage.reads[3]) in the profile's YAML, or "".</summary>
+    private static string LineOf(string? yaml, string path)
+    {
+        if (yaml is null) return "";
+        try
+        {
+            var stream = new YamlStream();
+            stream.Load(new StringReader(yaml));
+            YamlNode? node = stream.Documents.Count > 0 ? stream.Documents[0].RootNode : null;
+            foreach (string part in path.Split('.'))
+            {
+                int bracket = part.IndexOf('[', StringComparison.Ordinal);
+                string key = bracket < 0 ? part : part[..bracket];
+                node = node is YamlMappingNode map && map.Children.TryGetValue(new YamlScalarNode(key), out var child) ? child : null;
+                if (bracket >= 0 && node is YamlSequenceNode seq)
+                {
+                    int index = int.Parse(part[(bracket + 1)..^1], CultureInfo.InvariantCulture);
+                    node = index < seq.Children.Count ? seq.Children[index] : null;
+                }
+
+                if (node is null) return "";
+            }
+
+            return node is null ? "" : ":" + node.Start.Line.ToString(CultureInfo.InvariantCulture);
+        }
+        catch (YamlException)
+        {
+            return "";
+        }
     }
 }

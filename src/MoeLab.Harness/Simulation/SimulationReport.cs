@@ -26,6 +26,8 @@ public static class SimulationReport
                 w.WriteNumber("ram_available_bytes", c.RamBytes);
                 w.WriteNumber("io_block_bytes", c.BlockBytes);
                 w.WriteNumber("io_queue_depth", c.QueueDepth);
+                w.WriteNumber("io_read_bytes", c.ExpertBytes / c.ReadsPerExpert);
+                w.WriteString("io_read_size_note", c.ReadSizeNote());
             }
 
             w.WriteString("profile", setup.Profile?.Name);

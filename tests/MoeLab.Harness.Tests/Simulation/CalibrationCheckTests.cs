@@ -135,7 +135,7 @@ public sealed class CalibrationCheckTests : IDisposable
     public void CalibrateStoresWhatTheCheckProbesAndTheCheckPredictsFromIt()
     {
         string model = Model("tiny-qwen3moe");
-        var host = Calibration.Run(new Calibration.Options { ModelPath = model, QueueDepth = 4, SecondsPerPoint = 0.05 });
+        var host = Calibration.Run(new Calibration.Options { ModelPath = model, QueueDepth = 4, SecondsPerPoint = 0.05, SweepBlockKib = [4, 16] });
         string path = Path.Combine(_dir, "host.yaml");
         File.WriteAllText(path, host.ToYaml());
         var stored = DeviceProfile.Load(path);
@@ -144,11 +144,15 @@ public sealed class CalibrationCheckTests : IDisposable
         Assert.True(stored.Memory.AvailableToModelGib > 0);
         Assert.Contains(stored.Sources, s => s.Figure == "memory.*" && s.Source.Contains("/proc/meminfo", StringComparison.Ordinal));
 
-        // The probe's points: the model's own slice size at the engine's depths, and the decode step's compute.
+        // The probe's points: the model's own slice size at the engine's depths, the sweep's sizes at the same depths, and
+        // the decode step's compute. Reads default to one per slice of whatever model is simulated.
         var cost = CalibrationCheck.CostFor(model, stored, queueDepth: 4);
-        Assert.Equal([1, 2, 4], stored.Storage.Reads.Select(p => p.QueueDepth).Order());
-        Assert.All(stored.Storage.Reads, p => Assert.Equal(cost.BlockBytes, (long)Math.Round(p.BlockKib * 1024)));
+        Assert.Equal([1, 2, 4], stored.Storage.Reads.Where(p => (long)Math.Round(p.BlockKib * 1024) == cost.BlockBytes).Select(p => p.QueueDepth).Order());
+        Assert.Equal([cost.BlockBytes / 1024.0, 4.0, 16.0], stored.Storage.Reads.Select(p => p.BlockKib).Distinct().Order());
+        Assert.All(stored.Storage.Reads.GroupBy(p => p.BlockKib), g => Assert.Equal([1, 2, 4], g.Select(p => p.QueueDepth).Order()));
         Assert.All(stored.Storage.Reads, p => Assert.True(p.ReadMbPerS > 0 && p.LatencyUs > 0));
+        Assert.Contains(stored.Sources, s => s.Figure.StartsWith("storage.reads (other sizes: 4, 16 KiB)", StringComparison.Ordinal));
+        Assert.Equal(0, stored.Storage.DefaultBlockKib);
         Assert.Equal(4, stored.Storage.DefaultQueueDepth);
         Assert.True(stored.Compute.ExpertGbPerS > 0 && stored.Compute.DenseGbPerS > 0);
         Assert.True(stored.Storage.ReaderWakeUs > 0);
@@ -167,7 +171,7 @@ public sealed class CalibrationCheckTests : IDisposable
         Assert.Same(stored, r.Profile);
         Assert.Equal(stored.Compute.ExpertGbPerS * 1e9, r.Cost.ExpertBytesPerSecond, 3);
         Assert.Equal(stored.Storage.ReaderWakeUs * 1e-6, r.Cost.ReaderWakeSeconds, 12);
-        Assert.Equal(stored.Storage.Reads.Single(p => p.QueueDepth == 4).LatencyUs * 1e-6, r.Cost.Storage.At(r.Cost.BlockBytes, 4).LatencySeconds, 9);
+        Assert.Equal(stored.Storage.Reads.Single(p => p.QueueDepth == 4 && (long)Math.Round(p.BlockKib * 1024) == cost.BlockBytes).LatencyUs * 1e-6, r.Cost.Storage.At(r.Cost.BlockBytes, 4).LatencySeconds, 9);
         Assert.True(r.CountsMatch);
     }
 

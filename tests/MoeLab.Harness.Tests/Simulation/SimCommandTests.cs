@@ -40,6 +40,53 @@ public sealed class SimCommandTests
         Assert.Contains("typo.yaml:2", typo.Message);
     }
 
+    private const string SweptProfile = """
+        name: swept
+        memory: { available_to_model_gib: 4 }
+        storage:
+          default_block_kib: 0
+          default_queue_depth: 2
+          reads:
+          - { block_kib: 128, queue_depth: 1, read_mb_per_s: 1000, latency_us: 131.1 }
+          - { block_kib: 1024, queue_depth: 1, read_mb_per_s: 3000, latency_us: 349.5 }
+          - { block_kib: 8192, queue_depth: 1, read_mb_per_s: 4000, latency_us: 2097.2 }
+          - { block_kib: 128, queue_depth: 2, read_mb_per_s: 1500, latency_us: 174.8 }
+          - { block_kib: 8192, queue_depth: 2, read_mb_per_s: 6000, latency_us: 2796.2 }
+        compute: { expert_gb_per_s: 10, dense_gb_per_s: 20 }
+        """;
+
+    [Fact]
+    public void AProfileWithABlockSizeSweepRoundTripsAndReadsOneSlicePerRequest()
+    {
+        var p = DeviceProfile.Parse(SweptProfile, "swept.yaml");
+        var again = DeviceProfile.Parse(p.ToYaml(), "again.yaml");
+        Assert.Equal(0, again.Storage.DefaultBlockKib);
+        Assert.Equal(
+            p.Storage.Reads.Select(r => (r.BlockKib, r.QueueDepth, r.ReadMbPerS, r.LatencyUs)),
+            again.Storage.Reads.Select(r => (r.BlockKib, r.QueueDepth, r.ReadMbPerS, r.LatencyUs)));
+        Assert.Equal(5, again.Storage.Reads.Count);
+
+        // default_block_kib 0: one read per gate/up/down slice of the simulated model, charged at that size.
+        var preset = MoeLab.Engine.Model.ModelPreset.Find("qwen3.5-397b-a17b")!;
+        var cost = CostModel.For(again, preset, MoeLab.Engine.Gguf.GgmlType.Q4_K, MoeLab.Engine.Gguf.GgmlType.Q4_K);
+        Assert.Equal(3, cost.ReadsPerExpert);
+        Assert.Equal(CostModel.SliceBytes(preset.ExpertBytes(MoeLab.Engine.Gguf.GgmlType.Q4_K)), cost.BlockBytes);
+        Assert.Null(cost.ReadSizeNote()); // 2.3 MiB: between the measured 1 and 8 MiB
+        var small = CostModel.For(again, preset, MoeLab.Engine.Gguf.GgmlType.Q4_K, MoeLab.Engine.Gguf.GgmlType.Q4_K, blockBytes: 64 << 10);
+        Assert.Contains("down to 128 KiB", small.ReadSizeNote());
+    }
+
+    [Theory]
+    [InlineData("latency_us: 349.5", "latency_us: -1", "swept.yaml:8: storage.reads[1]: ", "latency_us (-1) not negative")]
+    [InlineData("{ block_kib: 8192, queue_depth: 2,", "{ block_kib: 128, queue_depth: 2,", "swept.yaml:11: storage.reads[4]: ", "a second point at block_kib 128, queue_depth 2 (storage.reads[3] is the first)")]
+    [InlineData("default_block_kib: 0", "default_block_kib: -4", "swept.yaml:4: storage.default_block_kib: ", "must be 0")]
+    public void ABadProfileLineIsNamedByFileLineAndWhatIsWrong(string from, string to, string where, string what)
+    {
+        var e = Assert.Throws<InvalidDataException>(() => DeviceProfile.Parse(SweptProfile.Replace(from, to, StringComparison.Ordinal), "swept.yaml"));
+        Assert.StartsWith(where, e.Message, StringComparison.Ordinal);
+        Assert.Contains(what, e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void SimCommandPrintsACurveAsJson()
     {

@@ -208,18 +208,38 @@ public sealed class SimulatorTests
     }
 
     [Fact]
-    public void StorageInterpolatesInLogBlockAndLogDepth()
+    public void StorageInterpolatesLatencyLinearlyInSizeAndDepthsInLogDepth()
     {
-        var s = new StorageModel([
-            new DeviceProfile.ReadPoint { BlockKib = 4, QueueDepth = 1, ReadMbPerS = 100, LatencyUs = 50 },
-            new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 1, ReadMbPerS = 1000, LatencyUs = 1000 },
-            new DeviceProfile.ReadPoint { BlockKib = 4, QueueDepth = 4, ReadMbPerS = 300, LatencyUs = 70 },
-            new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 4, ReadMbPerS = 3000, LatencyUs = 1400 },
-        ]);
-        Assert.Equal(550e6, s.At(64 * 1024, 1).BytesPerSecond, 3);
-        Assert.Equal(1650e6, s.At(64 * 1024, 4).BytesPerSecond, 3);
-        Assert.Equal(1100e6, s.At(64 * 1024, 2).BytesPerSecond, 3); // halfway in log2(depth) between 1 and 4
-        Assert.Equal(3000e6, s.At(16 << 20, 64).BytesPerSecond, 3); // clamped, not extrapolated
+        // A device whose request costs 100 µs + 0.25 µs per KiB at depth 1 (and twice that at depth 4), measured at 128 KiB
+        // and 8 MiB only: linear in size reproduces it at any size between; the old log2(size) interpolation gave 1058 µs
+        // at 1 MiB where the device takes 356.
+        static DeviceProfile.ReadPoint Point(double kib, int depth, double us) => new() { BlockKib = kib, QueueDepth = depth, LatencyUs = us, ReadMbPerS = depth * kib * 1024 / us };
+        var s = new StorageModel([Point(128, 1, 132), Point(8192, 1, 2148), Point(128, 4, 264), Point(8192, 4, 4296)]);
+        Assert.Equal(356e-6, s.At(1 << 20, 1).LatencySeconds, 12);
+        Assert.Equal((1 << 20) / 356e-6, s.At(1 << 20, 1).BytesPerSecond, 0); // throughput follows: depth × size / latency
+        Assert.Equal(712e-6, s.At(1 << 20, 4).LatencySeconds, 12);
+        Assert.Equal(534e-6, s.At(1 << 20, 2).LatencySeconds, 12); // halfway in log2(depth) between 1 and 4
+        Assert.Equal(132e-6, s.At(128 << 10, 1).LatencySeconds, 12); // exact at a measured point
+        Assert.Equal(128 * 1024 / 132e-6, s.At(128 << 10, 1).BytesPerSecond, 0);
+        Assert.Equal(0, s.Clamps(1 << 20));
+        Assert.Equal(0, s.Clamps(8 << 20));
+
+        // Outside: a smaller read keeps the smallest point's latency, a larger one the largest point's throughput.
+        Assert.Equal(-1, s.Clamps(64 << 10));
+        Assert.Equal(132e-6, s.ServiceSeconds(64 << 10, 1), 12);
+        Assert.Equal(1, s.Clamps(16 << 20));
+        Assert.Equal(2 * 2148e-6, s.ServiceSeconds(16 << 20, 1), 9);
+        Assert.Equal(2 * 4296e-6, s.ServiceSeconds(16 << 20, 4), 9);
+    }
+
+    [Fact]
+    public void StorageWithOneMeasuredSizeClampsEveryOtherSize()
+    {
+        var s = new StorageModel([new DeviceProfile.ReadPoint { BlockKib = 864, QueueDepth = 4, ReadMbPerS = 4 * 864 * 1024 / 684e-6 / 1e6, LatencyUs = 684 }]);
+        Assert.Equal(0, s.Clamps(864 << 10));
+        Assert.Equal(684e-6, s.ServiceSeconds(864 << 10, 4), 9);
+        Assert.Equal(-1, s.Clamps(128 << 10));
+        Assert.Equal(1, s.Clamps(2 << 20));
     }
 
     [Fact]
