@@ -168,6 +168,14 @@ public sealed class BenchCommand : ICliCommand
                 var ratios = ours.Replays.Select(p => p.Ratio).ToArray();
                 Console.WriteLine(Inv($"  achieved while reading / fio replay, paired per run: median {ratios.Median():F3}, range {ratios.Min():F3}–{ratios.Max():F3}"));
                 PrintReadDepth(ours, s.QueueDepth);
+                if (resident is not null)
+                {
+                    ours.UnderDecode = ReplayUnderDecode(o, Path.GetFullPath(ReplayPath(iolog, ours.Replays.Count - 1)), s.QueueDepth, log.LargestRead);
+                    var u = ours.UnderDecode;
+                    double underDecode = u.Select(x => x.UnderDecode.MegabytesPerSecond).ToArray().Median();
+                    Console.WriteLine(Inv($"  fio replay of the last run at iodepth={s.QueueDepth}, alone and while the all-in-RAM engine decodes on {o.Threads} threads, alternated: {string.Join(", ", u.Select(x => Inv($"{x.Alone.MegabytesPerSecond:F0} vs {x.UnderDecode.MegabytesPerSecond:F0} MB/s ({x.Alone.MeanLatencyMicroseconds:F0} vs {x.UnderDecode.MeanLatencyMicroseconds:F0} µs) → {x.UnderDecode.MegabytesPerSecond / x.Alone.MegabytesPerSecond:F3}")))}"));
+                    Console.WriteLine(Inv($"  achieved while reading (last run {ours.Replays[^1].EngineMBps:F0} MB/s) / fio replay under decode (median {underDecode:F0} MB/s) = {ours.Replays[^1].EngineMBps / underDecode:F3} (beside, not instead of, the idle replay's ratio)"));
+                }
 
                 // The last run's reads at the engine's own issue times (bursts and compute gaps kept): per-read latency, like for like.
                 string timedLog = Path.ChangeExtension(iolog, null) + ".timed" + Path.GetExtension(iolog);
@@ -213,6 +221,39 @@ public sealed class BenchCommand : ICliCommand
         var (depth, f) = dr;
         double lastLatency = ours.Replays[^1].Depth.MeanLatencySeconds * 1e6;
         Console.WriteLine(Inv($"  beside it, fio replay of the last run at iodepth={depth} (that run's mean depth, rounded): {f.MegabytesPerSecond:F0} MB/s, mean latency {f.MeanLatencyMicroseconds:F0} µs; the engine's {lastLatency:F0} µs in that run → engine / fio latency at its own depth = {lastLatency / f.MeanLatencyMicroseconds:F3}"));
+    }
+
+    /// <summary>
+    /// fio replaying <paramref name="iolog"/> at <paramref name="depth"/>, alone and while the all-in-RAM engine decodes
+    /// on the bench's threads, alternated twice (A B A B): the streaming engine reads while it computes, the idle replay
+    /// does not, and on a VM the disk's rate can drop under compute (host memory bandwidth and CPUs are shared).
+    /// </summary>
+    private static List<(Fio.ReplayResult Alone, Fio.ReplayResult UnderDecode)> ReplayUnderDecode(Options o, string iolog, int depth, long largestRead)
+    {
+        using var session = EngineSession.Open(o.Model, new EngineSettings { BudgetBytes = null, IoMode = o.Io, Threads = o.Threads, MaxContext = BenchContext(o) });
+        var sampler = new Sampler(session.Model.Config.Vocab, SamplerOptions.Greedy);
+        var rounds = new List<(Fio.ReplayResult, Fio.ReplayResult)>();
+        for (int round = 0; round < 2; round++)
+        {
+            var alone = Fio.Replay(iolog, depth, largestRead);
+            bool stop = false;
+            var decode = new Thread(() =>
+            {
+                while (!Volatile.Read(ref stop))
+                {
+                    session.Model.Reset();
+                    session.Generator.Generate(o.Prompt, o.Tokens, sampler, stopAtEndOfGeneration: false);
+                }
+            }) { Name = "moelab-bench-decode" };
+            decode.Start();
+            Thread.Sleep(300); // fio starts once decoding runs
+            var underDecode = Fio.Replay(iolog, depth, largestRead);
+            Volatile.Write(ref stop, true);
+            decode.Join();
+            rounds.Add((alone, underDecode));
+        }
+
+        return rounds;
     }
 
     /// <summary>Runs this same bench in a child process inside a fresh memory cgroup, then llama.cpp's mmap streaming under the same limit.</summary>
@@ -591,6 +632,9 @@ public sealed class BenchCommand : ICliCommand
 
         /// <summary>Each timed repetition set against fio replaying its reads right after it, with --fio-replay.</summary>
         public List<ReplayPair> Replays { get; init; } = [];
+
+        /// <summary>With --resident-baseline: the last run's reads replayed alone and while the all-in-RAM engine decodes, alternated.</summary>
+        public List<(Fio.ReplayResult Alone, Fio.ReplayResult UnderDecode)> UnderDecode { get; set; } = [];
 
         /// <summary>The last run's reads replayed at the engine's own mean depth (rounded), beside the depth-8 replays.</summary>
         public (int Depth, Fio.ReplayResult Fio)? DepthReplay { get; set; }
