@@ -162,6 +162,8 @@ public sealed class CalibrateCommand : ICliCommand
                 ["tokens_per_s_error"] = r.TokensPerSecondError,
                 ["predicted_from"] = r.Probes.Count > 0 ? "trace + probes around the run" : $"trace + profile {profile.Name}",
                 ["stored_profile_predicted_tokens_per_s"] = r.PredictedWithStoredProfile?.TokensPerSecond,
+                ["resume_after_stall_us"] = r.Profile.Compute.ResumeAfterStallUs,
+                ["without_resume_predicted_tokens_per_s"] = r.PredictedWithoutResume?.TokensPerSecond,
                 ["measured_compute_s_per_token"] = r.Measured.ComputeSeconds / Math.Max(1, r.Measured.Tokens),
                 ["predicted_compute_s_per_token"] = r.Predicted.ComputeSeconds / Math.Max(1, r.Predicted.Tokens),
                 ["measured_stall_s_per_token"] = r.Measured.StallSeconds / Math.Max(1, r.Measured.Tokens),

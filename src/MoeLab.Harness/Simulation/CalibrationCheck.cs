@@ -152,6 +152,9 @@ public sealed record CalibrationCheckResult
     /// <summary>The same prediction with no reader wake-up charged (when the profile has one), to show what it adds.</summary>
     public CalibrationFigures? PredictedWithoutWake { get; init; }
 
+    /// <summary>The same prediction without the compute's resumption cost after a stall (null when the profile has none).</summary>
+    public CalibrationFigures? PredictedWithoutResume { get; init; }
+
     /// <summary>The largest spread of a segment's bracketing probes (0 without segments).</summary>
     public double LargestBracketSpread => Segments.Count == 0 ? 0 : Segments.Max(s => s.BracketSpread);
 
@@ -236,6 +239,14 @@ public static class CalibrationCheck
             withoutWake = Predict(o, run, noWake).Predicted;
         }
 
+        CalibrationFigures? withoutResume = null;
+        if (profile.Compute.ResumeAfterStallUs > 0)
+        {
+            var noResume = DeviceProfile.Parse(profile.ToYaml(), profile.Name);
+            noResume.Compute.ResumeAfterStallUs = 0;
+            withoutResume = Predict(o, run, noResume).Predicted;
+        }
+
         var measured = Measure(run);
         var segments = new List<CalibrationSegment>();
         CalibrationFigures? whole = null;
@@ -266,7 +277,7 @@ public static class CalibrationCheck
         {
             Options = o, Cost = cost, Measured = measured, Predicted = predicted, Profile = profile, Probes = probes, PredictedWithStoredProfile = stored,
             IoMode = run.IoModeLabel, CacheCapacityBytes = run.CacheCapacityBytes ?? 0, LoadAverage = loadAverage, Segments = segments, PredictedWithoutSegments = whole,
-            MeasuredRunBytes = run.RunCounters?.BytesRead ?? 0, PredictedRunBytes = runBytes, PredictedWithoutWake = withoutWake,
+            MeasuredRunBytes = run.RunCounters?.BytesRead ?? 0, PredictedRunBytes = runBytes, PredictedWithoutWake = withoutWake, PredictedWithoutResume = withoutResume,
         };
     }
 
@@ -391,6 +402,7 @@ public static class CalibrationCheck
             ExpertBytesPerSecond = profile.Compute.ExpertGbPerS * 1e9,
             DenseBytesPerSecond = profile.Compute.DenseGbPerS * 1e9,
             PerTokenOverheadSeconds = profile.Compute.PerTokenOverheadMs * 1e-3,
+            ResumeAfterStallSeconds = profile.Compute.ResumeAfterStallUs * 1e-6,
             BlockBytes = slice,
             QueueDepth = Math.Max(1, queueDepth),
             ReaderWakeSeconds = profile.Storage.ReaderWakeUs * 1e-6,
@@ -422,7 +434,7 @@ public static class CalibrationCheck
         var p = r.Predicted;
         var sb = new System.Text.StringBuilder();
         sb.Append(string.Create(inv, $"model {Path.GetFileName(r.Options.ModelPath)}; budget {r.Options.Settings.BudgetBytes / 1048576.0:F1} MiB (cache {r.CacheCapacityBytes / 1048576.0:F1} MiB = {r.CacheCapacityBytes / r.Cost.ExpertBytes} experts of {r.Cost.ExpertBytes / 1e6:F3} MB); cache {r.Options.Settings.Cache}, prefetch {r.Options.Settings.Prefetch}, io {r.IoMode}\n"));
-        sb.Append(string.Create(inv, $"cost model ({r.Cost.ProfileName}): dense {r.Cost.DenseBytesPerToken / 1e6:F1} MB/token at {r.Cost.DenseBytesPerSecond / 1e9:F2} GB/s + {r.Cost.PerTokenOverheadSeconds * 1e3:F2} ms, experts at {r.Cost.ExpertBytesPerSecond / 1e9:F2} GB/s, {r.Cost.ReadsPerExpert} reads of {r.Cost.BlockBytes / 1024.0:F0} KiB per expert at depth {r.Cost.QueueDepth}, {r.Cost.ReaderWakeSeconds * 1e6:F0} µs to wake an idle reader"));
+        sb.Append(string.Create(inv, $"cost model ({r.Cost.ProfileName}): dense {r.Cost.DenseBytesPerToken / 1e6:F1} MB/token at {r.Cost.DenseBytesPerSecond / 1e9:F2} GB/s + {r.Cost.PerTokenOverheadSeconds * 1e3:F2} ms, experts at {r.Cost.ExpertBytesPerSecond / 1e9:F2} GB/s, {r.Cost.ReadsPerExpert} reads of {r.Cost.BlockBytes / 1024.0:F0} KiB per expert at depth {r.Cost.QueueDepth}, {r.Cost.ReaderWakeSeconds * 1e6:F0} µs to wake an idle reader, {r.Cost.ResumeAfterStallSeconds * 1e6:F0} µs of compute per resumption after a stall"));
         sb.Append(r.Cost.HasStorageCache ? string.Create(inv, $", storage cache {r.Cost.StorageCacheBytes / 1048576.0:F0} MiB below the disk ({r.Predicted.StorageCacheHits} of the decode tokens' expert reads served by it)\n") : ", no storage cache\n");
         foreach (var f in r.Probes) sb.Append(ProbeText(f));
         if (r.Segments.Count > 1)
@@ -441,6 +453,11 @@ public static class CalibrationCheck
         if (r.PredictedWithoutSegments is { } whole)
         {
             sb.Append(string.Create(inv, $"  without segments         {whole.TokensPerSecond,9:F2}   error {r.Error(whole),7:+0.0%;-0.0%}   (before and after probes averaged over the whole run)\n"));
+        }
+
+        if (r.PredictedWithoutResume is { } noResume)
+        {
+            sb.Append(string.Create(inv, $"  without compute resume   {noResume.TokensPerSecond,9:F2}   error {r.Error(noResume),7:+0.0%;-0.0%}   (compute {noResume.ComputeSeconds / Math.Max(1, noResume.Tokens):F4} s/token)\n"));
         }
 
         if (r.PredictedWithoutWake is { } noWake)
@@ -498,7 +515,7 @@ public static class CalibrationCheck
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new System.Text.StringBuilder();
-        sb.Append(string.Create(inv, $"probe {f.TakenUtc:HH:mm:ss} ({f.Seconds:F1} s): {f.ForwardTokens} decode steps: experts {f.ExpertGbPerS:F2} GB/s, dense {f.DenseGbPerS:F2} GB/s; sampler {f.SamplerMs:F2} ms (not charged); reader wake-up {f.ReaderWakeUs:F0} µs; reads in bursts of {f.BurstReads}, {f.BurstGapMs:F1} ms apart: "));
+        sb.Append(string.Create(inv, $"probe {f.TakenUtc:HH:mm:ss} ({f.Seconds:F1} s): {f.ForwardTokens} decode steps: experts {f.ExpertGbPerS:F2} GB/s, dense {f.DenseGbPerS:F2} GB/s, resume after a stall {f.ResumeAfterStallUs:F0} µs; sampler {f.SamplerMs:F2} ms (not charged); reader wake-up {f.ReaderWakeUs:F0} µs; reads in bursts of {f.BurstReads}, {f.BurstGapMs:F1} ms apart: "));
         sb.Append(string.Join(", ", f.FileReads.Select(q => string.Create(inv, $"{q.BlockKib:F0} KiB × {q.QueueDepth}: {q.LatencyUs:F0} µs ({q.ReadMbPerS:F0} MB/s)"))));
         sb.Append('\n');
         if (f.Sweep.Count > 0)

@@ -88,6 +88,9 @@ public static class CalibrationProbe
 
         public required double PerTokenOverheadMs { get; init; }
 
+        /// <summary>Expert compute lost per resumption after a stall, µs (<see cref="DeviceProfile.ComputeSpec.ResumeAfterStallUs"/>).</summary>
+        public double ResumeAfterStallUs { get; init; }
+
         public required DateTime TakenUtc { get; init; }
 
         public required double Seconds { get; init; }
@@ -100,7 +103,7 @@ public static class CalibrationProbe
         var file = GgufFile.Open(modelPath);
         var config = ModelConfig.FromGguf(file);
         var layout = ExpertTensors.Layout(file, config);
-        var (denseSeconds, expertSeconds, tokens, wakeSeconds) = MeasureForward(file, layout, config, o);
+        var (denseSeconds, expertSeconds, tokens, wakeSeconds, resumeSeconds) = MeasureForward(file, layout, config, o);
         // The engine reads in bursts: a layer's misses at once after its router, then none while the layer's experts and
         // the next attention compute. The device reads are probed the same way: bursts of one layer's reads with all of
         // its routed experts missing, separated by the layer's compute time just probed.
@@ -131,6 +134,7 @@ public static class CalibrationProbe
         {
             ExpertGbPerS = layout.MaxExpertBytes / expertSeconds / 1e9, DenseGbPerS = DenseBytes(file) / denseSeconds / 1e9, PerTokenOverheadMs = 0,
             SamplerMs = sampler * 1e3, ForwardTokens = tokens, TakenUtc = taken, Seconds = sw.Elapsed.TotalSeconds, ReaderWakeUs = Math.Round(wakeSeconds * 1e6, 1),
+            ResumeAfterStallUs = Math.Round(resumeSeconds * 1e6, 1),
         };
     }
 
@@ -295,6 +299,7 @@ public static class CalibrationProbe
         p.Compute.ExpertGbPerS = Math.Round(probes.Average(f => f.ExpertGbPerS), 2);
         p.Compute.DenseGbPerS = Math.Round(probes.Average(f => f.DenseGbPerS), 2);
         p.Compute.PerTokenOverheadMs = Math.Round(probes.Average(f => f.PerTokenOverheadMs), 3);
+        p.Compute.ResumeAfterStallUs = Math.Round(probes.Average(f => f.ResumeAfterStallUs), 1);
         p.Sources.Add(new DeviceProfile.SourceNote { Figure = "memory.*", Source = $"profile '{basis.Name}'" });
         p.Sources.Add(new DeviceProfile.SourceNote
         {
@@ -315,6 +320,7 @@ public static class CalibrationProbe
         p.Sources.Add(new DeviceProfile.SourceNote { Figure = "storage.reader_wake_us", Source = origin + ": a thread asleep on a SemaphoreSlim (as the engine's readers) released every 1-3 ms during the decode steps below; mean release-to-running time" });
         p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.expert_gb_per_s", Source = origin + ": the engine's decode step (MoeModel.Forward, experts from 64 of the file's own in RAM) from a fresh sequence; (step − attention − output head) per routed expert, expert bytes per second (norms and routers included)" });
         p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.dense_gb_per_s", Source = origin + ": the same steps' attention layers and output head (the model's own timers), the file's dense bytes per second" });
+        p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.resume_after_stall_us", Source = origin + ": the same decode steps with every routed expert handed out alone after a 1 ms blocking wait (ProbeExpertSource.StallBeforeEach; the wait counted as stall): (step − stall − attention − head) per expert minus the batched figure above" });
         p.Sources.Add(new DeviceProfile.SourceNote { Figure = "compute.per_token_overhead_ms", Source = origin + ": 0, all in the two figures above; the sampler is outside the engine's decode time (its forward passes)" });
         return p;
     }
@@ -485,7 +491,7 @@ public static class CalibrationProbe
     /// experts is the time per expert. No reads are in flight, as in the engine between a layer's last expert and the
     /// next layer's router.
     /// </summary>
-    private static (double DenseSeconds, double ExpertSeconds, int Tokens, double WakeSeconds) MeasureForward(GgufFile file, ExpertLayout layout, ModelConfig config, Options o)
+    private static (double DenseSeconds, double ExpertSeconds, int Tokens, double WakeSeconds, double ResumeSeconds) MeasureForward(GgufFile file, ExpertLayout layout, ModelConfig config, Options o)
     {
         ProbeExpertSource? source = null;
         using var model = MoeModel.Load(file, new ModelOptions { Threads = o.Threads, MaxContext = 1024, ExpertSource = l => source = new ProbeExpertSource(l) });
@@ -533,7 +539,25 @@ public static class CalibrationProbe
 
             double wakeSeconds = wake.Stop();
             int experts = layout.Layers * config.ExpertsUsed;
-            return (dense / n, Math.Max(1e-9, wall - dense) / n / experts, n, wakeSeconds);
+            double perExpert = Math.Max(1e-9, wall - dense) / n / experts;
+
+            // The same steps with every expert handed out alone after a 1 ms blocking wait (about one streamed expert's read):
+            // the engine computes a miss after a stall that way, with its compute threads asleep. What each expert costs
+            // above the batched figure is the resumption's price (step − stall − attention − head, per expert).
+            source!.StallBeforeEach = TimeSpan.FromMilliseconds(1);
+            model.Reset();
+            double staged = 0;
+            int m = 0;
+            sw.Restart();
+            while ((m < 8 || sw.Elapsed.TotalSeconds < o.SecondsPerPoint) && m < model.MaxContext)
+            {
+                model.Forward(rng.Next(config.Vocab));
+                staged += model.LastWallSeconds - model.LastStallSeconds - model.LastAttentionSeconds - model.LastHeadSeconds;
+                m++;
+            }
+
+            source.StallBeforeEach = TimeSpan.Zero;
+            return (dense / n, perExpert, n, wakeSeconds, Math.Max(0, (staged / m / experts) - perExpert));
         }
         finally
         {

@@ -35,6 +35,9 @@ public sealed record CostModel
 
     public double PerTokenOverheadSeconds { get; init; }
 
+    /// <summary>Charged to compute each time it resumes after a stall (DeviceProfile.ComputeSpec.ResumeAfterStallUs).</summary>
+    public double ResumeAfterStallSeconds { get; init; }
+
     public required long BlockBytes { get; init; }
 
     public required int QueueDepth { get; init; }
@@ -87,6 +90,7 @@ public sealed record CostModel
         ExpertBytesPerSecond = profile.Compute.ExpertGbPerS * 1e9,
         DenseBytesPerSecond = profile.Compute.DenseGbPerS * 1e9,
         PerTokenOverheadSeconds = profile.Compute.PerTokenOverheadMs * 1e-3,
+        ResumeAfterStallSeconds = profile.Compute.ResumeAfterStallUs * 1e-6,
         BlockBytes = blockBytes ?? (profile.Storage.DefaultBlockKib > 0 ? profile.Storage.DefaultBlockKib * 1024L : SliceBytes(preset.ExpertBytes(expertType))),
         QueueDepth = queueDepth ?? profile.Storage.DefaultQueueDepth,
         ReaderWakeSeconds = profile.Storage.ReaderWakeUs * 1e-6,

@@ -102,6 +102,12 @@ public sealed class DeviceProfile
 
         /// <summary>Fixed per-token cost outside the weights (sampling, kernel launches, KV attention), ms.</summary>
         public double PerTokenOverheadMs { get; set; }
+
+        /// <summary>
+        /// Microseconds the expert compute loses each time it resumes after waiting for a read (the compute threads went to
+        /// sleep in the stall and must wake; the expert is computed alone instead of in a batch); 0 for published profiles.
+        /// </summary>
+        public double ResumeAfterStallUs { get; set; }
     }
 
     public sealed class SourceNote
@@ -184,6 +190,7 @@ public sealed class DeviceProfile
         }
 
         if (Compute.ExpertGbPerS <= 0 || Compute.DenseGbPerS <= 0) Fail("compute", "expert_gb_per_s and dense_gb_per_s must be positive");
+        if (Compute.ResumeAfterStallUs < 0) Fail("compute.resume_after_stall_us", "must not be negative");
 
         void ValidateReads(List<ReadPoint> reads, string path)
         {

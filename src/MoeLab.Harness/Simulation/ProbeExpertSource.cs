@@ -16,6 +16,7 @@ public sealed unsafe class ProbeExpertSource : IExpertSource, IDisposable
 {
     private readonly ExpertStore _store;
     private readonly (int Layer, int Expert)[] _slots;
+    private readonly ManualResetEventSlim _never = new(false);
     private byte* _slab;
 
     public ProbeExpertSource(ExpertLayout layout, int slots = 64)
@@ -33,6 +34,12 @@ public sealed unsafe class ProbeExpertSource : IExpertSource, IDisposable
         }
     }
 
+    /// <summary>
+    /// Zero: every expert is ready at once. Otherwise each expert is handed out alone after a blocking wait this long, as
+    /// a streamed expert after a stall (the model counts the wait as stall; the compute threads fall asleep in it).
+    /// </summary>
+    public TimeSpan StallBeforeEach { get; set; }
+
     public void Request(in RoutingObservation observed)
     {
     }
@@ -40,6 +47,14 @@ public sealed unsafe class ProbeExpertSource : IExpertSource, IDisposable
     /// <summary>Every expert is in RAM, so all those not done are ready: the model computes them in one batch, as the engine does a layer's hits.</summary>
     public int ReadyExperts(int layer, ReadOnlySpan<int> experts, ReadOnlySpan<bool> done, Span<bool> ready)
     {
+        if (StallBeforeEach > TimeSpan.Zero)
+        {
+            _never.Wait(StallBeforeEach); // blocks as the engine's router thread does on its monitor
+            ready.Clear();
+            ready[done.IndexOf(false)] = true;
+            return 1;
+        }
+
         int n = 0;
         for (int i = 0; i < experts.Length; i++)
         {
@@ -69,5 +84,6 @@ public sealed unsafe class ProbeExpertSource : IExpertSource, IDisposable
         }
 
         _store.Dispose();
+        _never.Dispose();
     }
 }

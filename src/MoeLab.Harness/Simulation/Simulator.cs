@@ -200,6 +200,7 @@ public static class Simulator
         var cost = o.Cost;
         long expertBytes = o.ExpertBytes ?? 0;
         double expertCompute = cost?.ExpertComputeSeconds ?? 0;
+        double resume = cost?.ResumeAfterStallSeconds ?? 0;
         double densePerLayer = cost is null ? 0 : cost.DenseSecondsPerToken / L;
         long denseLayerBytes = cost is null ? 0 : cost.DenseBytesPerToken / L;
         var predictions = new ExpertKey[Math.Max(64, L * E)];
@@ -351,6 +352,9 @@ public static class Simulator
                         pick = first;
                         tok.StallSeconds += s.StepReady[pick] - now;
                         now = s.StepReady[pick];
+                        // The compute threads slept through the stall: waking them is compute the engine's timers count.
+                        now += resume;
+                        tok.ComputeSeconds += resume;
                     }
 
                     s.StepDone[pick] = true;

@@ -115,18 +115,37 @@ public sealed class CalibrationCheckTests : IDisposable
     }
 
     [Fact]
+    public void TheProbeSourceHandsOutOneExpertAfterEachStallWhenAsked()
+    {
+        string model = Model("tiny-qwen3moe");
+        var file = GgufFile.Open(model);
+        using var source = new ProbeExpertSource(ExpertTensors.Layout(file, ModelConfig.FromGguf(file)));
+        int[] experts = [1, 4, 6];
+        bool[] done = [false, true, false];
+        var ready = new bool[3];
+        Assert.Equal(2, source.ReadyExperts(0, experts, done, ready)); // all in RAM: every expert not done, at once
+        Assert.Equal([true, false, true], ready);
+        source.StallBeforeEach = TimeSpan.FromMilliseconds(20);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(1, source.ReadyExperts(0, experts, done, ready));
+        Assert.True(sw.Elapsed >= TimeSpan.FromMilliseconds(19), $"returned after {sw.Elapsed.TotalMilliseconds} ms");
+        Assert.Equal([true, false, false], ready); // alone, the first not done
+    }
+
+    [Fact]
     public void AProbeProfileAveragesTheProbesPointByPoint()
     {
         static CalibrationProbe.Figures Probe(double mbps, double us, double gbps) => new()
         {
             Reads = [new DeviceProfile.ReadPoint { BlockKib = 864, QueueDepth = 4, ReadMbPerS = mbps, LatencyUs = us }],
-            ExpertGbPerS = gbps, DenseGbPerS = 2 * gbps, PerTokenOverheadMs = 1, TakenUtc = DateTime.UtcNow, Seconds = 1,
+            ExpertGbPerS = gbps, DenseGbPerS = 2 * gbps, PerTokenOverheadMs = 1, TakenUtc = DateTime.UtcNow, Seconds = 1, ResumeAfterStallUs = 10 * gbps,
         };
         var p = CalibrationProbe.Profile(HostProfile(), "/m/x.gguf", [Probe(1000, 3000, 10), Probe(3000, 1000, 20)]);
         Assert.Equal(2000, p.Storage.Reads.Single().ReadMbPerS);
         Assert.Equal(2000, p.Storage.Reads.Single().LatencyUs);
         Assert.Equal(15, p.Compute.ExpertGbPerS);
         Assert.Equal(30, p.Compute.DenseGbPerS);
+        Assert.Equal(150, p.Compute.ResumeAfterStallUs);
         Assert.Equal(4, p.Storage.DefaultQueueDepth);
         p.Validate("probe"); // a profile `moelab sim --profile` accepts
     }

@@ -52,7 +52,7 @@ public sealed class SimCommandTests
           - { block_kib: 8192, queue_depth: 1, read_mb_per_s: 4000, latency_us: 2097.2 }
           - { block_kib: 128, queue_depth: 2, read_mb_per_s: 1500, latency_us: 174.8 }
           - { block_kib: 8192, queue_depth: 2, read_mb_per_s: 6000, latency_us: 2796.2 }
-        compute: { expert_gb_per_s: 10, dense_gb_per_s: 20 }
+        compute: { expert_gb_per_s: 10, dense_gb_per_s: 20, resume_after_stall_us: 150 }
         """;
 
     [Fact]
@@ -65,10 +65,12 @@ public sealed class SimCommandTests
             p.Storage.Reads.Select(r => (r.BlockKib, r.QueueDepth, r.ReadMbPerS, r.LatencyUs)),
             again.Storage.Reads.Select(r => (r.BlockKib, r.QueueDepth, r.ReadMbPerS, r.LatencyUs)));
         Assert.Equal(5, again.Storage.Reads.Count);
+        Assert.Equal(150, again.Compute.ResumeAfterStallUs);
 
         // default_block_kib 0: one read per gate/up/down slice of the simulated model, charged at that size.
         var preset = MoeLab.Engine.Model.ModelPreset.Find("qwen3.5-397b-a17b")!;
         var cost = CostModel.For(again, preset, MoeLab.Engine.Gguf.GgmlType.Q4_K, MoeLab.Engine.Gguf.GgmlType.Q4_K);
+        Assert.Equal(150e-6, cost.ResumeAfterStallSeconds, 12);
         Assert.Equal(3, cost.ReadsPerExpert);
         Assert.Equal(CostModel.SliceBytes(preset.ExpertBytes(MoeLab.Engine.Gguf.GgmlType.Q4_K)), cost.BlockBytes);
         Assert.Null(cost.ReadSizeNote()); // 2.3 MiB: between the measured 1 and 8 MiB
@@ -80,6 +82,7 @@ public sealed class SimCommandTests
     [InlineData("latency_us: 349.5", "latency_us: -1", "swept.yaml:8: storage.reads[1]: ", "latency_us (-1) not negative")]
     [InlineData("{ block_kib: 8192, queue_depth: 2,", "{ block_kib: 128, queue_depth: 2,", "swept.yaml:11: storage.reads[4]: ", "a second point at block_kib 128, queue_depth 2 (storage.reads[3] is the first)")]
     [InlineData("default_block_kib: 0", "default_block_kib: -4", "swept.yaml:4: storage.default_block_kib: ", "must be 0")]
+    [InlineData("resume_after_stall_us: 150", "resume_after_stall_us: -1", "swept.yaml:12: compute.resume_after_stall_us: ", "must not be negative")]
     public void ABadProfileLineIsNamedByFileLineAndWhatIsWrong(string from, string to, string where, string what)
     {
         var e = Assert.Throws<InvalidDataException>(() => DeviceProfile.Parse(SweptProfile.Replace(from, to, StringComparison.Ordinal), "swept.yaml"));

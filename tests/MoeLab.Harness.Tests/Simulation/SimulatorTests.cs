@@ -141,6 +141,31 @@ public sealed class SimulatorTests
     }
 
     [Fact]
+    public void ComputeResumingAfterAStallIsChargedOncePerWait()
+    {
+        // The hand-computed case above with 0.3 ms of compute per resumption after a stall. Token 0, per layer: dense 1 ms,
+        // wait 1 ms for the miss, resume 0.3 ms, expert 1 ms. Token 1: all hits, no wait, nothing charged.
+        var trace = Steps(2, 4, [0], [1], [0], [1]);
+        var cost = new CostModel
+        {
+            ProfileName = "hand", ExpertBytes = 1_000_000, DenseBytesPerToken = 2_000_000, ExpertBytesPerSecond = 1e9, DenseBytesPerSecond = 1e9,
+            BlockBytes = 1 << 20, QueueDepth = 1, ResumeAfterStallSeconds = 0.0003,
+            Storage = new StorageModel([new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 1, ReadMbPerS = 1000, LatencyUs = 100 }]),
+        };
+        var r = Simulator.Run(new SimulationOptions { Trace = trace, Cost = cost, ExpertBytes = 1_000_000, RecordTokens = true }, 4);
+        Assert.Equal(0.0046, r.PerToken![0].ComputeSeconds, 12);
+        Assert.Equal(0.002, r.PerToken[0].StallSeconds, 12);
+        Assert.Equal(0.004, r.PerToken[1].ComputeSeconds, 12);
+        Assert.Equal(0.0106, r.WallSeconds!.Value, 12);
+
+        // Two misses read back to back: the first wait is charged, the second expert has landed by the time the first is
+        // computed (1 ms read, 1 ms compute + 0.3 ms resume), so it is computed without a wait and without a resumption.
+        var two = Simulator.Run(new SimulationOptions { Trace = Steps(1, 4, [0, 1]), Cost = cost with { DenseBytesPerToken = 0 }, ExpertBytes = 1_000_000, RecordTokens = true }, 4);
+        Assert.Equal(0.0023, two.PerToken![0].ComputeSeconds, 12);
+        Assert.Equal(0.001, two.PerToken[0].StallSeconds, 12);
+    }
+
+    [Fact]
     public void CachedExpertsAreComputedWhileAMissIsRead()
     {
         // Token 0 brings expert 1 in; token 1 routes [0, 1]: 0 misses (read 1 ms), 1 hits. Like the engine (NextReady),
