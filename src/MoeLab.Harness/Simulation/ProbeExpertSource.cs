@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using MoeLab.Engine.Experts;
 using MoeLab.Engine.Io;
@@ -49,7 +50,14 @@ public sealed unsafe class ProbeExpertSource : IExpertSource, IDisposable
     {
         if (StallBeforeEach > TimeSpan.Zero)
         {
-            _never.Wait(StallBeforeEach); // blocks as the engine's router thread does on its monitor
+            // Blocks as the engine's router thread does on its monitor. The timeout is counted on a coarse clock (it returned
+            // after 16 of 20 ms once), so wait again for what is left by the Stopwatch.
+            long start = Stopwatch.GetTimestamp();
+            for (TimeSpan left; (left = StallBeforeEach - Stopwatch.GetElapsedTime(start)) > TimeSpan.Zero;)
+            {
+                _never.Wait(left < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : left);
+            }
+
             ready.Clear();
             ready[done.IndexOf(false)] = true;
             return 1;
