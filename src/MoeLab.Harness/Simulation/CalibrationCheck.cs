@@ -152,8 +152,11 @@ public sealed record CalibrationCheckResult
     /// <summary>The same prediction with no reader wake-up charged (when the profile has one), to show what it adds.</summary>
     public CalibrationFigures? PredictedWithoutWake { get; init; }
 
-    /// <summary>The same prediction without the compute's resumption cost after a stall (null when the profile has none).</summary>
-    public CalibrationFigures? PredictedWithoutResume { get; init; }
+    /// <summary>The same prediction with prefetch reads at the idle rate (null without prefetching or a slowdown).</summary>
+    public CalibrationFigures? PredictedWithoutReadSlowdown { get; init; }
+
+    /// <summary>The same prediction with the probes' compute resumption cost after a stall charged (null without probes).</summary>
+    public CalibrationFigures? PredictedWithResume { get; init; }
 
     /// <summary>The largest spread of a segment's bracketing probes (0 without segments).</summary>
     public double LargestBracketSpread => Segments.Count == 0 ? 0 : Segments.Max(s => s.BracketSpread);
@@ -239,12 +242,21 @@ public static class CalibrationCheck
             withoutWake = Predict(o, run, noWake).Predicted;
         }
 
-        CalibrationFigures? withoutResume = null;
-        if (profile.Compute.ResumeAfterStallUs > 0)
+        CalibrationFigures? withResume = null;
+        if (probes.Count > 0 && probes.Average(f => f.ResumeAfterStallUs) > 0)
         {
-            var noResume = DeviceProfile.Parse(profile.ToYaml(), profile.Name);
-            noResume.Compute.ResumeAfterStallUs = 0;
-            withoutResume = Predict(o, run, noResume).Predicted;
+            // A diagnostic: the probes' compute resumption after a stall charged (profiles leave it at 0 until it predicts better).
+            var resumed = DeviceProfile.Parse(profile.ToYaml(), profile.Name);
+            resumed.Compute.ResumeAfterStallUs = Math.Round(probes.Average(f => f.ResumeAfterStallUs), 1);
+            withResume = Predict(o, run, resumed).Predicted;
+        }
+
+        CalibrationFigures? withoutSlowdown = null;
+        if (profile.Storage.ReadSlowdownUnderCompute > 1 && o.Settings.Prefetch != "none")
+        {
+            var plain = DeviceProfile.Parse(profile.ToYaml(), profile.Name);
+            plain.Storage.ReadSlowdownUnderCompute = 0;
+            withoutSlowdown = Predict(o, run, plain).Predicted;
         }
 
         var measured = Measure(run);
@@ -277,7 +289,7 @@ public static class CalibrationCheck
         {
             Options = o, Cost = cost, Measured = measured, Predicted = predicted, Profile = profile, Probes = probes, PredictedWithStoredProfile = stored,
             IoMode = run.IoModeLabel, CacheCapacityBytes = run.CacheCapacityBytes ?? 0, LoadAverage = loadAverage, Segments = segments, PredictedWithoutSegments = whole,
-            MeasuredRunBytes = run.RunCounters?.BytesRead ?? 0, PredictedRunBytes = runBytes, PredictedWithoutWake = withoutWake, PredictedWithoutResume = withoutResume,
+            MeasuredRunBytes = run.RunCounters?.BytesRead ?? 0, PredictedRunBytes = runBytes, PredictedWithoutWake = withoutWake, PredictedWithResume = withResume, PredictedWithoutReadSlowdown = withoutSlowdown,
         };
     }
 
@@ -403,6 +415,7 @@ public static class CalibrationCheck
             DenseBytesPerSecond = profile.Compute.DenseGbPerS * 1e9,
             PerTokenOverheadSeconds = profile.Compute.PerTokenOverheadMs * 1e-3,
             ResumeAfterStallSeconds = profile.Compute.ResumeAfterStallUs * 1e-6,
+            PrefetchReadSlowdown = Math.Max(1, profile.Storage.ReadSlowdownUnderCompute),
             BlockBytes = slice,
             QueueDepth = Math.Max(1, queueDepth),
             ReaderWakeSeconds = profile.Storage.ReaderWakeUs * 1e-6,
@@ -434,7 +447,7 @@ public static class CalibrationCheck
         var p = r.Predicted;
         var sb = new System.Text.StringBuilder();
         sb.Append(string.Create(inv, $"model {Path.GetFileName(r.Options.ModelPath)}; budget {r.Options.Settings.BudgetBytes / 1048576.0:F1} MiB (cache {r.CacheCapacityBytes / 1048576.0:F1} MiB = {r.CacheCapacityBytes / r.Cost.ExpertBytes} experts of {r.Cost.ExpertBytes / 1e6:F3} MB); cache {r.Options.Settings.Cache}, prefetch {r.Options.Settings.Prefetch}, io {r.IoMode}\n"));
-        sb.Append(string.Create(inv, $"cost model ({r.Cost.ProfileName}): dense {r.Cost.DenseBytesPerToken / 1e6:F1} MB/token at {r.Cost.DenseBytesPerSecond / 1e9:F2} GB/s + {r.Cost.PerTokenOverheadSeconds * 1e3:F2} ms, experts at {r.Cost.ExpertBytesPerSecond / 1e9:F2} GB/s, {r.Cost.ReadsPerExpert} reads of {r.Cost.BlockBytes / 1024.0:F0} KiB per expert at depth {r.Cost.QueueDepth}, {r.Cost.ReaderWakeSeconds * 1e6:F0} µs to wake an idle reader, {r.Cost.ResumeAfterStallSeconds * 1e6:F0} µs of compute per resumption after a stall"));
+        sb.Append(string.Create(inv, $"cost model ({r.Cost.ProfileName}): dense {r.Cost.DenseBytesPerToken / 1e6:F1} MB/token at {r.Cost.DenseBytesPerSecond / 1e9:F2} GB/s + {r.Cost.PerTokenOverheadSeconds * 1e3:F2} ms, experts at {r.Cost.ExpertBytesPerSecond / 1e9:F2} GB/s, {r.Cost.ReadsPerExpert} reads of {r.Cost.BlockBytes / 1024.0:F0} KiB per expert at depth {r.Cost.QueueDepth}, {r.Cost.ReaderWakeSeconds * 1e6:F0} µs to wake an idle reader, {r.Cost.ResumeAfterStallSeconds * 1e6:F0} µs of compute per resumption after a stall, prefetch reads ×{r.Cost.PrefetchReadSlowdown:F2}"));
         sb.Append(r.Cost.HasStorageCache ? string.Create(inv, $", storage cache {r.Cost.StorageCacheBytes / 1048576.0:F0} MiB below the disk ({r.Predicted.StorageCacheHits} of the decode tokens' expert reads served by it)\n") : ", no storage cache\n");
         foreach (var f in r.Probes) sb.Append(ProbeText(f));
         if (r.Segments.Count > 1)
@@ -455,9 +468,14 @@ public static class CalibrationCheck
             sb.Append(string.Create(inv, $"  without segments         {whole.TokensPerSecond,9:F2}   error {r.Error(whole),7:+0.0%;-0.0%}   (before and after probes averaged over the whole run)\n"));
         }
 
-        if (r.PredictedWithoutResume is { } noResume)
+        if (r.PredictedWithoutReadSlowdown is { } noSlowdown)
         {
-            sb.Append(string.Create(inv, $"  without compute resume   {noResume.TokensPerSecond,9:F2}   error {r.Error(noResume),7:+0.0%;-0.0%}   (compute {noResume.ComputeSeconds / Math.Max(1, noResume.Tokens):F4} s/token)\n"));
+            sb.Append(string.Create(inv, $"  prefetch reads at idle rate {noSlowdown.TokensPerSecond,6:F2}   error {r.Error(noSlowdown),7:+0.0%;-0.0%}   (stall {noSlowdown.StallSeconds / Math.Max(1, noSlowdown.Tokens):F4} s/token)\n"));
+        }
+
+        if (r.PredictedWithResume is { } resume)
+        {
+            sb.Append(string.Create(inv, $"  with compute resume      {resume.TokensPerSecond,9:F2}   error {r.Error(resume),7:+0.0%;-0.0%}   (compute {resume.ComputeSeconds / Math.Max(1, resume.Tokens):F4} s/token; the probes' resumption after a stall charged, not used)\n"));
         }
 
         if (r.PredictedWithoutWake is { } noWake)
@@ -515,7 +533,7 @@ public static class CalibrationCheck
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new System.Text.StringBuilder();
-        sb.Append(string.Create(inv, $"probe {f.TakenUtc:HH:mm:ss} ({f.Seconds:F1} s): {f.ForwardTokens} decode steps: experts {f.ExpertGbPerS:F2} GB/s, dense {f.DenseGbPerS:F2} GB/s, resume after a stall {f.ResumeAfterStallUs:F0} µs; sampler {f.SamplerMs:F2} ms (not charged); reader wake-up {f.ReaderWakeUs:F0} µs; reads in bursts of {f.BurstReads}, {f.BurstGapMs:F1} ms apart: "));
+        sb.Append(string.Create(inv, $"probe {f.TakenUtc:HH:mm:ss} ({f.Seconds:F1} s): {f.ForwardTokens} decode steps: experts {f.ExpertGbPerS:F2} GB/s, dense {f.DenseGbPerS:F2} GB/s, resume after a stall {f.ResumeAfterStallUs:F0} µs; reads beside the decode ×{f.ReadSlowdownUnderCompute:F2}; sampler {f.SamplerMs:F2} ms (not charged); reader wake-up {f.ReaderWakeUs:F0} µs; reads in bursts of {f.BurstReads}, {f.BurstGapMs:F1} ms apart: "));
         sb.Append(string.Join(", ", f.FileReads.Select(q => string.Create(inv, $"{q.BlockKib:F0} KiB × {q.QueueDepth}: {q.LatencyUs:F0} µs ({q.ReadMbPerS:F0} MB/s)"))));
         sb.Append('\n');
         if (f.Sweep.Count > 0)

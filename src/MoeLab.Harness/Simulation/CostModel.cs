@@ -35,6 +35,9 @@ public sealed record CostModel
 
     public double PerTokenOverheadSeconds { get; init; }
 
+    /// <summary>Prefetch reads (served while the compute runs) take this many times their measured time (≥ 1).</summary>
+    public double PrefetchReadSlowdown { get; init; } = 1;
+
     /// <summary>Charged to compute each time it resumes after a stall (DeviceProfile.ComputeSpec.ResumeAfterStallUs).</summary>
     public double ResumeAfterStallSeconds { get; init; }
 
@@ -91,6 +94,7 @@ public sealed record CostModel
         DenseBytesPerSecond = profile.Compute.DenseGbPerS * 1e9,
         PerTokenOverheadSeconds = profile.Compute.PerTokenOverheadMs * 1e-3,
         ResumeAfterStallSeconds = profile.Compute.ResumeAfterStallUs * 1e-6,
+        PrefetchReadSlowdown = Math.Max(1, profile.Storage.ReadSlowdownUnderCompute),
         BlockBytes = blockBytes ?? (profile.Storage.DefaultBlockKib > 0 ? profile.Storage.DefaultBlockKib * 1024L : SliceBytes(preset.ExpertBytes(expertType))),
         QueueDepth = queueDepth ?? profile.Storage.DefaultQueueDepth,
         ReaderWakeSeconds = profile.Storage.ReaderWakeUs * 1e-6,

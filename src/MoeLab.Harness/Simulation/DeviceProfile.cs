@@ -65,6 +65,13 @@ public sealed class DeviceProfile
         /// (the engine's router thread goes on computing the layer's hits); 0 for devices whose figures are published.
         /// </summary>
         public double ReaderWakeUs { get; set; }
+
+        /// <summary>
+        /// How many times as long a read takes while the decode step computes beside it (the engine's prefetch reads are
+        /// served during compute, its demand reads mostly while the compute waits); 1 or 0 = no difference, as published
+        /// profiles assume. Measured at the engine's depth, in the probe's bursts.
+        /// </summary>
+        public double ReadSlowdownUnderCompute { get; set; }
     }
 
     public sealed class StorageCacheSpec
@@ -181,6 +188,7 @@ public sealed class DeviceProfile
         if (Memory.AvailableToModelGib <= 0) Fail("memory.available_to_model_gib", "must be positive");
         if (Storage.Reads.Count == 0) Fail("storage.reads", "needs at least one (block_kib, queue_depth, read_mb_per_s, latency_us) point");
         if (Storage.DefaultBlockKib < 0) Fail("storage.default_block_kib", "must be 0 (one read per gate/up/down slice) or a size in KiB");
+        if (Storage.ReadSlowdownUnderCompute < 0) Fail("storage.read_slowdown_under_compute", "must not be negative (0 or 1: reads are as fast while the compute runs)");
         if (Storage.DefaultQueueDepth < 1) Fail("storage.default_queue_depth", "must be at least 1");
         ValidateReads(Storage.Reads, "storage.reads");
         if (Storage.Cache is { } cache)

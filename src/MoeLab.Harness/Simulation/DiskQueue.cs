@@ -36,7 +36,8 @@ public sealed class DiskQueue
     /// reads queued after it at the same moment; returns when it completes. <paramref name="cached"/>: the range is in the
     /// storage cache below the device (charged at its rate when the queue has one).
     /// </summary>
-    public double Read(double queuedAt, long bytes, int behind, bool cached = false)
+    /// <param name="slowdown">Multiplies the read's service time (a read served while the compute runs).</param>
+    public double Read(double queuedAt, long bytes, int behind, bool cached = false, double slowdown = 1)
     {
         int server = 0;
         for (int i = 1; i < _free.Length; i++)
@@ -55,7 +56,7 @@ public sealed class DiskQueue
 
         int outstanding = Math.Min(_free.Length, inFlight + 1 + Math.Max(0, behind));
         var rate = cached && _cached is not null ? _cached : _storage;
-        double end = start + rate.ServiceSeconds(bytes, outstanding);
+        double end = start + (rate.ServiceSeconds(bytes, outstanding) * slowdown);
         _free[server] = end;
         // FIFO start times never decrease, so the union of busy intervals grows by the part past the last end.
         if (end > _busyUntil)

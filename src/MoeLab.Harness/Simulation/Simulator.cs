@@ -323,7 +323,8 @@ public static class Simulator
                     }
 
                     // Queued behind the layer's misses (demand first), in prediction order.
-                    for (int i = 0; i < batch; i++) s.ReadyAt[s.Batch[i]] = disk is null ? now : ReadObject(disk, cost!, below, s.Batch[i], now, expertBytes, batch - 1 - i, ref tok);
+                    // Served while the layer computes, so at the rate of reads beside the compute.
+                    for (int i = 0; i < batch; i++) s.ReadyAt[s.Batch[i]] = disk is null ? now : ReadObject(disk, cost!, below, s.Batch[i], now, expertBytes, batch - 1 - i, ref tok, cost!.PrefetchReadSlowdown);
                     long bytes = batch * expertBytes;
                     s.PrefetchReads += batch;
                     s.PrefetchBytes += bytes;
@@ -385,14 +386,14 @@ public static class Simulator
     /// Queues an object's reads (ceil(bytes / block) equal requests) at <paramref name="at"/>; returns when the last lands.
     /// With a storage cache below the device, the object is served at the cache's rate when its range is resident there.
     /// </summary>
-    private static double ReadObject(DiskQueue disk, CostModel cost, StorageCache? below, int id, double at, long bytes, int objectsBehind, ref TokenRecord tok)
+    private static double ReadObject(DiskQueue disk, CostModel cost, StorageCache? below, int id, double at, long bytes, int objectsBehind, ref TokenRecord tok, double slowdown = 1)
     {
         bool cached = below is not null && below.Read(id, bytes);
         if (cached) tok.StorageCacheHits++;
         int n = cost.ReadsFor(bytes);
         long each = bytes / n, extra = bytes % n;
         double ready = at;
-        for (int r = 0; r < n; r++) ready = Math.Max(ready, disk.Read(at, each + (r < extra ? 1 : 0), (n - 1 - r) + (objectsBehind * n), cached));
+        for (int r = 0; r < n; r++) ready = Math.Max(ready, disk.Read(at, each + (r < extra ? 1 : 0), (n - 1 - r) + (objectsBehind * n), cached, slowdown));
         return ready;
     }
 }

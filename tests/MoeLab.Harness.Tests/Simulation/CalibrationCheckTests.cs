@@ -103,6 +103,7 @@ public sealed class CalibrationCheckTests : IDisposable
             Assert.True(f.ForwardTokens >= 8); // the engine's decode step, timed over a growing KV cache
             Assert.Equal(0, f.PerTokenOverheadMs); // the sampler is outside the engine's decode time
             Assert.True(f.ReaderWakeUs > 0); // timed while the decode steps ran
+            Assert.True(f.ReadSlowdownUnderCompute > 0); // measured: burst reads with and without the decode beside them
         }
 
         // The prediction used the probes' average, with the stored profile's memory; the stored one's is shown beside it.
@@ -138,14 +139,15 @@ public sealed class CalibrationCheckTests : IDisposable
         static CalibrationProbe.Figures Probe(double mbps, double us, double gbps) => new()
         {
             Reads = [new DeviceProfile.ReadPoint { BlockKib = 864, QueueDepth = 4, ReadMbPerS = mbps, LatencyUs = us }],
-            ExpertGbPerS = gbps, DenseGbPerS = 2 * gbps, PerTokenOverheadMs = 1, TakenUtc = DateTime.UtcNow, Seconds = 1, ResumeAfterStallUs = 10 * gbps,
+            ExpertGbPerS = gbps, DenseGbPerS = 2 * gbps, PerTokenOverheadMs = 1, TakenUtc = DateTime.UtcNow, Seconds = 1, ResumeAfterStallUs = 10 * gbps, ReadSlowdownUnderCompute = gbps / 10,
         };
         var p = CalibrationProbe.Profile(HostProfile(), "/m/x.gguf", [Probe(1000, 3000, 10), Probe(3000, 1000, 20)]);
         Assert.Equal(2000, p.Storage.Reads.Single().ReadMbPerS);
         Assert.Equal(2000, p.Storage.Reads.Single().LatencyUs);
         Assert.Equal(15, p.Compute.ExpertGbPerS);
         Assert.Equal(30, p.Compute.DenseGbPerS);
-        Assert.Equal(150, p.Compute.ResumeAfterStallUs);
+        Assert.Equal(0, p.Compute.ResumeAfterStallUs); // measured, not charged (a diagnostic line of the check)
+        Assert.Equal(1.5, p.Storage.ReadSlowdownUnderCompute);
         Assert.Equal(4, p.Storage.DefaultQueueDepth);
         p.Validate("probe"); // a profile `moelab sim --profile` accepts
     }

@@ -46,6 +46,7 @@ public sealed class SimCommandTests
         storage:
           default_block_kib: 0
           default_queue_depth: 2
+          read_slowdown_under_compute: 1.5
           reads:
           - { block_kib: 128, queue_depth: 1, read_mb_per_s: 1000, latency_us: 131.1 }
           - { block_kib: 1024, queue_depth: 1, read_mb_per_s: 3000, latency_us: 349.5 }
@@ -71,6 +72,7 @@ public sealed class SimCommandTests
         var preset = MoeLab.Engine.Model.ModelPreset.Find("qwen3.5-397b-a17b")!;
         var cost = CostModel.For(again, preset, MoeLab.Engine.Gguf.GgmlType.Q4_K, MoeLab.Engine.Gguf.GgmlType.Q4_K);
         Assert.Equal(150e-6, cost.ResumeAfterStallSeconds, 12);
+        Assert.Equal(1.5, cost.PrefetchReadSlowdown);
         Assert.Equal(3, cost.ReadsPerExpert);
         Assert.Equal(CostModel.SliceBytes(preset.ExpertBytes(MoeLab.Engine.Gguf.GgmlType.Q4_K)), cost.BlockBytes);
         Assert.Null(cost.ReadSizeNote()); // 2.3 MiB: between the measured 1 and 8 MiB
@@ -79,10 +81,11 @@ public sealed class SimCommandTests
     }
 
     [Theory]
-    [InlineData("latency_us: 349.5", "latency_us: -1", "swept.yaml:8: storage.reads[1]: ", "latency_us (-1) not negative")]
-    [InlineData("{ block_kib: 8192, queue_depth: 2,", "{ block_kib: 128, queue_depth: 2,", "swept.yaml:11: storage.reads[4]: ", "a second point at block_kib 128, queue_depth 2 (storage.reads[3] is the first)")]
+    [InlineData("latency_us: 349.5", "latency_us: -1", "swept.yaml:9: storage.reads[1]: ", "latency_us (-1) not negative")]
+    [InlineData("{ block_kib: 8192, queue_depth: 2,", "{ block_kib: 128, queue_depth: 2,", "swept.yaml:12: storage.reads[4]: ", "a second point at block_kib 128, queue_depth 2 (storage.reads[3] is the first)")]
     [InlineData("default_block_kib: 0", "default_block_kib: -4", "swept.yaml:4: storage.default_block_kib: ", "must be 0")]
-    [InlineData("resume_after_stall_us: 150", "resume_after_stall_us: -1", "swept.yaml:12: compute.resume_after_stall_us: ", "must not be negative")]
+    [InlineData("read_slowdown_under_compute: 1.5", "read_slowdown_under_compute: -2", "swept.yaml:6: storage.read_slowdown_under_compute: ", "must not be negative")]
+    [InlineData("resume_after_stall_us: 150", "resume_after_stall_us: -1", "swept.yaml:13: compute.resume_after_stall_us: ", "must not be negative")]
     public void ABadProfileLineIsNamedByFileLineAndWhatIsWrong(string from, string to, string where, string what)
     {
         var e = Assert.Throws<InvalidDataException>(() => DeviceProfile.Parse(SweptProfile.Replace(from, to, StringComparison.Ordinal), "swept.yaml"));

@@ -105,6 +105,31 @@ public sealed class SimulatorTests
     }
 
     [Fact]
+    public void PrefetchReadsTakeTheReadSlowdownUnderComputeAndDemandReadsDoNot()
+    {
+        // 1 MB experts, 1 ms to compute and 1 ms to read (depth 1). Layer 0's miss is read at once and waited for (1 ms);
+        // the prefetch of layer 1's expert queues behind it (from 1 ms) and lands at 2 ms, as layer 1 starts; at twice the
+        // time (read beside the compute) it lands at 3 ms and layer 1 waits 1 ms for it.
+        var trace = Steps(2, 4, [0], [1]);
+        var cost = new CostModel
+        {
+            ProfileName = "hand", ExpertBytes = 1_000_000, DenseBytesPerToken = 0, ExpertBytesPerSecond = 1e9, DenseBytesPerSecond = 1e9,
+            BlockBytes = 1 << 20, QueueDepth = 1,
+            Storage = new StorageModel([new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 1, ReadMbPerS = 1000, LatencyUs = 0 }]),
+        };
+        SimulationResult Run(double slowdown) => Simulator.Run(
+            new SimulationOptions { Trace = trace, Cost = cost with { PrefetchReadSlowdown = slowdown }, ExpertBytes = 1_000_000, RecordTokens = true, Prefetch = StrategySpec.Of("test-oracle"), PrefetchFactory = _ => new NextStepOracle(trace) }, 4);
+        var same = Run(1);
+        Assert.Equal(1, same.PrefetchHits);
+        Assert.Equal(0.001, same.PerToken![0].StallSeconds, 12);
+        Assert.Equal(0.003, same.WallSeconds!.Value, 12);
+        var slowed = Run(2);
+        Assert.Equal(0.002, slowed.PerToken![0].StallSeconds, 12);
+        Assert.Equal(0.004, slowed.WallSeconds!.Value, 12);
+        Assert.Equal(0.003, slowed.PerToken[0].IoSeconds, 12); // the disk is busy for the slowed read's whole time
+    }
+
+    [Fact]
     public void AnOraclePrefetcherHasFullRecallAndPrecision()
     {
         var trace = SyntheticTrace.Generate(new SyntheticTraceOptions { Layers = 4, Experts = 16, ExpertsPerToken = 2, Tokens = 100 });
