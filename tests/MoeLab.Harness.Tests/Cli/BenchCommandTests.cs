@@ -24,7 +24,8 @@ public sealed class BenchCommandTests : IDisposable
 
         var (code, output, error) = ConsoleCapture.Run(["bench", "--model", model, "--budget", "200KiB", "-n", "6", "-r", "2", "-p", "0", "--warmup", "0", "--threads", "1", "--fio-replay", iolog, "--json"]);
         Assert.True(code == 0, error);
-        var runs = JsonNode.Parse(output.Trim().Split('\n')[^1])!["fio_replay_per_run"]!.AsArray();
+        var json = JsonNode.Parse(output.Trim().Split('\n')[^1])!;
+        var runs = json["fio_replay_per_run"]!.AsArray();
         Assert.Equal(2, runs.Count);
         for (int r = 0; r < runs.Count; r++)
         {
@@ -36,6 +37,20 @@ public sealed class BenchCommandTests : IDisposable
             double engine = (double)runs[r]!["engine_mb_per_s_while_reading"]!, fio = (double)runs[r]!["fio_mb_per_s"]!;
             Assert.True(engine > 0 && fio > 0);
             Assert.Equal(engine / fio, (double)runs[r]!["ratio"]!, 9);
+            Assert.InRange((double)runs[r]!["engine_mean_depth"]!, 1, (int)json["queue_depth"]!);
+            Assert.True((double)runs[r]!["engine_mean_latency_us"]! > 0 && (double)runs[r]!["fio_mean_depth"]! > 0);
         }
+
+        // The runs' reads in flight: the missing depth's three parts add up to queue depth − mean depth (readers never
+        // keep more than the queue depth), and busy time by depth adds up to the busy time.
+        var depth = json["read_depth"]!;
+        int queueDepth = (int)depth["queue_depth"]!;
+        Assert.Equal((int)json["queue_depth"]!, queueDepth);
+        double missing = (double)depth["missing_depth_demand_waiting"]! + (double)depth["missing_depth_prefetch_waiting"]! + (double)depth["missing_depth_queue_empty"]!;
+        Assert.Equal(queueDepth - (double)depth["mean_depth"]!, missing, 6);
+        Assert.Equal((double)depth["busy_s"]!, depth["busy_s_at_depth"]!.AsArray().Sum(x => (double)x!), 9);
+        Assert.Equal(0, (double)depth["missing_depth_prefetch_waiting"]!); // no prefetcher
+        Assert.InRange((int)depth["fio_at_engine_depth"]!["iodepth"]!, 1, queueDepth);
+        Assert.True((double)depth["fio_at_engine_depth"]!["mb_per_s"]! > 0);
     }
 }
