@@ -574,8 +574,8 @@ public static class CalibrationProbe
     }
 
     /// <summary>
-    /// The whole file's slices at the engine's depth in the disk probe's bursts and gaps, with the CPUs idle and then with
-    /// the decode step running beside them on another thread (as the engine's prefetch reads are served while the layers
+    /// The whole file's slices at the engine's depth in the disk probe's bursts and gaps, with the CPUs idle and with the
+    /// decode step running beside them on another thread, alternated twice (as the engine's prefetch reads are served while the layers
     /// compute): the second's time per read over the first's. On this VM reads beside the decode took 1.6–1.9× as long.
     /// </summary>
     private static double MeasureReadSlowdown(MoeModel model, ExpertLayout layout, ModelConfig config, Options o, double denseSeconds, double expertSeconds)
@@ -590,31 +590,41 @@ public static class CalibrationProbe
         }
 
         int depth = Depths(o.QueueDepth).Last();
-        double idle = MeasureReads(store, depth, o.SecondsPerPoint / 2, all, burst, gap).LatencyUs;
-        bool stop = false;
-        var decoder = new Thread(() =>
+        // Alternated twice (idle, beside, idle, beside): the disk's own rate drifts within seconds on this VM, and one pair
+        // of half-second points read 0.84 at load 5.
+        double idle = 0, busy = 0;
+        for (int round = 0; round < 2; round++)
         {
-            var rng = new Random(29);
-            model.Reset();
-            while (!Volatile.Read(ref stop))
-            {
-                if (model.Position >= model.MaxContext - 1) model.Reset();
-                model.Forward(rng.Next(config.Vocab));
-            }
-        });
-        decoder.Start();
-        double busy;
-        try
-        {
-            busy = MeasureReads(store, depth, o.SecondsPerPoint / 2, all, burst, gap).LatencyUs;
-        }
-        finally
-        {
-            Volatile.Write(ref stop, true);
-            decoder.Join();
+            idle += MeasureReads(store, depth, o.SecondsPerPoint / 4, all, burst, gap).LatencyUs;
+            busy += BesideDecode(() => MeasureReads(store, depth, o.SecondsPerPoint / 4, all, burst, gap).LatencyUs);
         }
 
         return busy / idle;
+
+        double BesideDecode(Func<double> measure)
+        {
+            bool stop = false;
+            var decoder = new Thread(() =>
+            {
+                var rng = new Random(29);
+                model.Reset();
+                while (!Volatile.Read(ref stop))
+                {
+                    if (model.Position >= model.MaxContext - 1) model.Reset();
+                    model.Forward(rng.Next(config.Vocab));
+                }
+            });
+            decoder.Start();
+            try
+            {
+                return measure();
+            }
+            finally
+            {
+                Volatile.Write(ref stop, true);
+                decoder.Join();
+            }
+        }
     }
 
     /// <summary>Dense bytes a decode step reads, as <see cref="CalibrationCheck.CostFor"/> counts them.</summary>
