@@ -13,7 +13,7 @@ public sealed class CalibrateCommand : ICliCommand
 
     public string Usage =>
         "usage: moelab calibrate [--out experiments/devices/host.yaml] [--model F.gguf|synth:PRESET:layers=N,quant=Q] [--io-scheduler fifo]\n" +
-        "                        [--threads N] [--read-chunk 256KiB] [--probe-seconds 1] [--block-sizes 128,256,...,8192|none] [--fio]\n" +
+        "                        [--threads N] [--read-chunk 256KiB] [--probe-seconds 1] [--probes 3] [--block-sizes 128,256,...,8192|none] [--fio]\n" +
         "Measures with the probe --check takes around its run, so a stored profile and the probes differ only in when they\n" +
         "were taken: the model's own expert slices read O_DIRECT at depths 1, 2, … up to the I/O scheduler's in bursts of one\n" +
         "layer's reads separated by its compute time, a region sweep for a storage cache below the device, the engine's decode\n" +
@@ -21,7 +21,8 @@ public sealed class CalibrateCommand : ICliCommand
         "the file's expert region in the same bursts at every depth, so `moelab sim` can charge models whose slices are another\n" +
         "size (it interpolates latency linearly in size between measured points and clamps outside them). --model defaults to " + DefaultModel + " (written once into models/; it must be on\n" +
         "the disk to measure). --fio also runs fio randread (libaio, direct=1) over the model file at its slice size × the\n" +
-        "depth and records it as a cross-check.\n" +
+        "depth and records it as a cross-check. --probes N takes the whole probe N times back to back and stores their mean\n" +
+        "(one probe's compute and read-slowdown figures spread ±15% and more on a shared VM).\n" +
         "       moelab calibrate --check --model F.gguf|synth:PRESET:layers=N,quant=Q --budget 25%|512MiB [--profile host]\n" +
         "                        [--cache lru] [--prefetch none] [--io-scheduler fifo] [--prompt \"...\" ...] [-n 32] [--threads N] [--read-chunk 256KiB]\n" +
         "                        [--probe both|before|after|none] [--probe-seconds 0.6] [--write-profile F] [--repeat N] [--segment-tokens 0] [--json]\n" +
@@ -50,17 +51,19 @@ public sealed class CalibrateCommand : ICliCommand
             ReadChunkBytes = args.Option("read-chunk") is { } chunk ? GenerateCommand.ParseBytes(chunk) : 0,
         };
         double seconds = args.Double("probe-seconds", 1.0);
+        int probes = args.Int("probes", 3);
         var sweep = BlockSizes(args.Option("block-sizes"));
         bool fio = args.Flag("fio");
         args.EnsureAllUsed();
         args.EnsureNoPositional();
         if (seconds <= 0) throw new CliUsageException("--probe-seconds must be positive");
+        if (probes < 1) throw new CliUsageException("--probes must be at least 1");
 
         outPath ??= Path.Combine(DeviceProfile.DevicesDirectory() ?? Path.Combine("experiments", "devices"), "host.yaml");
         int depth = CalibrationCheck.QueueDepthOf(settings);
         var profile = Calibration.Run(new Calibration.Options
         {
-            ModelPath = model, QueueDepth = depth, Threads = settings.Threads, SecondsPerPoint = seconds, ReadChunkBytes = settings.ReadChunkBytes, SweepBlockKib = sweep, Log = Console.WriteLine,
+            ModelPath = model, QueueDepth = depth, Threads = settings.Threads, SecondsPerPoint = seconds, ReadChunkBytes = settings.ReadChunkBytes, SweepBlockKib = sweep, Probes = probes, Log = Console.WriteLine,
         });
         if (fio) CrossCheckWithFio(profile, model, depth, CalibrationProbe.ReadBlockBytes(model, settings.ReadChunkBytes));
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);

@@ -29,6 +29,10 @@ public static class Calibration
         /// <summary>Read sizes (KiB) measured besides the model's slice size, for models whose slices are another size.</summary>
         public IReadOnlyList<int> SweepBlockKib { get; init; } = DefaultSweepBlockKib;
 
+        /// <summary>Probes taken back to back and averaged point by point (one probe's compute and read-slowdown figures
+        /// spread ±15% and more on a shared VM).</summary>
+        public int Probes { get; init; } = 1;
+
         public Action<string>? Log { get; init; }
     }
 
@@ -45,15 +49,24 @@ public static class Calibration
             Name = "host",
             Memory = new DeviceProfile.MemorySpec { TotalGib = Math.Round(total / (double)(1L << 30), 2), AvailableToModelGib = Math.Round(available / (double)(1L << 30), 2) },
         };
-        log(string.Create(inv, $"probing {Path.GetFileName(o.ModelPath)} (O_DIRECT reads of its expert slices at depths up to {o.QueueDepth}, its decode step, {o.SecondsPerPoint} s per point)"));
-        var figures = CalibrationProbe.Measure(o.ModelPath, new CalibrationProbe.Options
+        ArgumentOutOfRangeException.ThrowIfLessThan(o.Probes, 1);
+        log(string.Create(inv, $"probing {Path.GetFileName(o.ModelPath)} {o.Probes} time(s) (O_DIRECT reads of its expert slices at depths up to {o.QueueDepth}, its decode step, {o.SecondsPerPoint} s per point), averaged"));
+        var probes = new List<CalibrationProbe.Figures>();
+        string loads = "";
+        for (int i = 0; i < o.Probes; i++)
         {
-            QueueDepth = o.QueueDepth, Threads = o.Threads, SecondsPerPoint = o.SecondsPerPoint, ReadChunkBytes = o.ReadChunkBytes, SweepBlockKib = o.SweepBlockKib,
-        });
-        log(CalibrationCheck.ProbeText(figures).TrimEnd('\n'));
-        var profile = CalibrationProbe.Profile(basis, o.ModelPath, [figures], origin: "moelab calibrate");
+            var figures = CalibrationProbe.Measure(o.ModelPath, new CalibrationProbe.Options
+            {
+                QueueDepth = o.QueueDepth, Threads = o.Threads, SecondsPerPoint = o.SecondsPerPoint, ReadChunkBytes = o.ReadChunkBytes, SweepBlockKib = o.SweepBlockKib,
+            });
+            log(CalibrationCheck.ProbeText(figures).TrimEnd('\n'));
+            probes.Add(figures);
+            loads += (i == 0 ? "" : "; ") + CalibrationCheck.LoadAverage();
+        }
+
+        var profile = CalibrationProbe.Profile(basis, o.ModelPath, probes, origin: "moelab calibrate");
         profile.Name = "host";
-        profile.Description = string.Create(inv, $"{Environment.MachineName}: {RuntimeInformation.OSDescription}, {Environment.ProcessorCount} logical CPUs, measured {figures.TakenUtc:yyyy-MM-dd HH:mm} UTC on {Path.GetFileName(o.ModelPath)}, load average {CalibrationCheck.LoadAverage()}");
+        profile.Description = string.Create(inv, $"{Environment.MachineName}: {RuntimeInformation.OSDescription}, {Environment.ProcessorCount} logical CPUs, measured {probes[0].TakenUtc:yyyy-MM-dd HH:mm}–{probes[^1].TakenUtc:HH:mm} UTC on {Path.GetFileName(o.ModelPath)} ({probes.Count} probe(s) averaged), load average {loads}");
         int memory = profile.Sources.FindIndex(s => s.Figure == "memory.*");
         profile.Sources[memory] = new DeviceProfile.SourceNote { Figure = "memory.*", Source = memSource };
         return profile;

@@ -156,7 +156,10 @@ public sealed class CalibrationCheckTests : IDisposable
     public void CalibrateStoresWhatTheCheckProbesAndTheCheckPredictsFromIt()
     {
         string model = Model("tiny-qwen3moe");
-        var host = Calibration.Run(new Calibration.Options { ModelPath = model, QueueDepth = 4, SecondsPerPoint = 0.05, SweepBlockKib = [4, 16] });
+        var logged = new List<string>();
+        var host = Calibration.Run(new Calibration.Options { ModelPath = model, QueueDepth = 4, SecondsPerPoint = 0.05, SweepBlockKib = [4, 16], Probes = 2, Log = logged.Add });
+        Assert.Equal(2, logged.Count(l => l.StartsWith("probe ", StringComparison.Ordinal))); // both probes taken and shown, their mean stored
+        Assert.Contains("(2 probe(s) averaged)", host.Description, StringComparison.Ordinal);
         string path = Path.Combine(_dir, "host.yaml");
         File.WriteAllText(path, host.ToYaml());
         var stored = DeviceProfile.Load(path);
