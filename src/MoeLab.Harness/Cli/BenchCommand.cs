@@ -195,6 +195,9 @@ public sealed class BenchCommand : ICliCommand
                 if (resident is not null)
                 {
                     Console.WriteLine(Inv($"  token / max(reads at fio's rate, all-in-RAM token) = {s.TokenMs / Math.Max(ioAtFioMs, 1e3 / resident.Mean):F3}"));
+                    var d = DecodeBesideFio(o, block, s.QueueDepth);
+                    Console.WriteLine(Inv($"  all-in-RAM decode alone and while fio randreads beside it (bs={block} iodepth={s.QueueDepth}), {DecodeWindowSeconds:F0} s each, alternated: {string.Join(", ", d.Select(x => Inv($"{x.Alone:F1} vs {x.BesideFio:F1} t/s (fio {x.Fio.MegabytesPerSecond:F0} MB/s) → {x.BesideFio / x.Alone:F3}")))}"));
+                    Console.WriteLine("    (the converse of fio under decode: where reads slow compute too, I/O and compute cannot overlap at their idle rates)");
                 }
             }
         }
@@ -254,6 +257,51 @@ public sealed class BenchCommand : ICliCommand
         }
 
         return rounds;
+    }
+
+    private const double DecodeWindowSeconds = 3;
+
+    /// <summary>
+    /// The all-in-RAM engine's decode rate alone and while fio randreads the model file beside it, alternated twice
+    /// (A B A B). fio costs the guest little CPU (~0.25 of a core at 9 GB/s here), so a drop is the reads' cost below the
+    /// guest (a VM's disk copied through host memory and CPUs), which the streaming engine pays on every overlapped read.
+    /// </summary>
+    private static List<(double Alone, double BesideFio, Fio.Result Fio)> DecodeBesideFio(Options o, long block, int depth)
+    {
+        using var session = EngineSession.Open(o.Model, new EngineSettings { BudgetBytes = null, IoMode = o.Io, Threads = o.Threads, MaxContext = BenchContext(o) });
+        var sampler = new Sampler(session.Model.Config.Vocab, SamplerOptions.Greedy);
+        _ = DecodeRate(0.5); // warm-up
+        var rounds = new List<(double, double, Fio.Result)>();
+        for (int round = 0; round < 2; round++)
+        {
+            double alone = DecodeRate(DecodeWindowSeconds);
+            Fio.Result? f = null;
+            var reader = new Thread(() => f = Fio.RandomRead(o.Model, block, depth, DecodeWindowSeconds + 1.5, rampSeconds: 0.5)) { Name = "moelab-bench-fio" };
+            reader.Start();
+            Thread.Sleep(1000); // fio started and past its ramp: the window below lies inside its measured run
+            double beside = DecodeRate(DecodeWindowSeconds);
+            reader.Join();
+            rounds.Add((alone, beside, f ?? throw new InvalidOperationException("fio gave no result")));
+        }
+
+        return rounds;
+
+        // Generated tokens over their forward passes' time (prefill excluded), whole generations until the window is used.
+        double DecodeRate(double seconds)
+        {
+            long tokens = 0;
+            double decode = 0;
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (clock.Elapsed.TotalSeconds < seconds)
+            {
+                session.Model.Reset();
+                var g = session.Generator.Generate(o.Prompt, o.Tokens, sampler, stopAtEndOfGeneration: false);
+                tokens += g.Generated.Length;
+                decode += g.DecodeSeconds;
+            }
+
+            return tokens / decode;
+        }
     }
 
     /// <summary>Runs this same bench in a child process inside a fresh memory cgroup, then llama.cpp's mmap streaming under the same limit.</summary>

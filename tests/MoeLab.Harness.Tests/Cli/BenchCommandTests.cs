@@ -53,4 +53,28 @@ public sealed class BenchCommandTests : IDisposable
         Assert.InRange((int)depth["fio_at_engine_depth"]!["iodepth"]!, 1, queueDepth);
         Assert.True((double)depth["fio_at_engine_depth"]!["mb_per_s"]! > 0);
     }
+
+    /// <summary>
+    /// With --fio and --resident-baseline the all-in-RAM decode is timed alone and beside fio, alternated twice, and both
+    /// rates and fio's come out of real runs (positive, and the printed ratio is theirs).
+    /// </summary>
+    [MoeLab.Harness.Tests.Peers.FioFact]
+    public void The_all_in_RAM_decode_is_timed_alone_and_beside_fio()
+    {
+        string model = Path.Combine(_dir, "tiny.gguf");
+        ModelSynthesizer.Write(new SynthOptions(ModelPreset.Find("tiny-qwen3moe")!, null, GgmlType.Q8_0, Seed: 3), model);
+
+        var (code, output, error) = ConsoleCapture.Run(["bench", "--model", model, "--budget", "200KiB", "-n", "6", "-r", "1", "-p", "0", "--warmup", "0", "--threads", "1", "--resident-baseline", "--fio"]);
+        Assert.True(code == 0, error);
+        string line = output.Split('\n').Single(l => l.Contains("all-in-RAM decode alone and while fio randreads", StringComparison.Ordinal));
+        var rounds = System.Text.RegularExpressions.Regex.Matches(line, @"([\d.]+) vs ([\d.]+) t/s \(fio (\d+) MB/s\) → ([\d.]+)");
+        Assert.Equal(2, rounds.Count);
+        foreach (System.Text.RegularExpressions.Match m in rounds)
+        {
+            double alone = double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            double beside = double.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(alone > 0 && beside > 0 && int.Parse(m.Groups[3].Value, System.Globalization.CultureInfo.InvariantCulture) > 0);
+            Assert.Equal(beside / alone, double.Parse(m.Groups[4].Value, System.Globalization.CultureInfo.InvariantCulture), 2);
+        }
+    }
 }
