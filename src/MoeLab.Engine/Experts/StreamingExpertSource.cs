@@ -246,52 +246,31 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
         if (slices > 0) _work.Release(slices);
     }
 
-    public int NextReady(int layer, ReadOnlySpan<int> experts, ReadOnlySpan<bool> done)
-    {
-        lock (_gate)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            long t0 = 0;
-            while (true)
-            {
-                int pending = -1;
-                for (int j = 0; j < experts.Length; j++)
-                {
-                    if (done[j]) continue;
-                    int s = _slotOf[KeyIndex(layer, experts[j])];
-                    if (Servable(s))
-                    {
-                        // Ready (or not requested, or failed: Acquire serves or reports it). A wait here is this expert's stall.
-                        if (t0 != 0 && s >= 0)
-                        {
-                            long waited = Stopwatch.GetTimestamp() - t0;
-                            _slots[s].StallTicks = waited;
-                            _stallTicks += waited;
-                        }
-
-                        return j;
-                    }
-
-                    pending = j;
-                }
-
-                if (pending < 0) throw new InvalidOperationException($"layer {layer}: every requested expert is already computed");
-                if (t0 == 0) t0 = Stopwatch.GetTimestamp();
-                Monitor.Wait(_gate);
-            }
-        }
-    }
+    public int NextReady(int layer, ReadOnlySpan<int> experts, ReadOnlySpan<bool> done) => AwaitServable(layer, experts, done, []);
 
     public int ReadyExperts(int layer, ReadOnlySpan<int> experts, ReadOnlySpan<bool> done, Span<bool> ready)
     {
+        ready.Clear();
+        return AwaitServable(layer, experts, done, ready);
+    }
+
+    /// <summary>
+    /// Blocks until a requested expert not yet <paramref name="done"/> is servable (ready, or not requested, or failed:
+    /// Acquire serves or reports it). With no <paramref name="ready"/> span returns the first in routing order
+    /// (NextReady); otherwise marks every servable one and returns how many (ReadyExperts). A wait is the stall of each
+    /// expert handed out after it, and counts once in the total.
+    /// </summary>
+    private int AwaitServable(int layer, ReadOnlySpan<int> experts, ReadOnlySpan<bool> done, Span<bool> ready)
+    {
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             long t0 = 0;
             while (true)
             {
-                ready.Clear();
+                long waited = t0 == 0 ? 0 : Stopwatch.GetTimestamp() - t0;
                 int count = 0, pending = 0;
+                bool stalled = false;
                 for (int j = 0; j < experts.Length; j++)
                 {
                     if (done[j]) continue;
@@ -302,19 +281,25 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
                         continue;
                     }
 
-                    ready[j] = true;
-                    count++;
                     if (t0 != 0 && s >= 0)
                     {
-                        // Waited for: the wait is this expert's stall (each expert landing during it counts it once).
-                        long waited = Stopwatch.GetTimestamp() - t0;
                         _slots[s].StallTicks = waited;
+                        stalled = true;
                     }
+
+                    if (ready.IsEmpty)
+                    {
+                        if (stalled) _stallTicks += waited;
+                        return j;
+                    }
+
+                    ready[j] = true;
+                    count++;
                 }
 
                 if (count > 0)
                 {
-                    if (t0 != 0) _stallTicks += Stopwatch.GetTimestamp() - t0;
+                    _stallTicks += waited;
                     return count;
                 }
 
@@ -910,35 +895,16 @@ public sealed unsafe class StreamingExpertSource : IExpertSource, IExpertResiden
     }
 
     /// <summary>Repacks in place the matrices with an interleaved kernel; bit i set: matrix i (gate, up, down) is interleaved.</summary>
-    private static byte Interleave(in ExpertWeights e)
-    {
-        byte layouts = 0;
-        if (RowInterleave.Worthwhile(e.Gate))
-        {
-            RowInterleave.Interleave(e.Gate);
-            layouts |= 1;
-        }
+    private static byte Interleave(in ExpertWeights e) => (byte)(Repacked(e.Gate) | (Repacked(e.Up) << 1) | (Repacked(e.Down) << 2));
 
-        if (RowInterleave.Worthwhile(e.Up))
-        {
-            RowInterleave.Interleave(e.Up);
-            layouts |= 2;
-        }
-
-        if (RowInterleave.Worthwhile(e.Down))
-        {
-            RowInterleave.Interleave(e.Down);
-            layouts |= 4;
-        }
-
-        return layouts;
-    }
+    private static int Repacked(in WeightMatrix m) => RowInterleave.InterleaveIfWorthwhile(m).Layout == WeightLayout.Interleaved8 ? 1 : 0;
 
     /// <summary>The view of a buffer's expert in the layout its matrices were left in (<see cref="Interleave"/>'s bits).</summary>
-    private static ExpertWeights WithLayouts(in ExpertWeights e, byte layouts) => layouts == 0 ? e : new ExpertWeights(
-        (layouts & 1) != 0 ? new WeightMatrix(e.Gate.Type, e.Gate.Rows, e.Gate.Cols, e.Gate.Data, WeightLayout.Interleaved8) : e.Gate,
-        (layouts & 2) != 0 ? new WeightMatrix(e.Up.Type, e.Up.Rows, e.Up.Cols, e.Up.Data, WeightLayout.Interleaved8) : e.Up,
-        (layouts & 4) != 0 ? new WeightMatrix(e.Down.Type, e.Down.Rows, e.Down.Cols, e.Down.Data, WeightLayout.Interleaved8) : e.Down);
+    private static ExpertWeights WithLayouts(in ExpertWeights e, byte layouts) => layouts == 0 ? e :
+        new ExpertWeights(InLayout(e.Gate, (layouts & 1) != 0), InLayout(e.Up, (layouts & 2) != 0), InLayout(e.Down, (layouts & 4) != 0));
+
+    private static WeightMatrix InLayout(in WeightMatrix m, bool interleaved) =>
+        interleaved ? new WeightMatrix(m.Type, m.Rows, m.Cols, m.Data, WeightLayout.Interleaved8) : m;
 
     private struct Slot
     {
