@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using MoeLab.DeviceAgent.Runs;
 using MoeLab.Engine.Experts;
+using MoeLab.Engine.Generation;
 using MoeLab.Engine.Io;
 using MoeLab.Engine.Sampling;
 using MoeLab.Harness.Experiments;
@@ -127,6 +128,8 @@ public sealed class BenchCommand : ICliCommand
 
         if (ours.Streaming is { } s)
         {
+            // The all-in-RAM engine the beside-measurements below decode with, loaded once for both.
+            using var beside = resident is not null && (o.FioReplay is not null || fio) ? new ResidentDecoder(o) : null;
             Console.WriteLine();
             Console.WriteLine(Inv($"streaming ({ours.ExpertsLabel}, queue depth {s.QueueDepth}, {s.ReadEngine} readers, reads of {s.SliceTransferBytes} B), per token over {ours.TokensMeasured} measured tokens:"));
             Console.WriteLine(Inv($"  hit rate {s.HitRate:P1}; {s.BytesReadPerToken / 1e6:F2} MB of experts read ({s.BytesTransferredPerToken / 1e6:F2} MB transferred by the device)"));
@@ -170,7 +173,7 @@ public sealed class BenchCommand : ICliCommand
                 PrintReadDepth(ours, s.QueueDepth);
                 if (resident is not null)
                 {
-                    ours.UnderDecode = ReplayUnderDecode(o, Path.GetFullPath(ReplayPath(iolog, ours.Replays.Count - 1)), s.QueueDepth, log.LargestRead);
+                    ours.UnderDecode = ReplayUnderDecode(beside!, Path.GetFullPath(ReplayPath(iolog, ours.Replays.Count - 1)), s.QueueDepth, log.LargestRead);
                     var u = ours.UnderDecode;
                     double underDecode = u.Select(x => x.UnderDecode.MegabytesPerSecond).ToArray().Median();
                     Console.WriteLine(Inv($"  fio replay of the last run at iodepth={s.QueueDepth}, alone and while the all-in-RAM engine decodes on {o.Threads} threads, alternated: {string.Join(", ", u.Select(x => Inv($"{x.Alone.MegabytesPerSecond:F0} vs {x.UnderDecode.MegabytesPerSecond:F0} MB/s ({x.Alone.MeanLatencyMicroseconds:F0} vs {x.UnderDecode.MeanLatencyMicroseconds:F0} µs) → {x.UnderDecode.MegabytesPerSecond / x.Alone.MegabytesPerSecond:F3}")))}"));
@@ -195,7 +198,7 @@ public sealed class BenchCommand : ICliCommand
                 if (resident is not null)
                 {
                     Console.WriteLine(Inv($"  token / max(reads at fio's rate, all-in-RAM token) = {s.TokenMs / Math.Max(ioAtFioMs, 1e3 / resident.Mean):F3}"));
-                    var d = DecodeBesideFio(o, block, s.QueueDepth);
+                    var d = DecodeBesideFio(beside!, o.Model, block, s.QueueDepth);
                     Console.WriteLine(Inv($"  all-in-RAM decode alone and while fio randreads beside it (bs={block} iodepth={s.QueueDepth}), {DecodeWindowSeconds:F0} s each, alternated: {string.Join(", ", d.Select(x => Inv($"{x.Alone:F1} vs {x.BesideFio:F1} t/s (fio {x.Fio.MegabytesPerSecond:F0} MB/s) → {x.BesideFio / x.Alone:F3}")))}"));
                     Console.WriteLine("    (the converse of fio under decode: where reads slow compute too, I/O and compute cannot overlap at their idle rates)");
                 }
@@ -231,10 +234,8 @@ public sealed class BenchCommand : ICliCommand
     /// on the bench's threads, alternated twice (A B A B): the streaming engine reads while it computes, the idle replay
     /// does not, and on a VM the disk's rate can drop under compute (host memory bandwidth and CPUs are shared).
     /// </summary>
-    private static List<(Fio.ReplayResult Alone, Fio.ReplayResult UnderDecode)> ReplayUnderDecode(Options o, string iolog, int depth, long largestRead)
+    private static List<(Fio.ReplayResult Alone, Fio.ReplayResult UnderDecode)> ReplayUnderDecode(ResidentDecoder decoder, string iolog, int depth, long largestRead)
     {
-        using var session = EngineSession.Open(o.Model, new EngineSettings { BudgetBytes = null, IoMode = o.Io, Threads = o.Threads, MaxContext = BenchContext(o) });
-        var sampler = new Sampler(session.Model.Config.Vocab, SamplerOptions.Greedy);
         var rounds = new List<(Fio.ReplayResult, Fio.ReplayResult)>();
         for (int round = 0; round < 2; round++)
         {
@@ -242,11 +243,7 @@ public sealed class BenchCommand : ICliCommand
             bool stop = false;
             var decode = new Thread(() =>
             {
-                while (!Volatile.Read(ref stop))
-                {
-                    session.Model.Reset();
-                    session.Generator.Generate(o.Prompt, o.Tokens, sampler, stopAtEndOfGeneration: false);
-                }
+                while (!Volatile.Read(ref stop)) decoder.Pass();
             }) { Name = "moelab-bench-decode" };
             decode.Start();
             Thread.Sleep(300); // fio starts once decoding runs
@@ -266,17 +263,15 @@ public sealed class BenchCommand : ICliCommand
     /// (A B A B). fio costs the guest little CPU (~0.25 of a core at 9 GB/s here), so a drop is the reads' cost below the
     /// guest (a VM's disk copied through host memory and CPUs), which the streaming engine pays on every overlapped read.
     /// </summary>
-    private static List<(double Alone, double BesideFio, Fio.Result Fio)> DecodeBesideFio(Options o, long block, int depth)
+    private static List<(double Alone, double BesideFio, Fio.Result Fio)> DecodeBesideFio(ResidentDecoder decoder, string model, long block, int depth)
     {
-        using var session = EngineSession.Open(o.Model, new EngineSettings { BudgetBytes = null, IoMode = o.Io, Threads = o.Threads, MaxContext = BenchContext(o) });
-        var sampler = new Sampler(session.Model.Config.Vocab, SamplerOptions.Greedy);
         _ = DecodeRate(0.5); // warm-up
         var rounds = new List<(double, double, Fio.Result)>();
         for (int round = 0; round < 2; round++)
         {
             double alone = DecodeRate(DecodeWindowSeconds);
             Fio.Result? f = null;
-            var reader = new Thread(() => f = Fio.RandomRead(o.Model, block, depth, DecodeWindowSeconds + 1.5, rampSeconds: 0.5)) { Name = "moelab-bench-fio" };
+            var reader = new Thread(() => f = Fio.RandomRead(model, block, depth, DecodeWindowSeconds + 1.5, rampSeconds: 0.5)) { Name = "moelab-bench-fio" };
             reader.Start();
             Thread.Sleep(1000); // fio started and past its ramp: the window below lies inside its measured run
             double beside = DecodeRate(DecodeWindowSeconds);
@@ -294,14 +289,39 @@ public sealed class BenchCommand : ICliCommand
             var clock = System.Diagnostics.Stopwatch.StartNew();
             while (clock.Elapsed.TotalSeconds < seconds)
             {
-                session.Model.Reset();
-                var g = session.Generator.Generate(o.Prompt, o.Tokens, sampler, stopAtEndOfGeneration: false);
+                var g = decoder.Pass();
                 tokens += g.Generated.Length;
                 decode += g.DecodeSeconds;
             }
 
             return tokens / decode;
         }
+    }
+
+    /// <summary>The all-in-RAM engine at the bench's threads and context, decoding the bench's prompt greedily, pass after pass.</summary>
+    private sealed class ResidentDecoder : IDisposable
+    {
+        private readonly Options _o;
+        private readonly EngineSession _session;
+        private readonly Sampler _sampler;
+
+        public ResidentDecoder(Options o)
+        {
+            _o = o;
+            _session = EngineSession.Open(o.Model, new EngineSettings { BudgetBytes = null, IoMode = o.Io, Threads = o.Threads, MaxContext = BenchContext(o) });
+            _sampler = new Sampler(_session.Model.Config.Vocab, SamplerOptions.Greedy);
+        }
+
+        public GenerationResult Pass() => BenchCommand.Pass(_session, _sampler, _o);
+
+        public void Dispose() => _session.Dispose();
+    }
+
+    /// <summary>One timed generation from a fresh sequence: the bench's prompt, its tokens, never stopping early.</summary>
+    private static GenerationResult Pass(EngineSession session, Sampler sampler, Options o)
+    {
+        session.Model.Reset();
+        return session.Generator.Generate(o.Prompt, o.Tokens, sampler, stopAtEndOfGeneration: false);
     }
 
     /// <summary>Runs this same bench in a child process inside a fresh memory cgroup, then llama.cpp's mmap streaming under the same limit.</summary>
@@ -425,8 +445,7 @@ public sealed class BenchCommand : ICliCommand
         var warmup = System.Diagnostics.Stopwatch.StartNew();
         for (int pass = 0; pass == 0 || (warmup.Elapsed.TotalSeconds < o.WarmupSeconds && pass < 1000); pass++)
         {
-            session.Model.Reset();
-            session.Generator.Generate(o.Prompt, o.Tokens, sampler, stopAtEndOfGeneration: false);
+            Pass(session, sampler, o);
         }
 
         var pairs = new List<ReplayPair>();
@@ -442,8 +461,7 @@ public sealed class BenchCommand : ICliCommand
                 before = session.Streaming.Counters;
             }
 
-            session.Model.Reset();
-            var result = session.Generator.Generate(o.Prompt, o.Tokens, sampler, stopAtEndOfGeneration: false);
+            var result = Pass(session, sampler, o);
             speeds.Add(result.TokensPerSecond);
             counters += result.DecodeExperts;
             wall += result.DecodeSeconds;
