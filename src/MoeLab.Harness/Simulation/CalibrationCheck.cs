@@ -118,10 +118,12 @@ public sealed record CalibrationSegment
 
     public static double Spread(CalibrationProbe.Figures a, CalibrationProbe.Figures b)
     {
-        double x = a.FileReads.Count > 0 ? a.FileReads[^1].LatencyUs : a.Reads[^1].LatencyUs;
-        double y = b.FileReads.Count > 0 ? b.FileReads[^1].LatencyUs : b.Reads[^1].LatencyUs;
+        double x = TopDepthLatencyUs(a), y = TopDepthLatencyUs(b);
         return (Math.Max(x, y) / Math.Min(x, y)) - 1;
     }
+
+    /// <summary>A probe's read latency at its top depth, as read over the whole file (the device's if it took no whole-file reads).</summary>
+    public static double TopDepthLatencyUs(CalibrationProbe.Figures f) => (f.FileReads.Count > 0 ? f.FileReads[^1] : f.Reads[^1]).LatencyUs;
 }
 
 public sealed record CalibrationCheckResult
@@ -234,30 +236,12 @@ public static class CalibrationCheck
         var profile = probes.Count > 0 ? CalibrationProbe.Profile(o.Profile, o.ModelPath, probes) : o.Profile;
         var (cost, predicted, runBytes) = Predict(o, run, profile);
         CalibrationFigures? stored = probes.Count > 0 ? Predict(o, run, o.Profile).Predicted : null;
-        CalibrationFigures? withoutWake = null;
-        if (profile.Storage.ReaderWakeUs > 0)
-        {
-            var noWake = DeviceProfile.Parse(profile.ToYaml(), profile.Name);
-            noWake.Storage.ReaderWakeUs = 0;
-            withoutWake = Predict(o, run, noWake).Predicted;
-        }
-
-        CalibrationFigures? withResume = null;
-        if (probes.Count > 0 && probes.Average(f => f.ResumeAfterStallUs) > 0)
-        {
-            // A diagnostic: the probes' compute resumption after a stall charged (profiles leave it at 0 until it predicts better).
-            var resumed = DeviceProfile.Parse(profile.ToYaml(), profile.Name);
-            resumed.Compute.ResumeAfterStallUs = Math.Round(probes.Average(f => f.ResumeAfterStallUs), 1);
-            withResume = Predict(o, run, resumed).Predicted;
-        }
-
-        CalibrationFigures? withoutSlowdown = null;
-        if (profile.Storage.ReadSlowdownUnderCompute > 1 && o.Settings.Prefetch != "none")
-        {
-            var plain = DeviceProfile.Parse(profile.ToYaml(), profile.Name);
-            plain.Storage.ReadSlowdownUnderCompute = 0;
-            withoutSlowdown = Predict(o, run, plain).Predicted;
-        }
+        var withoutWake = profile.Storage.ReaderWakeUs > 0 ? PredictWith(p => p.Storage.ReaderWakeUs = 0) : null;
+        // A diagnostic: the probes' compute resumption after a stall charged (profiles leave it at 0 until it predicts better).
+        var withResume = probes.Count > 0 && probes.Average(f => f.ResumeAfterStallUs) > 0
+            ? PredictWith(p => p.Compute.ResumeAfterStallUs = Math.Round(probes.Average(f => f.ResumeAfterStallUs), 1))
+            : null;
+        var withoutSlowdown = profile.Storage.ReadSlowdownUnderCompute > 1 && o.Settings.Prefetch != "none" ? PredictWith(p => p.Storage.ReadSlowdownUnderCompute = 0) : null;
 
         var measured = Measure(run);
         var segments = new List<CalibrationSegment>();
@@ -291,6 +275,14 @@ public static class CalibrationCheck
             IoMode = run.IoModeLabel, CacheCapacityBytes = run.CacheCapacityBytes ?? 0, LoadAverage = loadAverage, Segments = segments, PredictedWithoutSegments = whole,
             MeasuredRunBytes = run.RunCounters?.BytesRead ?? 0, PredictedRunBytes = runBytes, PredictedWithoutWake = withoutWake, PredictedWithResume = withResume, PredictedWithoutReadSlowdown = withoutSlowdown,
         };
+
+        // The same replay with one figure of a copy of the profile changed (the diagnostic lines beside the prediction).
+        CalibrationFigures PredictWith(Action<DeviceProfile> change)
+        {
+            var copy = DeviceProfile.Parse(profile.ToYaml(), profile.Name);
+            change(copy);
+            return Predict(o, run, copy).Predicted;
+        }
     }
 
     private static CalibrationFigures Sum(IEnumerable<CalibrationFigures> parts) => parts.Aggregate(new CalibrationFigures(), (a, b) => new CalibrationFigures
@@ -491,7 +483,7 @@ public static class CalibrationCheck
         foreach (var g in r.Segments)
         {
             sb.Append(string.Create(inv, $"  segment from decode token {g.FirstDecodeToken,3}: {g.Measured.Tokens,3} tokens, {g.Measured.TokensPerSecond,7:F2} measured, {g.Predicted.TokensPerSecond,7:F2} predicted, error {g.Error,7:+0.0%;-0.0%}; bracketing probes read at "));
-            sb.Append(string.Join(" / ", g.Brackets.Select(b => string.Create(inv, $"{(b.FileReads.Count > 0 ? b.FileReads[^1] : b.Reads[^1]).LatencyUs:F0}"))));
+            sb.Append(string.Join(" / ", g.Brackets.Select(b => string.Create(inv, $"{CalibrationSegment.TopDepthLatencyUs(b):F0}"))));
             sb.Append(string.Create(inv, $" µs (depth {r.Cost.QueueDepth})"));
             sb.Append(g.BracketSpread > 0.15 ? string.Create(inv, $", DIFFER by {g.BracketSpread:0%}: more than the ±15% tolerance\n") : "\n");
         }

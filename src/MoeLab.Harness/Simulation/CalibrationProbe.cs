@@ -152,12 +152,7 @@ public static class CalibrationProbe
     private static Figures MeasureDisk(ExpertLayout layout, Options o, int burst, double gapSeconds)
     {
         using var store = new ExpertStore(layout, IoMode.Direct, o.ReadChunkBytes);
-        var order = new (int Layer, int Expert)[layout.Layers * layout.ExpertsPerLayer];
-        for (int l = 0, i = 0; l < layout.Layers; l++)
-        {
-            for (int e = 0; e < layout.ExpertsPerLayer; e++) order[i++] = (l, e);
-        }
-
+        var order = EveryExpert(layout);
         new Random(17).Shuffle(order);
         long Bytes(int n) => order.Take(n).Sum(x => layout[x.Layer, x.Expert].Bytes);
         int all = order.Length, small = Math.Min(all, Math.Max(8, all / 32));
@@ -205,16 +200,8 @@ public static class CalibrationProbe
         var file = GgufFile.Open(modelPath);
         var layout = ExpertTensors.Layout(file, ModelConfig.FromGguf(file));
         using var store = new ExpertStore(layout, IoMode.Direct, o.ReadChunkBytes);
-        var all = new (int Layer, int Expert)[layout.Layers * layout.ExpertsPerLayer];
-        long wholeBytes = 0;
-        for (int l = 0, i = 0; l < layout.Layers; l++)
-        {
-            for (int e = 0; e < layout.ExpertsPerLayer; e++)
-            {
-                all[i++] = (l, e);
-                wholeBytes += layout[l, e].Bytes;
-            }
-        }
+        var all = EveryExpert(layout);
+        long wholeBytes = all.Sum(x => layout[x.Layer, x.Expert].Bytes);
 
         var whole = Depths(o.QueueDepth).Select(d => MeasureReads(store, d, o.SecondsPerPoint, all, reference.BurstReads, reference.BurstGapMs * 1e-3)).ToList();
         var device = reference.CachedReads.Count == whole.Count ? DeviceReads(whole, reference.CachedReads, wholeBytes, reference.StorageCacheBytes) : whole;
@@ -337,6 +324,18 @@ public static class CalibrationProbe
         var d = new SortedSet<int> { Math.Max(1, depth) };
         for (int x = 1; x < depth; x *= 2) d.Add(x);
         return d;
+    }
+
+    /// <summary>Every (layer, expert) of the file, layer by layer.</summary>
+    private static (int Layer, int Expert)[] EveryExpert(ExpertLayout layout)
+    {
+        var all = new (int Layer, int Expert)[layout.Layers * layout.ExpertsPerLayer];
+        for (int l = 0, i = 0; l < layout.Layers; l++)
+        {
+            for (int e = 0; e < layout.ExpertsPerLayer; e++) all[i++] = (l, e);
+        }
+
+        return all;
     }
 
     /// <summary>The size of the reads the engine issues for this model's experts (<see cref="ReadBlockBytes"/>).</summary>
@@ -585,12 +584,7 @@ public static class CalibrationProbe
         using var store = new ExpertStore(layout, IoMode.Direct, o.ReadChunkBytes);
         int burst = config.ExpertsUsed * store.Reads(0, 0, 0);
         double gap = (denseSeconds / layout.Layers) + (config.ExpertsUsed * expertSeconds);
-        var all = new (int Layer, int Expert)[layout.Layers * layout.ExpertsPerLayer];
-        for (int l = 0, i = 0; l < layout.Layers; l++)
-        {
-            for (int e = 0; e < layout.ExpertsPerLayer; e++) all[i++] = (l, e);
-        }
-
+        var all = EveryExpert(layout);
         int depth = Depths(o.QueueDepth).Last();
         // Alternated twice (idle, beside, idle, beside): the disk's own rate drifts within seconds on this VM, and one pair
         // of half-second points read 0.84 at load 5.

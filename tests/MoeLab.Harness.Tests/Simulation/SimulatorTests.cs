@@ -209,14 +209,21 @@ public sealed class SimulatorTests
         Assert.Equal(0.001, r.PerToken[1].IoSeconds, 12);
     }
 
+    /// <summary>1 MiB reads: 1 ms alone, 2 ms each with four in flight.</summary>
+    private static StorageModel OneMiBReads()
+    {
+        const long MiB = 1 << 20;
+        return new StorageModel([
+            new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 1, ReadMbPerS = MiB / 1e3, LatencyUs = 1000 },
+            new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 4, ReadMbPerS = 4 * MiB / 2e3, LatencyUs = 2000 },
+        ]);
+    }
+
     [Fact]
     public void TheDiskQueueServesAFullQueueAtItsDepthAndALoneReadAtDepthOne()
     {
         const long MiB = 1 << 20;
-        var storage = new StorageModel([
-            new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 1, ReadMbPerS = MiB / 1e3, LatencyUs = 1000 },
-            new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 4, ReadMbPerS = 4 * MiB / 2e3, LatencyUs = 2000 },
-        ]);
+        var storage = OneMiBReads();
         var disk = new DiskQueue(storage, 4);
         double last = 0;
         for (int i = 0; i < 8; i++) last = Math.Max(last, disk.Read(0, MiB, 7 - i));
@@ -235,10 +242,7 @@ public sealed class SimulatorTests
     public void AnIdleReaderWakesBeforeItsReadAndABusyOneDoesNot()
     {
         const long MiB = 1 << 20;
-        var storage = new StorageModel([
-            new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 1, ReadMbPerS = MiB / 1e3, LatencyUs = 1000 },
-            new DeviceProfile.ReadPoint { BlockKib = 1024, QueueDepth = 4, ReadMbPerS = 4 * MiB / 2e3, LatencyUs = 2000 },
-        ]);
+        var storage = OneMiBReads();
         var disk = new DiskQueue(storage, 4, wakeSeconds: 0.0005);
         var ends = new double[8];
         for (int i = 0; i < 8; i++) ends[i] = disk.Read(0, MiB, 7 - i);
