@@ -27,6 +27,18 @@ public sealed record SynthOptions(ModelPreset Preset, int? Layers = null, GgmlTy
 
     /// <summary>Q, K and V biases (<c>attn_{q,k,v}.bias</c>, or <c>attn_qkv.bias</c> with <see cref="FusedQkv"/>), as Qwen2-style checkpoints carry.</summary>
     public bool AttentionBias { get; init; }
+
+    /// <summary>
+    /// Multiplies the initial range of every block's output projection (attn_output, ssm_out, ffn_down_exps,
+    /// ffn_down_shexp) by this factor. At 1 (the default) each block rewrites a large part of the residual stream and
+    /// routing decorrelates across layers; trained models add small updates to a large stream, so consecutive layers'
+    /// hidden states stay similar (what next-gate prefetching relies on). Written as <see cref="LayerUpdateScaleKey"/>
+    /// when not 1, so the default file is unchanged.
+    /// </summary>
+    public float LayerUpdateScale { get; init; } = 1f;
+
+    /// <summary>The GGUF metadata key recording <see cref="LayerUpdateScale"/> (absent: 1).</summary>
+    public const string LayerUpdateScaleKey = "moelab.synth.layer_update_scale";
 }
 
 /// <summary>
@@ -51,12 +63,17 @@ public static class ModelSynthesizer
             throw new ArgumentException($"--layers must be between 1 and {p.Layers} for {p.Name}");
         }
 
+        if (!(o.LayerUpdateScale > 0) || !float.IsFinite(o.LayerUpdateScale))
+        {
+            throw new ArgumentException($"the layer update scale must be a finite number > 0, not {o.LayerUpdateScale}");
+        }
+
         var w = new GgufWriter();
         string a = p.Architecture + ".";
         bool hybrid = p.Architecture == "qwen35moe";
         int rot = p.RopeDimensions;
         w.Set("general.architecture", p.Architecture)
-         .Set("general.name", $"moelab-synth {p.Name} ({layers} of {p.Layers} layers, {o.Quant})")
+         .Set("general.name", $"moelab-synth {p.Name} ({layers} of {p.Layers} layers, {o.Quant}{UpdateScaleLabel(o.LayerUpdateScale)})")
          .Set("general.file_type", FileType(o.Quant))
          .Set("general.quantization_version", 2u)
          .Set(a + "context_length", (uint)p.ContextLength)
@@ -108,6 +125,11 @@ public static class ModelSynthesizer
              .Set(a + "full_attention_interval", (uint)p.FullAttentionInterval);
         }
 
+        if (o.LayerUpdateScale != 1f)
+        {
+            w.Set(SynthOptions.LayerUpdateScaleKey, o.LayerUpdateScale);
+        }
+
         WriteTokenizer(w, p);
 
         ulong seed = o.Seed;
@@ -154,6 +176,8 @@ public static class ModelSynthesizer
 
         int h = p.Hidden, hd = p.HeadDim, q = p.Heads * hd, kv = p.KvHeads * hd;
         var qt = o.Quant;
+        // The initial range of a block's output projection: how much of the residual stream each block rewrites.
+        float Out(int fanIn) => o.LayerUpdateScale * Scale(fanIn);
         var f32 = GgmlType.F32;
         Add("token_embd.weight", qt, [h, p.Vocab], 1f);
         Add("output_norm.weight", f32, [h], 0.1f, 1f);
@@ -176,7 +200,7 @@ public static class ModelSynthesizer
                 Add(b + "ssm_beta.weight", f32, [h, vh], Scale(h));
                 Add(b + "ssm_alpha.weight", f32, [h, vh], Scale(h));
                 Add(b + "ssm_norm.weight", f32, [p.LinearValueHeadDim], 0.1f, 1f);
-                Add(b + "ssm_out.weight", qt, [valueDim, h], Scale(valueDim));
+                Add(b + "ssm_out.weight", qt, [valueDim, h], Out(valueDim));
             }
             else
             {
@@ -202,7 +226,7 @@ public static class ModelSynthesizer
                     }
                 }
 
-                Add(b + "attn_output.weight", qt, [q, h], Scale(q));
+                Add(b + "attn_output.weight", qt, [q, h], Out(q));
                 if (p.Architecture != "llama")
                 {
                     Add(b + "attn_q_norm.weight", f32, [hd], 0.1f, 1f);
@@ -223,14 +247,14 @@ public static class ModelSynthesizer
                 Add(b + "ffn_up_exps.weight", qt, [h, p.ExpertFeedForward, p.Experts], Scale(h));
             }
 
-            Add(b + "ffn_down_exps.weight", qt, [p.ExpertFeedForward, h, p.Experts], Scale(p.ExpertFeedForward));
+            Add(b + "ffn_down_exps.weight", qt, [p.ExpertFeedForward, h, p.Experts], Out(p.ExpertFeedForward));
             if (p.SharedFeedForward > 0 && hybrid)
             {
                 int sff = p.SharedFeedForward;
                 Add(b + "ffn_gate_inp_shexp.weight", f32, [h], 4 * Scale(h));
                 Add(b + "ffn_gate_shexp.weight", qt, [h, sff], Scale(h));
                 Add(b + "ffn_up_shexp.weight", qt, [h, sff], Scale(h));
-                Add(b + "ffn_down_shexp.weight", qt, [sff, h], Scale(sff));
+                Add(b + "ffn_down_shexp.weight", qt, [sff, h], Out(sff));
             }
         }
 
@@ -276,6 +300,10 @@ public static class ModelSynthesizer
          .Set("tokenizer.ggml.bos_token_id", (uint)Array.IndexOf(vocab.Tokens, "<|endoftext|>"))
          .Set("tokenizer.ggml.add_bos_token", false);
     }
+
+    /// <summary>The model name's note of a non-default layer update scale, so results that print the name say it.</summary>
+    private static string UpdateScaleLabel(float scale) =>
+        scale == 1f ? "" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $", layer update scale {scale:G4}");
 
     /// <summary>Uniform on ±√3/√fan-in has the variance of the usual 1/√fan-in normal initialisation.</summary>
     private static float Scale(int fanIn) => MathF.Sqrt(3f / fanIn);

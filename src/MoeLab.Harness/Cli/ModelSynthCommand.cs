@@ -13,12 +13,16 @@ public sealed class ModelSynthCommand : ICliCommand
 
     public string Usage =>
         "usage: moelab model synth --preset NAME [--layers N] [--quant F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q4_K|Q5_K|Q6_K|Q2_K|Q3_K] [--seed S]\n" +
-        "                          [--fused-qkv] [--fused-gate-up] [--qkv-bias] [--rope-scaling yarn|linear:FACTOR] --out F.gguf\n" +
+        "                          [--fused-qkv] [--fused-gate-up] [--qkv-bias] [--rope-scaling yarn|linear:FACTOR]\n" +
+        "                          [--layer-update-scale S] --out F.gguf\n" +
         "presets: " + string.Join(", ", ModelPreset.All.Select(p => p.Name)) + "\n" +
         "--layers keeps full width and every expert per layer, with fewer layers (a slice of the real depth).\n" +
         "--fused-qkv writes blk.N.attn_qkv.weight, --fused-gate-up blk.N.ffn_gate_up_exps.weight (tensor layouts other\n" +
         "converters produce; same weights as the separate tensors for the same seed); --qkv-bias adds Q/K/V biases;\n" +
-        "--rope-scaling writes rope.scaling.* keys (long-context checkpoints).";
+        "--rope-scaling writes rope.scaling.* keys (long-context checkpoints).\n" +
+        "--layer-update-scale S multiplies the initial range of every block's output projection (attn_output, ssm_out,\n" +
+        "ffn_down_exps, ffn_down_shexp) by S (default 1): S < 1 makes each block a small update to the residual stream,\n" +
+        "as in trained models (see docs/benchmarks.md), recorded as " + SynthOptions.LayerUpdateScaleKey + ".";
 
     public int Run(CliArgs args)
     {
@@ -34,6 +38,7 @@ public sealed class ModelSynthCommand : ICliCommand
             FusedQkv = args.Flag("fused-qkv"),
             FusedGateUp = args.Flag("fused-gate-up"),
             AttentionBias = args.Flag("qkv-bias"),
+            LayerUpdateScale = LayerUpdateScale(args.Option("layer-update-scale")),
         };
         if (args.Option("rope-scaling") is { } scaling)
         {
@@ -67,6 +72,11 @@ public sealed class ModelSynthCommand : ICliCommand
         Console.WriteLine($"wrote {output} ({Bytes(new FileInfo(output).Length)})");
         return 0;
     }
+
+    private static float LayerUpdateScale(string? text) =>
+        text is null ? 1f
+        : float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float s) && s > 0 && float.IsFinite(s) ? s
+        : throw new CliUsageException($"--layer-update-scale '{text}': expected a number > 0 (1 = the default synthesis)");
 
     public static GgmlType ParseQuant(string text) =>
         Enum.TryParse<GgmlType>(text, ignoreCase: true, out var t) && Enum.IsDefined(t)
