@@ -183,6 +183,12 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
     /// <summary>Seconds of the last <see cref="Forward"/> spent in the output head (final norm + vocabulary matvec).</summary>
     public double LastHeadSeconds { get; private set; }
 
+    /// <summary>
+    /// When set, each <see cref="Forward"/> adds its consecutive layers' router inputs to it (a diagnostic: one
+    /// cosine and one copy of a hidden-sized vector per layer). Null (default): nothing is measured.
+    /// </summary>
+    public Telemetry.RouterInputSimilarity? RouterInputs { get; set; }
+
     public int Layers => Experts.Layers;
 
     public int ExpertsPerLayer => Config.Experts;
@@ -214,6 +220,8 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
         var c = Config;
         _source.BeginToken(pos);
         Dequantizer.DequantizeRow(_tokenEmbedding.Type, _tokenEmbedding.Row(token), _x);
+        var routerInputs = RouterInputs;
+        routerInputs?.BeginToken();
         long attention = 0;
         for (int l = 0; l < c.Layers; l++)
         {
@@ -224,6 +232,7 @@ public sealed partial class MoeModel : IRouterProbe, IExpertResidency, IDisposab
             attention += Stopwatch.GetTimestamp() - t0;
 
             VectorOps.RmsNorm(_x, _ffnNorm[l], c.NormEpsilon, _xb);
+            routerInputs?.Add(_xb);
             stall += _moe[l]!.Forward(_xb, _x, pos, _xb2, _runtime);
             Add(_x, _xb2);
         }

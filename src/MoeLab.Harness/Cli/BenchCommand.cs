@@ -113,6 +113,11 @@ public sealed class BenchCommand : ICliCommand
         }
 
         Console.WriteLine(ours.Layouts);
+        if (ours.LayerUpdateScale is { } scale)
+        {
+            // A synthesized model with damped block updates (model synth --layer-update-scale): say so beside every figure.
+            Console.WriteLine(Inv($"model synthesized with layer update scale {scale:G4} ({MoeLab.Engine.Model.SynthOptions.LayerUpdateScaleKey}): random weights with damped block updates, not a trained model"));
+        }
         if (llamaBench is not null)
         {
             double theirs = LlamaCpp.BenchDecode(llamaBench, o.Model, o.Tokens, o.Reps, o.Threads);
@@ -151,6 +156,7 @@ public sealed class BenchCommand : ICliCommand
             Console.WriteLine(Inv($"  token {s.TokenMs:F1} ms = compute {s.TokenMs - s.StallMs:F1} + stall {s.StallMs:F1}; reads in flight {s.IoBusyMs:F1} ms → {s.DeviceMBps:F0} MB/s achieved while reading"));
             Console.WriteLine(Inv($"  token / max(I/O busy, compute outside stalls) = {s.TokenMs / Math.Max(s.IoBusyMs, s.TokenMs - s.StallMs):F3}"));
             Console.WriteLine(Inv($"  with no read in flight (16-token greedy pass after the runs: token {s.ProbeTokenMs:F1} ms, reads in flight {s.ProbeIoBusyMs:F1} ms): output head {s.HeadMs:F1} ms, attention {s.AttentionMs:F1} ms, rest (routers, expert compute while no read is in flight) {s.ProbeTokenMs - s.ProbeIoBusyMs - s.HeadMs - s.AttentionMs:F1} ms"));
+            Console.WriteLine(Inv($"  consecutive layers' router inputs (same pass): mean cosine {s.RouterInputCosine:F3} (how little each block changes the residual stream; next-gate guesses from it)"));
             Console.WriteLine(Inv($"  token / (I/O busy + output head + attention) = {s.ProbeTokenMs / (s.ProbeIoBusyMs + s.HeadMs + s.AttentionMs):F3} (the bound without a predictor: a layer's reads start after its router)"));
             if (resident is not null)
             {
@@ -498,14 +504,16 @@ public sealed class BenchCommand : ICliCommand
                 wall / tokens * 1e3, stall / tokens * 1e3, counters.IoBusySeconds / tokens * 1e3,
                 counters.IoBusySeconds > 0 ? counters.BytesTransferred / counters.IoBusySeconds / 1e6 : 0, aligned)
             {
-                Counters = counters, ReadEngine = source.ReadEngine.Name(), HeadMs = serial.HeadMs, AttentionMs = serial.AttentionMs, ProbeTokenMs = serial.TokenMs, ProbeIoBusyMs = serial.IoBusyMs,
+                Counters = counters, ReadEngine = source.ReadEngine.Name(), HeadMs = serial.HeadMs, AttentionMs = serial.AttentionMs, ProbeTokenMs = serial.TokenMs, ProbeIoBusyMs = serial.IoBusyMs, RouterInputCosine = serial.RouterInputCosine,
                 SlabBytes = source.SlabBytes, SlabHugePageBytes = source.SlabHugePageBytes,
             };
         }
 
         long expertsInterleaved = session.Model.ExpertSource is MoeLab.Engine.Experts.ResidentExpertSource residentSource ? residentSource.InterleavedBytes : 0;
+        var gguf = session.Model.File;
         return new Measurement(label, speeds, tokens, streaming)
         {
+            LayerUpdateScale = gguf.Has(MoeLab.Engine.Model.SynthOptions.LayerUpdateScaleKey) ? gguf.GetDouble(MoeLab.Engine.Model.SynthOptions.LayerUpdateScaleKey) : null,
             ReadLog = readLog,
             Replays = pairs,
             PromptSpeeds = promptSpeeds,
@@ -543,12 +551,15 @@ public sealed class BenchCommand : ICliCommand
 
     /// <summary>
     /// Per-token means over <paramref name="tokens"/> greedy decode steps from a reset model: wall, output head, token
-    /// mixers, and the time with expert reads in flight.
+    /// mixers, the time with expert reads in flight, and the mean cosine between consecutive layers' router inputs.
     /// </summary>
-    private static (double TokenMs, double HeadMs, double AttentionMs, double IoBusyMs) SerialCompute(MoeLab.Engine.Model.MoeModel model, StreamingExpertSource source, int tokens)
+    private static (double TokenMs, double HeadMs, double AttentionMs, double IoBusyMs, double RouterInputCosine) SerialCompute(MoeLab.Engine.Model.MoeModel model, StreamingExpertSource source, int tokens)
     {
         model.Reset();
         var before = source.Counters;
+        // How much each block changes the residual stream, from the same pass (what makes next-gate guesses good or bad).
+        var similarity = new MoeLab.Engine.Telemetry.RouterInputSimilarity(model.Config.Hidden);
+        model.RouterInputs = similarity;
         double wall = 0, head = 0, attention = 0;
         int token = 1;
         for (int t = 0; t < tokens; t++)
@@ -561,8 +572,9 @@ public sealed class BenchCommand : ICliCommand
         }
 
         double busy = source.Counters.IoBusySeconds - before.IoBusySeconds;
+        model.RouterInputs = null;
         model.Reset();
-        return (wall / tokens * 1e3, head / tokens * 1e3, attention / tokens * 1e3, busy / tokens * 1e3);
+        return (wall / tokens * 1e3, head / tokens * 1e3, attention / tokens * 1e3, busy / tokens * 1e3, similarity.Mean);
     }
 
     /// <summary>
@@ -658,6 +670,9 @@ public sealed class BenchCommand : ICliCommand
 
         public double ProbeIoBusyMs { get; init; }
 
+        /// <summary>Mean cosine between consecutive layers' router inputs over the same pass (1: blocks change nothing).</summary>
+        public double RouterInputCosine { get; init; }
+
         public string ReadEngine { get; init; } = "threads";
 
         /// <summary>Expert buffer bytes (the slab) and how many of them are in transparent huge pages after the runs (-1: unknown).</summary>
@@ -690,6 +705,9 @@ public sealed class BenchCommand : ICliCommand
 
         public double PromptMean => PromptSpeeds.Count == 0 ? 0 : PromptSpeeds.Average();
 
+        /// <summary>The file's synthesized layer update scale (<c>model synth --layer-update-scale</c>); null when it has none.</summary>
+        public double? LayerUpdateScale { get; init; }
+
         /// <summary>Which matrices the engine repacked at load (llama.cpp repacks too, by default; say which ran).</summary>
         public string Layouts { get; init; } = "";
 
@@ -718,6 +736,7 @@ public sealed class BenchCommand : ICliCommand
                 ["prompt_tokens_per_s_std"] = BenchCommand.Std(PromptSpeeds),
                 ["peak_rss_bytes"] = EngineCellRunner.PeakRss(),
             };
+            if (LayerUpdateScale is { } scale) j["layer_update_scale"] = scale;
             if (Streaming is { } s)
             {
                 j["queue_depth"] = s.QueueDepth;
@@ -732,6 +751,7 @@ public sealed class BenchCommand : ICliCommand
                 j["read_engine"] = s.ReadEngine;
                 j["head_ms"] = s.HeadMs;
                 j["attention_ms"] = s.AttentionMs;
+                j["router_input_cosine_consecutive"] = double.IsNaN(s.RouterInputCosine) ? null : s.RouterInputCosine; // NaN: one layer
                 j["slab_huge_page_bytes"] = s.SlabHugePageBytes;
             }
 

@@ -16,6 +16,25 @@ public sealed class BenchCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
+    [Fact]
+    public void A_streaming_run_reports_the_router_input_similarity_and_the_files_layer_update_scale()
+    {
+        string model = Path.Combine(_dir, "damped.gguf");
+        ModelSynthesizer.Write(new SynthOptions(ModelPreset.Find("tiny-qwen3moe")!, null, GgmlType.Q8_0, Seed: 3) { LayerUpdateScale = 0.3f }, model);
+        string[] bench = ["bench", "--model", model, "--budget", "200KiB", "-n", "4", "-r", "1", "-p", "0", "--warmup", "0", "--threads", "1"];
+
+        var (code, output, error) = ConsoleCapture.Run([.. bench, "--json"]);
+        Assert.True(code == 0, error);
+        var json = JsonNode.Parse(output.Trim().Split('\n')[^1])!;
+        Assert.InRange((double)json["router_input_cosine_consecutive"]!, 0.5, 1.0);
+        Assert.Equal(0.3, (double)json["layer_update_scale"]!, 6);
+
+        (code, output, error) = ConsoleCapture.Run(bench);
+        Assert.True(code == 0, error);
+        Assert.Contains("consecutive layers' router inputs (same pass): mean cosine 0.", output);
+        Assert.Contains("model synthesized with layer update scale 0.3 ", output);
+    }
+
     [MoeLab.Harness.Tests.Peers.FioFact]
     public void Each_timed_run_is_paired_with_a_replay_of_its_own_reads()
     {
