@@ -11,6 +11,12 @@ public static class Program
             return;
         }
 
+        if (args is ["read-footprint", ..])
+        {
+            ReadFootprint.Run(args[1..]);
+            return;
+        }
+
         if (args is ["streaming-overlap", ..])
         {
             StreamingOverlap.Run(args[1..]);

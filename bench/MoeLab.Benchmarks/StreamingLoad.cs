@@ -72,7 +72,7 @@ internal sealed unsafe class RandomSliceLoad : ISliceReadQueue, IDisposable
 {
     private readonly ExpertLayout _layout;
     private readonly byte*[] _buffers;
-    private readonly Stack<int> _free = new();
+    private readonly Queue<int> _free = new(); // FIFO: the least recently used buffer is read into next
     private readonly object _gate = new();
     private readonly Random _rng;
     private long _stopAt = long.MaxValue;
@@ -81,22 +81,25 @@ internal sealed unsafe class RandomSliceLoad : ISliceReadQueue, IDisposable
     private long _transferred;
     private long _useful;
 
-    public RandomSliceLoad(ExpertStore store, int depth, int seed)
+    /// <param name="buffers">How many buffers the reads rotate through, least recently used first (at least
+    /// <paramref name="depth"/>, the default): fio reuses its depth's buffers, the engine spreads reads over its slab.</param>
+    public RandomSliceLoad(ExpertStore store, int depth, int seed, int buffers = 0)
     {
         _layout = store.Layout;
         _rng = new Random(seed);
-        _buffers = new byte*[depth];
-        for (int i = 0; i < depth; i++)
+        _buffers = new byte*[Math.Max(depth, buffers)];
+        for (int i = 0; i < _buffers.Length; i++)
         {
             _buffers[i] = MoeLab.Engine.Kernels.WeightMemory.Allocate(store.BufferBytes, hugePages: true, alignment: ExpertStore.BufferAlignment); // huge pages, as the engine's slab
-            _free.Push(i);
+            new Span<byte>(_buffers[i], checked((int)store.BufferBytes)).Fill(0); // touched, as a slab in use is: no first-touch faults in the timing
+            _free.Enqueue(i);
         }
     }
 
     /// <summary>Reads for <paramref name="duration"/> with <paramref name="depth"/> threads; returns (transferred bytes, slice bytes, reads, seconds).</summary>
-    public static (long Transferred, long Useful, long Reads, double Seconds) Run(ExpertStore store, int depth, TimeSpan duration, int seed = 1, Engine.Io.ReadEngine engine = Engine.Io.ReadEngine.Threads)
+    public static (long Transferred, long Useful, long Reads, double Seconds) Run(ExpertStore store, int depth, TimeSpan duration, int seed = 1, Engine.Io.ReadEngine engine = Engine.Io.ReadEngine.Threads, int buffers = 0)
     {
-        using var load = new RandomSliceLoad(store, depth, seed);
+        using var load = new RandomSliceLoad(store, depth, seed, buffers);
         long start = Stopwatch.GetTimestamp();
         load._stopAt = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         using (var readers = new ExpertReaders(store, load, depth, "bench-io", engine))
@@ -131,7 +134,7 @@ internal sealed unsafe class RandomSliceLoad : ISliceReadQueue, IDisposable
 
             _remaining--;
 
-            int b = _free.Pop();
+            int b = _free.Dequeue();
             int l = _rng.Next(_layout.Layers), e = _rng.Next(_layout.ExpertsPerLayer), s = _rng.Next(3);
             read = new SliceRead(b, 0, l, e, s, _buffers[b]);
             return true;
@@ -150,7 +153,7 @@ internal sealed unsafe class RandomSliceLoad : ISliceReadQueue, IDisposable
         ref readonly var x = ref _layout[read.Layer, read.Expert];
         lock (_gate)
         {
-            _free.Push(read.Tag);
+            _free.Enqueue(read.Tag);
             _reads++;
             _transferred += transferred;
             _useful += read.Slice switch { 0 => x.Gate.Length, 1 => x.Up.Length, _ => x.Down.Length };
