@@ -33,21 +33,24 @@ public static class ReadFootprint
                 RandomSliceLoad.Run(store, depth, TimeSpan.FromSeconds(1)); // warm-up (fio: --ramp_time)
                 for (int r = 0; r < rounds; r++)
                 {
-                    double fio = MoeLab.Harness.Peers.Fio.RandomRead(path, block, depth, seconds).MegabytesPerSecond;
-                    var line = new StringBuilder(Inv($"depth {depth} round {r}: fio {fio:F0} MB/s; store into"));
+                    // fio before and after the store's runs, against their mean: the disk's rate drifts within seconds here.
+                    double before = MoeLab.Harness.Peers.Fio.RandomRead(path, block, depth, seconds).MegabytesPerSecond;
+                    var rates = new List<(int Buffers, double Rate)>();
                     foreach (int n in counts)
                     {
                         int buffers = Math.Max(n, depth);
                         var s = RandomSliceLoad.Run(store, depth, TimeSpan.FromSeconds(seconds), seed: r, buffers: buffers);
-                        double rate = s.Transferred / s.Seconds / 1e6;
-                        line.Append(Inv($" {buffers} buffers ({buffers * store.BufferBytes / 1048576} MiB) {rate:F0} ({rate / fio:F2})"));
+                        rates.Add((buffers, s.Transferred / s.Seconds / 1e6));
                     }
 
+                    double after = MoeLab.Harness.Peers.Fio.RandomRead(path, block, depth, seconds).MegabytesPerSecond, fio = (before + after) / 2;
+                    var line = new StringBuilder(Inv($"depth {depth} round {r}: fio {before:F0} / {after:F0} MB/s; store into"));
+                    foreach (var (buffers, rate) in rates) line.Append(Inv($" {buffers} buffers ({buffers * store.BufferBytes / 1048576} MiB) {rate:F0} ({rate / fio:F2})"));
                     Console.WriteLine(line.Append(Inv($"; load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}")));
                 }
             }
 
-            Console.WriteLine(Inv($"MB/s of device bytes; (x) = against fio's randread of {block} B at the same depth, taken first in the round; buffers are huge pages, touched before timing, read into least recently used first"));
+            Console.WriteLine(Inv($"MB/s of device bytes; (x) = against the mean of fio's randread of {block} B at the same depth before and after the round's store runs; buffers are huge pages, touched before timing, read into least recently used first"));
         }
         finally
         {
