@@ -39,6 +39,9 @@ public sealed record SynthOptions(ModelPreset Preset, int? Layers = null, GgmlTy
 
     /// <summary>The GGUF metadata key recording <see cref="LayerUpdateScale"/> (absent: 1).</summary>
     public const string LayerUpdateScaleKey = "moelab.synth.layer_update_scale";
+
+    /// <summary>The layer update scale <paramref name="file"/> was synthesized with; null when it records none (scale 1, or not synthesized).</summary>
+    public static double? LayerUpdateScaleOf(GgufFile file) => file.Has(LayerUpdateScaleKey) ? file.GetDouble(LayerUpdateScaleKey) : null;
 }
 
 /// <summary>

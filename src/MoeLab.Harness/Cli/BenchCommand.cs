@@ -510,10 +510,9 @@ public sealed class BenchCommand : ICliCommand
         }
 
         long expertsInterleaved = session.Model.ExpertSource is MoeLab.Engine.Experts.ResidentExpertSource residentSource ? residentSource.InterleavedBytes : 0;
-        var gguf = session.Model.File;
         return new Measurement(label, speeds, tokens, streaming)
         {
-            LayerUpdateScale = gguf.Has(MoeLab.Engine.Model.SynthOptions.LayerUpdateScaleKey) ? gguf.GetDouble(MoeLab.Engine.Model.SynthOptions.LayerUpdateScaleKey) : null,
+            LayerUpdateScale = MoeLab.Engine.Model.SynthOptions.LayerUpdateScaleOf(session.Model.File),
             ReadLog = readLog,
             Replays = pairs,
             PromptSpeeds = promptSpeeds,

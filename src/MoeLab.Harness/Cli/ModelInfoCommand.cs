@@ -42,10 +42,10 @@ public sealed class ModelInfoCommand : ICliCommand
         Console.WriteLine($"per expert      {ModelSynthCommand.Bytes(layout.MaxExpertBytes)} ({I(layout.MaxExpertBytes)} bytes: gate+up+down)");
         Console.WriteLine($"routed experts  {ModelSynthCommand.Bytes(expertBytes)} ({I(expertBytes)} bytes, {I((long)layout.Layers * c.Experts)} experts) — streamed");
         Console.WriteLine($"resident        {ModelSynthCommand.Bytes(resident)} (embeddings, attention, norms, routers{(c.SharedFeedForward > 0 ? ", shared experts" : "")})");
-        if (f.Has(SynthOptions.LayerUpdateScaleKey))
+        if (SynthOptions.LayerUpdateScaleOf(f) is { } scale)
         {
             // Every result on such a file should say it ran a model with damped block updates.
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"synthesized     layer update scale {f.GetDouble(SynthOptions.LayerUpdateScaleKey):G4} (blocks' output projections scaled; {SynthOptions.LayerUpdateScaleKey})"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"synthesized     layer update scale {scale:G4} (blocks' output projections scaled; {SynthOptions.LayerUpdateScaleKey})"));
         }
 
         var skipped = f.Tensors.Where(t => t.Name.Contains(".nextn.", StringComparison.Ordinal) || t.Name.StartsWith("v.", StringComparison.Ordinal) || t.Name.StartsWith("mm.", StringComparison.Ordinal)).ToList();
