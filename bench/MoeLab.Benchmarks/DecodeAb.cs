@@ -3,6 +3,7 @@ using System.Globalization;
 using MoeLab.Engine.Experts;
 using MoeLab.Engine.Model;
 using MoeLab.Engine.Policies;
+using static MoeLab.Benchmarks.BenchArgs;
 
 namespace MoeLab.Benchmarks;
 
@@ -18,7 +19,7 @@ public static class DecodeAb
     public static void Run(string[] args)
     {
         string path = args[0];
-        int threads = Arg(args, "--threads", 2), rounds = Arg(args, "--rounds", 10), tokens = Arg(args, "--tokens", 32);
+        int threads = Int(args, "--threads", 2), rounds = Int(args, "--rounds", 10), tokens = Int(args, "--tokens", 32);
         ResidentExpertSource? beforeExperts = null; // the model does not own a source it was given
         using var before = MoeModel.Load(path, new ModelOptions
         {
@@ -77,14 +78,6 @@ public static class DecodeAb
         var s = v.Order().ToArray();
         return s.Length == 0 ? double.NaN : s[s.Length / 2];
     }
-
-    private static int Arg(string[] args, string name, int fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
-    }
-
-    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>The resident source without <see cref="IExpertSource.AlwaysReady"/>: the model computes its experts one by one.</summary>
     private sealed class OneExpertAtATime(ResidentExpertSource inner) : IExpertSource

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using MoeLab.Engine.Experts;
 using MoeLab.Engine.Io;
+using static MoeLab.Benchmarks.BenchArgs;
 
 namespace MoeLab.Benchmarks;
 
@@ -17,8 +18,8 @@ public static class ReadFootprint
 {
     public static void Run(string[] args)
     {
-        int layers = Int(args, "--layers", "8")[0], rounds = Int(args, "--rounds", "2")[0], seconds = Int(args, "--seconds", "3")[0];
-        int[] counts = Int(args, "--buffers", "1,8,32,72,256"), depths = Int(args, "--depths", "1,8");
+        int layers = Int(args, "--layers", 8), rounds = Int(args, "--rounds", 2), seconds = Int(args, "--seconds", 3);
+        int[] counts = Ints(args, "--buffers", "1,8,32,72,256"), depths = Ints(args, "--depths", "1,8");
         string dir = Opt(args, "--dir") ?? Path.GetTempPath();
         string path = Path.Combine(dir, $"moelab-read-footprint-{Environment.ProcessId}.bin");
         var layout = StreamingFile.Qwen3_30B_A3B(path, layers);
@@ -57,15 +58,4 @@ public static class ReadFootprint
             File.Delete(path);
         }
     }
-
-    private static string? Opt(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
-
-    private static int[] Int(string[] args, string name, string fallback) =>
-        [.. (Opt(args, name) ?? fallback).Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture))];
-
-    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }

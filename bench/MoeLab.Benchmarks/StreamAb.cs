@@ -6,6 +6,7 @@ using MoeLab.Engine.Model;
 using MoeLab.Engine.Policies;
 using MoeLab.Harness.Experiments;
 using MoeLab.Strategies;
+using static MoeLab.Benchmarks.BenchArgs;
 
 namespace MoeLab.Benchmarks;
 
@@ -35,7 +36,7 @@ public static class StreamAb
     public static void Run(string[] args)
     {
         string path = args[0];
-        int threads = Arg(args, "--threads", 2), rounds = Arg(args, "--rounds", 6), tokens = Arg(args, "--tokens", 32), depth = Arg(args, "--depth", 8);
+        int threads = Int(args, "--threads", 2), rounds = Int(args, "--rounds", 6), tokens = Int(args, "--tokens", 32), depth = Int(args, "--depth", 8);
         if (!ByteSize.TryParse(Opt(args, "--budget") ?? "300MiB", out long budget)) throw new ArgumentException("--budget: a size such as 300MiB");
         var io = IoModes.Parse(Opt(args, "--io") ?? "direct");
         var only = (Opt(args, "--only") ?? string.Join(',', All.Select(v => v.Name))).Split(',');
@@ -166,16 +167,6 @@ public static class StreamAb
         var s = v.Select(f).Order().ToArray();
         return s.Length == 0 ? double.NaN : (s[(s.Length - 1) / 2] + s[s.Length / 2]) / 2;
     }
-
-    private static string? Opt(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
-
-    private static int Arg(string[] args, string name, int fallback) => Opt(args, name) is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : fallback;
-
-    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>The streaming source, computed in batches or (with <see cref="Batched"/> off) one expert at a time as each lands.</summary>
     private sealed class Switchable(StreamingExpertSource inner) : IExpertSource

@@ -5,6 +5,7 @@ using BenchmarkDotNet.Attributes;
 using MoeLab.Engine.Experts;
 using MoeLab.Engine.Io;
 using MoeLab.Engine.Policies;
+using static MoeLab.Benchmarks.BenchArgs;
 
 namespace MoeLab.Benchmarks;
 
@@ -79,11 +80,11 @@ public static class StreamingVsFio
 {
     public static void Run(string[] args)
     {
-        int layers = IntArg(args, "--layers", 8);
-        double seconds = IntArg(args, "--seconds", 5);
-        int rounds = IntArg(args, "--rounds", 3);
-        string dir = StringArg(args, "--dir", Path.GetTempPath());
-        long chunk = IntArg(args, "--read-chunk", 0);
+        int layers = Int(args, "--layers", 8);
+        double seconds = Int(args, "--seconds", 5);
+        int rounds = Int(args, "--rounds", 3);
+        string dir = Opt(args, "--dir") ?? Path.GetTempPath();
+        long chunk = Int(args, "--read-chunk", 0);
         string path = Path.Combine(dir, $"moelab-streaming-vs-fio-{Environment.ProcessId}.bin");
         var layout = StreamingFile.Qwen3_30B_A3B(path, layers);
         long slice = layout[0, 0].Gate.Length;
@@ -177,20 +178,6 @@ public static class StreamingVsFio
 
     private static double Fio(string path, long blockSize, int depth, double seconds) =>
         MoeLab.Harness.Peers.Fio.RandomRead(path, blockSize, depth, seconds).MegabytesPerSecond;
-
-    private static int IntArg(string[] args, string name, int fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
-    }
-
-    private static string StringArg(string[] args, string name, string fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-    }
-
-    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
     internal sealed class Fifo(int depth) : IIoScheduler
     {

@@ -3,6 +3,7 @@ using System.Globalization;
 using MoeLab.Engine.Experts;
 using MoeLab.Engine.Io;
 using MoeLab.Engine.Policies;
+using static MoeLab.Benchmarks.BenchArgs;
 
 namespace MoeLab.Benchmarks;
 
@@ -25,7 +26,7 @@ public static class StreamingOverlap
 
     public static void Run(string[] args)
     {
-        int layers = Arg(args, "--layers", 8), tokens = Arg(args, "--tokens", 40), depth = Arg(args, "--depth", 8);
+        int layers = Int(args, "--layers", 8), tokens = Int(args, "--tokens", 40), depth = Int(args, "--depth", 8);
         string dir = args.SkipWhile(a => a != "--dir").Skip(1).FirstOrDefault() ?? Path.GetTempPath();
         string path = Path.Combine(dir, $"moelab-streaming-overlap-{Environment.ProcessId}.bin");
         var layout = StreamingFile.Qwen3_30B_A3B(path, layers);
@@ -94,14 +95,6 @@ public static class StreamingOverlap
         source.WaitIdle();
         return (wall, c.IoBusySeconds, (double)computeTicks / Stopwatch.Frequency, c.StallSeconds, c.HitRate, c.PrefetchHits);
     }
-
-    private static int Arg(string[] args, string name, int fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
-    }
-
-    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>Knows the routing: after layer l it names the experts of layer l+1 (of the next token after the last layer). An upper bound for real prefetchers.</summary>
     private sealed class OracleNextLayer(int[][] routes, int layers) : IPrefetcher
